@@ -1,0 +1,1 @@
+"""Shared layer of mlp-cases: data, labelling, model protocol, batched MD, sweeps."""

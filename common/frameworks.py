@@ -1,0 +1,95 @@
+"""Importing the wrapped frameworks: every compatibility shim lives here, nowhere else.
+
+Each ``import_*`` function imports a framework lazily and applies the smallest fix it needs on
+the pinned torch (see env/requirements.txt). Nothing in ``common`` imports a framework at module
+import time; adapters call these functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+from common.errors import EnvironmentProblem
+
+_FIX = "run scripts/install_env.sh (see README, 'Environment')"
+
+
+def _import(module: str, dist: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise EnvironmentProblem(
+            f"cannot import {module} ({dist}): {exc}", where="environment", fix=_FIX
+        ) from exc
+
+
+def import_schnetpack() -> ModuleType:
+    """Import schnetpack 2.1.1 on torch >= 2.13.
+
+    schnetpack's data loader imports ``T_co`` from ``torch.utils.data.dataloader``; torch 2.13
+    renamed it to ``_T_co``. Re-exporting the old name before the import is the whole fix.
+    """
+    import torch.utils.data.dataloader as dl
+
+    if not hasattr(dl, "T_co") and hasattr(dl, "_T_co"):
+        dl.T_co = dl._T_co
+    spk = _import("schnetpack", "schnetpack")
+    _allow_schnetpack_checkpoints(spk)
+    return spk
+
+
+def _allow_schnetpack_checkpoints(spk: ModuleType) -> None:
+    """Let torch.load (weights_only=True by default since torch 2.6) read schnetpack models.
+
+    ``schnetpack.interfaces.SpkCalculator`` takes only a path and calls ``torch.load`` itself, so
+    the model classes are registered as safe globals (scoped to schnetpack's own classes) rather
+    than switching the check off for the whole process.
+    """
+    import inspect
+
+    import torch
+
+    safe = []
+    for modname in (
+        "schnetpack.model",
+        "schnetpack.representation",
+        "schnetpack.atomistic",
+        "schnetpack.nn",
+        "schnetpack.transform",
+    ):
+        mod = importlib.import_module(modname)
+        for _, obj in inspect.getmembers(mod, inspect.isclass):
+            if obj.__module__.startswith("schnetpack"):
+                safe.append(obj)
+    torch.serialization.add_safe_globals(safe)
+
+
+def import_mace() -> ModuleType:
+    """Import mace without letting it switch off torch.load's weights_only check process-wide.
+
+    ``import mace`` sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 in os.environ; the previous value is
+    restored right after the import.
+    """
+    before = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    try:
+        return _import("mace", "mace-torch")
+    finally:
+        if before is None:
+            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = before
+
+
+def import_deepmd_pt() -> ModuleType:
+    """Import DeePMD-kit's PyTorch backend (needs the source build against the installed torch)."""
+    return _import("deepmd.pt", "deepmd-kit")
+
+
+def import_torchani() -> ModuleType:
+    return _import("torchani", "torchani")
+
+
+def import_nequip() -> ModuleType:
+    return _import("nequip", "nequip")
