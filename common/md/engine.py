@@ -1,0 +1,297 @@
+"""The batched MD engine: one loop over time, all systems of a batch advanced together.
+
+Per step: integrator (VV or BAOAB) -> neighbour-list check (rebuild only the systems that moved
+more than skin/2) -> potential + extra force terms -> blow-up guard -> stop conditions ->
+reporters -> checkpoint. Everything stays in torch tensors on the chosen device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.errors import ConfigError, SimulationError
+from common.md.guard import BlowUpGuard
+from common.md.integrators import LangevinBAOAB, VelocityVerlet
+from common.md.neighbors import NeighborList
+from common.md.noise import NoiseStreams
+from common.md.reporters import Reporter
+from common.md.state import BatchState
+from common.units import fs_to_ase, per_ps_to_ase
+
+ENSEMBLES = ("nve", "nvt")
+StopCondition = Callable[[BatchState, dict, int], torch.Tensor]
+
+
+def _per_system(value, n: int, name: str, dtype, device) -> torch.Tensor:
+    arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)) if np.ndim(value) == 0 \
+        else np.asarray(value, dtype=float)
+    if arr.shape != (n,):
+        raise ConfigError(f"{name} has {arr.size} values for {n} systems",
+                          where=name, fix="give one value, or one per system")
+    return torch.as_tensor(arr.copy(), dtype=dtype, device=device)
+
+
+class MDEngine:
+    """Batched molecular dynamics of independent systems.
+
+    Parameters
+    ----------
+    potential : BatchedPotential
+    state : BatchState (modified in place)
+    ensemble : "nve" (velocity Verlet) or "nvt" (Langevin BAOAB)
+    timestep_fs : time step, fs
+    temperature_K : NVT target, one value or one per system, K
+    friction_per_ps : Langevin friction, one value or one per system, 1/ps
+    seeds : one integer per system (Langevin noise streams); default 0..n-1
+    skin : neighbour-list skin, Å
+    terms : extra force terms (same interface as a BatchedPotential), e.g. bias potentials;
+        a term may define ``after_step(state, out, step)`` (metadynamics deposits hills there)
+    stop : callable(state, out, step) -> bool tensor (n_systems,); a system that returns True
+        is frozen from then on, and the run ends when all are frozen
+    """
+
+    def __init__(self, potential, state: BatchState, *, ensemble: str = "nvt",
+                 timestep_fs: float = 1.0, temperature_K=300.0, friction_per_ps=1.0,
+                 seeds: Sequence[int] | None = None, skin: float = 0.5,
+                 terms: Sequence = (), stop: StopCondition | None = None,
+                 guard: BlowUpGuard | None = None, reporters: Sequence[Reporter] = (),
+                 checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
+                 noise_block_steps: int = 64):
+        if ensemble not in ENSEMBLES:
+            raise ConfigError(f"unknown ensemble {ensemble!r}", where="ensemble",
+                              fix=f"use one of {', '.join(ENSEMBLES)}")
+        if not timestep_fs > 0:
+            raise ConfigError(f"timestep must be > 0 fs (got {timestep_fs})", where="timestep",
+                              fix="use e.g. 1.0 fs for molecules with H, 2-5 fs for heavy atoms")
+        n = state.n_systems
+        self.potential, self.state, self.ensemble = potential, state, ensemble
+        self.timestep_fs = float(timestep_fs)
+        self.temperature_K = _per_system(temperature_K, n, "temperature_K", state.dtype,
+                                         state.device)
+        self.friction_per_ps = _per_system(friction_per_ps, n, "friction_per_ps", state.dtype,
+                                           state.device)
+        if ensemble == "nvt":
+            if not bool((self.temperature_K > 0).all()):
+                raise ConfigError("temperature must be > 0 K for NVT", where="temperature_K",
+                                  fix="give a positive temperature, e.g. 300")
+            if not bool((self.friction_per_ps > 0).all()):
+                raise ConfigError("Langevin friction must be > 0 /ps", where="friction_per_ps",
+                                  fix="use e.g. 1.0 /ps (or --ensemble nve for no thermostat)")
+        self.seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
+        if len(self.seeds) != n:
+            raise ConfigError(f"{len(self.seeds)} seeds for {n} systems", where="seeds",
+                              fix="give one seed per system")
+        self.terms = list(terms)
+        self.stop, self.guard = stop, guard or BlowUpGuard()
+        self.reporters = list(reporters)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.checkpoint_every = int(checkpoint_every)
+        cutoff = max([potential.cutoff] + [getattr(t, "cutoff", 0.0) for t in self.terms])
+        self.neighbors = NeighborList(cutoff, skin=skin)
+        dt = fs_to_ase(self.timestep_fs)
+        if ensemble == "nve":
+            self.integrator = VelocityVerlet(dt)
+        else:
+            noise = NoiseStreams(self.seeds, state.atoms_per_system().tolist(),
+                                 block_steps=noise_block_steps, device=state.device,
+                                 dtype=state.dtype)
+            self.integrator = LangevinBAOAB(dt, self.temperature_K,
+                                            self.friction_per_ps * per_ps_to_ase(1.0), noise)
+        self.step = 0
+        self.active = torch.ones(n, dtype=torch.bool, device=state.device)
+        self.stopped_at = [None] * n
+        self.out: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            self.forces = self._compute(state)
+        self._check_guard()
+
+    # -- forces --------------------------------------------------------------------------
+    def _compute(self, state: BatchState) -> torch.Tensor:
+        self.neighbors.update(state)
+        out = dict(self.potential(state, self.neighbors))
+        for term in self.terms:
+            t = term(state, self.neighbors)
+            out["energy"] = out["energy"] + t["energy"]
+            out["forces"] = out["forces"] + t["forces"]
+        self.out = out
+        return out["forces"]
+
+    def _mobile(self) -> torch.Tensor:
+        m = (~self.state.fixed) & self.active[self.state.system_idx]
+        return m.to(self.state.dtype).unsqueeze(-1)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, n_steps: int, progress: bool = False, description: str = "MD") -> dict:
+        """Advance ``n_steps`` steps (fewer if every system stops). Returns timing info."""
+        if n_steps < 0:
+            raise ConfigError(f"steps must be >= 0 (got {n_steps})", where="steps",
+                              fix="give a non-negative number of steps")
+        state = self.state
+        mobile = self._mobile()
+        if self.step == 0:
+            self._report()
+        bar = _progress(progress, n_steps, description)
+        t0 = time.perf_counter()
+        done_steps, replica_steps = 0, 0
+        with torch.no_grad():
+            for _ in range(n_steps):
+                n_active = int(self.active.sum())
+                if n_active == 0:
+                    break
+                self.forces = self.integrator.step(state, self.forces, mobile, self._compute)
+                self.step += 1
+                done_steps += 1
+                replica_steps += n_active
+                self._check_guard()
+                for term in self.terms:
+                    if hasattr(term, "after_step"):
+                        term.after_step(state, self.out, self.step)
+                if self.stop is not None and self._apply_stop():
+                    mobile = self._mobile()
+                self._report()
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if bar is not None:
+                    bar.advance()
+        wall = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        return {"steps": done_steps, "replica_steps": replica_steps, "wall_s": wall,
+                "replica_steps_per_s": replica_steps / wall if wall > 0 else float("nan"),
+                "neighbor_rebuilds": self.neighbors.n_builds}
+
+    def _apply_stop(self) -> bool:
+        hit = self.stop(self.state, self.out, self.step).to(torch.bool) & self.active
+        if not bool(hit.any()):
+            return False
+        for s in torch.nonzero(hit).flatten().tolist():
+            self.stopped_at[s] = self.step
+        self.active &= ~hit
+        return True
+
+    def _report(self) -> None:
+        for r in self.reporters:
+            if self.step % r.every == 0:
+                r.report(self.step, self.step * self.timestep_fs, self.state, self.out)
+
+    def _check_guard(self) -> None:
+        bad = self.guard.check(self.state, self.out["forces"], self.out["energy"])
+        if bad is None:
+            return
+        s, what = bad
+        where = f"system {s}, step {self.step} (t = {self.step * self.timestep_fs / 1000:.4f} ps)"
+        kept = self._dump_blowup(s)
+        raise SimulationError(
+            f"simulation blew up: {what}; trajectory up to here kept"
+            + (f", last frame in {kept}" if kept else ""), where=where,
+            fix="reduce the timestep, check the starting structure (overlaps), or check the "
+                "model on this configuration (it may be outside the training data)")
+
+    def _dump_blowup(self, s: int) -> Path | None:
+        outdir = next((Path(getattr(r, "outdir", Path(getattr(r, "path", ".")).parent))
+                       for r in self.reporters), None)
+        if outdir is None:
+            return None
+        import ase.io
+
+        path = outdir / f"blowup_system_{s:04d}_step_{self.step}.extxyz"
+        at = self.state.select([s]).to_atoms()[0]
+        ase.io.write(path, at, format="extxyz")
+        return path
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Identifies the run: structures, settings and potential. A checkpoint only restores
+        into an engine with the same fingerprint."""
+        h = hashlib.sha256()
+        st = self.state
+        for t in (st.numbers, st.masses, st.fixed, st.cells, st.pbc, st.system_idx,
+                  self.temperature_K, self.friction_per_ps):
+            h.update(t.detach().cpu().numpy().tobytes())
+        params = getattr(self.potential, "params", lambda: {})()
+        h.update(repr((self.ensemble, self.timestep_fs, self.seeds, type(self.potential).__name__,
+                       sorted(params.items()), self.neighbors.skin)).encode())
+        return h.hexdigest()[:24]
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        path = Path(path or self.checkpoint_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        st = self.state
+        data = {
+            "format": "mlp-cases-md-checkpoint/1", "fingerprint": self.fingerprint(),
+            "step": self.step, "positions": st.positions.cpu(), "velocities": st.velocities.cpu(),
+            "forces": self.forces.cpu(),
+            "out": {k: v.detach().cpu() for k, v in self.out.items()},
+            "active": self.active.cpu(), "stopped_at": self.stopped_at,
+            "neighbors": self.neighbors.state_dict(),
+            "noise": self.integrator.noise.state_dict() if self.ensemble == "nvt" else None,
+            "terms": [t.state_dict() if hasattr(t, "state_dict") else None for t in self.terms],
+        }
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(data, tmp)
+        tmp.replace(path)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Continue from a checkpoint of this same run (bit-exact on CPU). Reporters drop what
+        they wrote after the checkpoint's step."""
+        path = Path(path)
+        fix = "give the checkpoint written by this run (same structures, potential and settings)"
+        if not path.exists():
+            raise ConfigError("checkpoint not found", where=str(path), fix=fix)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise ConfigError(f"not a readable checkpoint ({type(exc).__name__})",
+                              where=str(path), fix=fix) from exc
+        if not isinstance(data, dict) or data.get("format") != "mlp-cases-md-checkpoint/1":
+            raise ConfigError("not an mlp-cases MD checkpoint", where=str(path), fix=fix)
+        if data["fingerprint"] != self.fingerprint():
+            raise ConfigError("checkpoint is from another run (structures, potential or "
+                              "settings differ)", where=str(path), fix=fix)
+        dev, dt = self.state.device, self.state.dtype
+        self.step = int(data["step"])
+        self.state.positions.copy_(data["positions"].to(dev, dt))
+        self.state.velocities.copy_(data["velocities"].to(dev, dt))
+        self.forces = data["forces"].to(dev, dt)
+        self.out = {k: v.to(dev) for k, v in data["out"].items()}
+        self.active = data["active"].to(dev)
+        self.stopped_at = list(data["stopped_at"])
+        self.neighbors.load_state_dict(data["neighbors"], self.state)
+        if data["noise"] is not None:
+            self.integrator.noise.load_state_dict(data["noise"])
+        for t, sd in zip(self.terms, data["terms"], strict=False):
+            if sd is not None:
+                t.load_state_dict(sd)
+        for r in self.reporters:
+            r.truncate_after(self.step)
+
+
+class _Bar:
+    def __init__(self, total: int, description: str):
+        from rich.progress import Progress
+
+        self.p = Progress(transient=False)
+        self.p.start()
+        self.task = self.p.add_task(description, total=total)
+        self.every = max(1, total // 200)
+        self.n = 0
+
+    def advance(self):
+        self.n += 1
+        if self.n % self.every == 0:
+            self.p.update(self.task, completed=self.n)
+
+    def close(self):
+        self.p.update(self.task, completed=self.n)
+        self.p.stop()
+
+
+def _progress(enabled: bool, total: int, description: str) -> _Bar | None:
+    return _Bar(total, description) if enabled and total > 0 else None

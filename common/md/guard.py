@@ -1,0 +1,45 @@
+"""The blow-up guard: stop a simulation the moment it becomes unphysical."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from common.md.state import BatchState
+
+
+@dataclass
+class BlowUpGuard:
+    """Limits checked after every force evaluation.
+
+    max_force_eV_A : largest allowed |F| on any atom
+    max_temperature_K : largest allowed kinetic temperature of any system
+    """
+
+    max_force_eV_A: float = 100.0
+    max_temperature_K: float = 10000.0
+
+    def check(self, state: BatchState, forces: torch.Tensor, energy: torch.Tensor
+              ) -> tuple[int, str] | None:
+        """None if all is well, else (system index, what went wrong)."""
+        fmax = forces.detach().abs().amax(-1)
+        bad_atom = ~torch.isfinite(fmax) | (fmax > self.max_force_eV_A) \
+            | ~torch.isfinite(state.positions).all(-1)
+        bad_sys_e = ~torch.isfinite(energy.detach())
+        temp = state.temperature_K()
+        bad_sys_t = ~torch.isfinite(temp) | (temp > self.max_temperature_K)
+        if not (bool(bad_atom.any()) or bool(bad_sys_e.any()) or bool(bad_sys_t.any())):
+            return None
+        if bool(bad_atom.any()):
+            a = int(torch.nonzero(bad_atom)[0])
+            s = int(state.system_idx[a])
+            f = float(fmax[a])
+            what = (f"non-finite force or position on atom {a}" if not torch.isfinite(fmax[a])
+                    or not torch.isfinite(state.positions[a]).all()
+                    else f"|F| = {f:.3g} eV/Å on atom {a} exceeds {self.max_force_eV_A:g}")
+            return s, what
+        if bool(bad_sys_e.any()):
+            return int(torch.nonzero(bad_sys_e)[0]), "non-finite energy"
+        s = int(torch.nonzero(bad_sys_t)[0])
+        return s, f"temperature {float(temp[s]):.4g} K exceeds {self.max_temperature_K:g} K"

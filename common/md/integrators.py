@@ -1,0 +1,66 @@
+"""Integrators on a BatchState: velocity-Verlet (NVE) and Langevin BAOAB (NVT).
+
+Both update in place, leave fixed atoms and stopped systems untouched, and call ``compute``
+(positions -> forces) exactly once per step. Per-system temperature and friction are tensors
+indexed by the system index, so one batch can hold replicas at different temperatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from common.md.noise import NoiseStreams
+from common.md.state import BatchState
+from common.units import KB_EV_PER_K
+
+
+class VelocityVerlet:
+    """Microcanonical velocity-Verlet, time step ``dt`` in ASE time units."""
+
+    def __init__(self, dt: float):
+        self.dt = float(dt)
+
+    def step(self, state: BatchState, forces: torch.Tensor, mobile: torch.Tensor,
+             compute: Callable[[BatchState], torch.Tensor]) -> torch.Tensor:
+        """One step. ``mobile`` is (n_atoms, 1), 1 for atoms that move. Returns new forces."""
+        half = (0.5 * self.dt) * mobile / state.masses.unsqueeze(-1)
+        state.velocities.add_(forces * half)
+        state.positions.add_(state.velocities * (self.dt * mobile))
+        forces = compute(state)
+        state.velocities.add_(forces * half)
+        return forces
+
+
+class LangevinBAOAB:
+    """Langevin dynamics, BAOAB splitting (Leimkuhler & Matthews 2013).
+
+    ``temperature_K`` and ``friction`` are per system (friction in 1/ASE time); the O step
+    mixes velocities with fresh per-system noise from :class:`NoiseStreams`.
+    """
+
+    def __init__(self, dt: float, temperature_K: torch.Tensor, friction: torch.Tensor,
+                 noise: NoiseStreams):
+        self.dt = float(dt)
+        self.temperature_K = temperature_K
+        self.friction = friction
+        self.noise = noise
+
+    def step(self, state: BatchState, forces: torch.Tensor, mobile: torch.Tensor,
+             compute: Callable[[BatchState], torch.Tensor]) -> torch.Tensor:
+        dt = self.dt
+        inv_m = 1.0 / state.masses.unsqueeze(-1)
+        c1 = torch.exp(-self.friction * dt)[state.system_idx].unsqueeze(-1)
+        c2 = torch.sqrt((1.0 - c1 * c1) * KB_EV_PER_K
+                        * self.temperature_K[state.system_idx].unsqueeze(-1) * inv_m)
+        half = (0.5 * dt) * mobile * inv_m
+        state.velocities.add_(forces * half)                        # B
+        state.positions.add_(state.velocities * (0.5 * dt * mobile))  # A
+        xi = self.noise.next()
+        v_new = c1 * state.velocities + c2 * xi                      # O
+        state.velocities.copy_(torch.where(mobile > 0, v_new, state.velocities))
+        state.positions.add_(state.velocities * (0.5 * dt * mobile))  # A
+        forces = compute(state)
+        state.velocities.add_(forces * half)                        # B
+        return forces

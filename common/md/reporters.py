@@ -1,0 +1,173 @@
+"""Writing what an MD run produces: extxyz or HDF5 trajectories and a thermo log.
+
+Every reporter writes through to disk at each report (nothing waits in memory), and can drop
+what it wrote after a given step, so a restart from a checkpoint continues the files without
+duplicated frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.md.state import BatchState
+
+
+class Reporter:
+    """Base: ``every`` steps, ``report`` is called; ``system_offset`` is added to the system
+    index in file names and columns (a run split into batches keeps global replica numbers)."""
+
+    every: int = 1
+    system_offset: int = 0
+
+    def report(self, step: int, time_fs: float, state: BatchState,
+               out: dict[str, torch.Tensor]) -> None: ...
+
+    def truncate_after(self, step: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ExtxyzTrajectory(Reporter):
+    """One extxyz file per system (``traj_0000.extxyz``...): positions, velocities, forces,
+    energy, ``step``, ``time_fs`` and ``temperature_K`` in each frame's info."""
+
+    def __init__(self, outdir: str | Path, every: int = 10, prefix: str = "traj",
+                 system_offset: int = 0, n_systems: int | None = None):
+        self.outdir = Path(outdir)
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self.every, self.prefix, self.system_offset = int(every), prefix, int(system_offset)
+        self.n_systems = n_systems
+
+    def path(self, s: int) -> Path:
+        """File of local system ``s``."""
+        return self.outdir / f"{self.prefix}_{s + self.system_offset:04d}.extxyz"
+
+    def report(self, step, time_fs, state, out):
+        import ase.io
+
+        temps = state.temperature_K().tolist()
+        for s, at in enumerate(state.to_atoms(out["energy"], out["forces"])):
+            at.info.update(step=int(step), time_fs=float(time_fs), temperature_K=temps[s])
+            with open(self.path(s), "a") as fh:
+                ase.io.write(fh, at, format="extxyz")
+
+    def truncate_after(self, step: int) -> None:
+        import ase.io
+
+        for p in [self.path(s) for s in range(self.n_systems or 0)]:
+            if not p.exists():
+                continue
+            frames = [f for f in ase.io.read(p, ":") if f.info.get("step", -1) <= step]
+            tmp = p.with_suffix(".tmp")
+            ase.io.write(tmp, frames, format="extxyz")
+            tmp.replace(p)
+
+
+class HDF5Trajectory(Reporter):
+    """One HDF5 file, a group per system with resizable datasets ``positions`` (T, n, 3, Å),
+    ``velocities``, ``forces``, ``energy`` (T, eV), ``step``, ``time_fs``, ``temperature_K``;
+    ``numbers``, ``masses``, ``cell`` and ``pbc`` are stored once."""
+
+    def __init__(self, path: str | Path, every: int = 10, system_offset: int = 0,
+                 n_systems: int | None = None):
+        self.path, self.every, self.system_offset = Path(path), int(every), int(system_offset)
+        self.n_systems = n_systems
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.outdir = self.path.parent
+
+    def report(self, step, time_fs, state, out):
+        import h5py
+
+        off = state.offsets().tolist()
+        pos = state.positions.detach().cpu().numpy()
+        vel = state.velocities.detach().cpu().numpy()
+        frc = out["forces"].detach().cpu().numpy()
+        en = out["energy"].detach().cpu().numpy()
+        temps = state.temperature_K().cpu().numpy()
+        with h5py.File(self.path, "a") as h5:
+            for s in range(state.n_systems):
+                a, b = off[s], off[s + 1]
+                g = h5.require_group(f"system_{s + self.system_offset:04d}")
+                if "numbers" not in g:
+                    g["numbers"] = state.numbers[a:b].cpu().numpy()
+                    g["masses"] = state.masses[a:b].cpu().numpy()
+                    g["cell"] = state.cells[s].cpu().numpy()
+                    g["pbc"] = state.pbc[s].cpu().numpy()
+                for name, val in (("positions", pos[a:b]), ("velocities", vel[a:b]),
+                                  ("forces", frc[a:b]), ("energy", en[s]), ("step", step),
+                                  ("time_fs", time_fs), ("temperature_K", temps[s])):
+                    val = np.asarray(val)
+                    if name not in g:
+                        g.create_dataset(name, shape=(0, *val.shape), maxshape=(None, *val.shape),
+                                         dtype=val.dtype, chunks=True)
+                    d = g[name]
+                    d.resize(d.shape[0] + 1, axis=0)
+                    d[-1] = val
+
+    def truncate_after(self, step: int) -> None:
+        import h5py
+
+        if not self.path.exists():
+            return
+        with h5py.File(self.path, "a") as h5:
+            for name, g in h5.items():
+                if "step" not in g or not self._mine(name):
+                    continue
+                keep = int((g["step"][:] <= step).sum())
+                for name in ("positions", "velocities", "forces", "energy", "step", "time_fs",
+                             "temperature_K"):
+                    g[name].resize(keep, axis=0)
+
+    def _mine(self, group: str) -> bool:
+        k = int(group.split("_")[-1]) - self.system_offset
+        return 0 <= k < (self.n_systems if self.n_systems is not None else 10**9)
+
+
+class ThermoLog(Reporter):
+    """Whitespace-separated text, one line per system per report:
+    ``step time_ps system T_K Epot_eV Ekin_eV Etot_eV``. Also kept in memory for summaries."""
+
+    header = "# step time_ps system T_K Epot_eV Ekin_eV Etot_eV\n"
+
+    def __init__(self, path: str | Path, every: int = 10, system_offset: int = 0,
+                 n_systems: int | None = None):
+        self.path, self.every, self.system_offset = Path(path), int(every), int(system_offset)
+        self.n_systems = n_systems
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.outdir = self.path.parent
+        self.rows: list[tuple] = []
+        if not self.path.exists():
+            self.path.write_text(self.header)
+
+    def report(self, step, time_fs, state, out):
+        temps = state.temperature_K().tolist()
+        epot = out["energy"].detach().tolist()
+        ekin = state.kinetic_energy().tolist()
+        lines = []
+        for s in range(state.n_systems):
+            row = (int(step), time_fs / 1000.0, s + self.system_offset, temps[s], epot[s],
+                   ekin[s], epot[s] + ekin[s])
+            self.rows.append(row)
+            lines.append("%d %.6f %d %.4f %.10f %.10f %.10f\n" % row)
+        with open(self.path, "a") as fh:
+            fh.writelines(lines)
+
+    def truncate_after(self, step: int) -> None:
+        lines = self.path.read_text().splitlines(keepends=True) if self.path.exists() else []
+        lo = self.system_offset
+        hi = lo + (self.n_systems if self.n_systems is not None else 10**9)
+
+        def keep(ln: str) -> bool:
+            f = ln.split()
+            return ln.startswith("#") or int(f[0]) <= step or not lo <= int(f[2]) < hi
+
+        kept = [ln for ln in lines if keep(ln)]
+        self.path.write_text("".join(kept) or self.header)
+        self.rows = [r for r in self.rows if r[0] <= step]
+
+    def array(self) -> np.ndarray:
+        """(n_rows, 7) array of what this run reported."""
+        return np.array(self.rows, dtype=float).reshape(-1, 7)

@@ -1,0 +1,32 @@
+"""An ASE calculator for any BatchedPotential (one structure at a time)."""
+
+from __future__ import annotations
+
+from ase.calculators.calculator import Calculator, all_changes
+
+
+class BatchedPotentialCalculator(Calculator):
+    """Wraps a :class:`~common.potential.protocol.BatchedPotential` as an ASE calculator, so
+    every model in the suite can run under ASE (optimisers, NEB, ASE MD)."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, potential, device: str = "cpu", dtype=None, **kwargs):
+        super().__init__(**kwargs)
+        self.potential, self.device, self.dtype = potential, device, dtype
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from common.potential.protocol import evaluate
+
+        super().calculate(atoms, properties, system_changes)
+        out = evaluate(self.potential, [self.atoms], device=self.device, dtype=self.dtype)
+        e = float(out["energy"][0])
+        self.results = {"energy": e, "free_energy": e,
+                        "forces": out["forces"].detach().cpu().numpy()}
+        if "energies" in out:
+            self.results["energies"] = out["energies"].detach().cpu().numpy()
+        if "stress" in out and self.atoms.pbc.all():
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            self.results["stress"] = full_3x3_to_voigt_6_stress(
+                out["stress"][0].detach().cpu().numpy())

@@ -1,0 +1,64 @@
+"""Ensembles of models: mean prediction and the DP-GEN model deviation.
+
+For M models predicting forces F_m on atom i, the force deviation of atom i is
+``sqrt(mean_m |F_m,i - <F_i>|^2)`` and the system's ``max_force_deviation`` is its maximum over
+atoms (DP-GEN's ``max_devi_f``). This number drives active learning and uncertainty flags in
+every domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from common.md.neighbors import NeighborList
+from common.md.state import BatchState
+from common.potential.protocol import BatchedPotential
+
+
+def force_deviation(forces: torch.Tensor, system_idx: torch.Tensor, n_systems: int
+                    ) -> dict[str, torch.Tensor]:
+    """Model deviation from stacked forces (M, n_atoms, 3).
+
+    Returns per-atom ``atom_force_deviation`` (n_atoms,) and per-system
+    ``max_force_deviation``, ``min_force_deviation``, ``mean_force_deviation`` (eV/Å).
+    """
+    mean = forces.mean(0)
+    dev = torch.sqrt(((forces - mean) ** 2).sum(-1).mean(0))  # (n_atoms,)
+    mx = torch.zeros(n_systems, dtype=dev.dtype, device=dev.device
+                     ).scatter_reduce_(0, system_idx, dev, "amax", include_self=False)
+    mn = torch.zeros(n_systems, dtype=dev.dtype, device=dev.device
+                     ).scatter_reduce_(0, system_idx, dev, "amin", include_self=False)
+    counts = torch.bincount(system_idx, minlength=n_systems).to(dev.dtype)
+    avg = torch.zeros(n_systems, dtype=dev.dtype, device=dev.device
+                      ).index_add_(0, system_idx, dev) / counts
+    return {"atom_force_deviation": dev, "max_force_deviation": mx,
+            "min_force_deviation": mn, "mean_force_deviation": avg}
+
+
+class Ensemble(BatchedPotential):
+    """Runs every member on the same batch; returns the mean energy/forces plus
+    ``max_force_deviation`` (per system) and ``energy_std_per_atom`` (eV/atom)."""
+
+    def __init__(self, members: Sequence[BatchedPotential]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two models")
+        self.members = torch.nn.ModuleList(members)
+        self.cutoff = max(m.cutoff for m in members)
+        self.has_stress = all(m.has_stress for m in members)
+        self.needs_grad = any(m.needs_grad for m in members)
+
+    def forward(self, state: BatchState, neighbors: NeighborList,
+                compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        outs = [m(state, neighbors, compute_stress=compute_stress) for m in self.members]
+        energies = torch.stack([o["energy"] for o in outs])
+        forces = torch.stack([o["forces"] for o in outs])
+        result = {"energy": energies.mean(0), "forces": forces.mean(0)}
+        result.update(force_deviation(forces, state.system_idx, state.n_systems))
+        n_atoms = state.atoms_per_system().to(energies.dtype)
+        result["energy_std_per_atom"] = energies.std(0, unbiased=False) / n_atoms
+        if compute_stress and self.has_stress:
+            result["stress"] = torch.stack([o["stress"] for o in outs]).mean(0)
+        return result
