@@ -93,9 +93,14 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
            dtype: torch.dtype | None = None, batch_size: int | str = "auto",
            traj_every: int = 10, traj_format: str = "extxyz", thermo_every: int | None = None,
            checkpoint_every: int = 0, restart: bool = False, skin: float = 0.5,
-           terms: Sequence = (), progress: bool = True, potential_label: str = "") -> dict:
+           terms: Sequence = (), progress: bool = True, potential_label: str = "",
+           compile: bool | str = "auto") -> dict:
     """Run batched MD of ``replicas`` copies of each structure; return the summary dict
-    (also written to ``outdir/summary.json``)."""
+    (also written to ``outdir/summary.json``).
+
+    ``compile``: use the potential's torch.compile-d kernel where it has one (pair
+    potentials); "auto" does so when the run is long enough to repay 10-30 s of compilation.
+    """
     _validate(steps, timestep_fs, temperature_K, ensemble)
     if traj_format not in ("extxyz", "h5"):
         raise ConfigError(f"unknown trajectory format {traj_format!r}", where="--format",
@@ -104,6 +109,10 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
     outdir = Path(outdir)
     systems, seeds = replicate(frames, replicas, seed, temperature_K)
     state = BatchState.from_atoms(systems, device=device, dtype=dtype)
+    if compile == "auto":
+        compile = state.n_atoms * steps > 20_000_000
+    if compile and hasattr(potential, "use_compiled_kernel"):
+        potential.use_compiled_kernel()
     thermo_every = thermo_every or traj_every
     config = {"n_systems": len(systems), "ensemble": ensemble, "timestep_fs": timestep_fs,
               "temperature_K": temperature_K, "friction_per_ps": friction_per_ps,

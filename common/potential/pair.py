@@ -33,18 +33,45 @@ class PairPotential(BatchedPotential):
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
         # dense (n_atoms, K) neighbour matrix, structure of arrays: see NeighborList.dense
         nbr, offs = neighbors.dense(state)
-        pos_t = state.positions.t().contiguous()  # (3, n_atoms)
-        d = pos_t.index_select(1, nbr.reshape(-1)).view(3, *nbr.shape) \
-            - pos_t.unsqueeze(-1) + offs  # r_ij = x_j - x_i, (3, n, K)
-        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-        u, du_r = self.pair_terms(r2)  # every pair appears twice: halve the energy
-        forces = (d * du_r).sum(-1).t()  # F_i = sum_j (1/r) du/dr (x_j - x_i)
-        e_atom = 0.5 * u.sum(-1) + self.energy_per_atom
+        kernel = self._compiled or self._dense_terms
+        e_atom, forces, d, du_r = kernel(state.positions, nbr, offs)
         out = {"energy": sum_per_system(e_atom, state.system_idx, state.n_systems),
                "forces": forces, "energies": e_atom}
         if compute_stress:
             out["stress"] = self._stress(state, d, du_r)
         return out
+
+    def _dense_terms(self, positions, nbr, offs):
+        pos_t = positions.t().contiguous()  # (3, n_atoms)
+        d = pos_t.index_select(1, nbr.reshape(-1)).view(3, *nbr.shape) \
+            - pos_t.unsqueeze(-1) + offs  # r_ij = x_j - x_i, (3, n, K)
+        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+        u, du_r = self.pair_terms(r2)
+        forces = (d * du_r).sum(-1).t()  # F_i = sum_j (1/r) du/dr (x_j - x_i)
+        e_atom = 0.5 * u.sum(-1) + self.energy_per_atom  # each pair appears twice
+        return e_atom, forces, d, du_r
+
+    _compiled = None
+
+    def use_compiled_kernel(self) -> PairPotential:
+        """Use a ``torch.compile``-d kernel (fuses the gather, the pair terms and the
+        reductions into one loop: about 5x faster on a CPU, after 10-30 s of compilation,
+        cached on disk). Falls back to eager, with a warning, if compilation fails."""
+        compiled = torch.compile(self._dense_terms, dynamic=True)
+
+        def kernel(*args):
+            try:
+                return compiled(*args)
+            except Exception as exc:  # no C++ compiler, unsupported platform...
+                import warnings
+
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}); running eager",
+                              stacklevel=2)
+                self._compiled = None
+                return self._dense_terms(*args)
+
+        self._compiled = kernel
+        return self
 
     @staticmethod
     def _stress(state: BatchState, d: torch.Tensor, du_r: torch.Tensor) -> torch.Tensor:
