@@ -83,8 +83,17 @@ def import_mace() -> ModuleType:
 
 
 def import_deepmd_pt() -> ModuleType:
-    """Import DeePMD-kit's PyTorch backend (needs the source build against the installed torch)."""
-    return _import("deepmd.pt", "deepmd-kit")
+    """Import DeePMD-kit's PyTorch backend and check that its C++ ops loaded (they only do when
+    deepmd-kit was built against the installed torch)."""
+    mod = _import("deepmd.pt", "deepmd-kit")
+    from deepmd.pt.cxx_op import ENABLE_CUSTOMIZED_OP
+
+    if not ENABLE_CUSTOMIZED_OP:
+        raise EnvironmentProblem(
+            "deepmd-kit's PyTorch C++ ops did not load (built for another torch)",
+            where="environment",
+            fix="rm -rf .cache/wheels .venv/.mlp-cases-env && bash scripts/install_env.sh")
+    return mod
 
 
 def import_torchani() -> ModuleType:
