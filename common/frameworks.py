@@ -44,25 +44,28 @@ def _allow_schnetpack_checkpoints(spk: ModuleType) -> None:
     """Let torch.load (weights_only=True by default since torch 2.6) read schnetpack models.
 
     ``schnetpack.interfaces.SpkCalculator`` takes only a path and calls ``torch.load`` itself, so
-    the model classes are registered as safe globals (scoped to schnetpack's own classes) rather
-    than switching the check off for the whole process.
+    what a pickled schnetpack model references is registered as safe globals -- schnetpack's
+    own classes and functions, torch.nn's module classes, torch.nn.init and
+    torch.nn.functional -- rather than switching the check off for the whole process.
     """
     import inspect
 
     import torch
 
-    safe = []
-    for modname in (
-        "schnetpack.model",
-        "schnetpack.representation",
-        "schnetpack.atomistic",
-        "schnetpack.nn",
-        "schnetpack.transform",
-    ):
+    safe: list = []
+    for modname in ("schnetpack.model", "schnetpack.representation", "schnetpack.atomistic",
+                    "schnetpack.nn", "schnetpack.nn.activations", "schnetpack.transform"):
         mod = importlib.import_module(modname)
-        for _, obj in inspect.getmembers(mod, inspect.isclass):
-            if obj.__module__.startswith("schnetpack"):
+        for _, obj in inspect.getmembers(mod, lambda o: inspect.isclass(o)
+                                         or inspect.isfunction(o)):
+            if getattr(obj, "__module__", "").startswith("schnetpack"):
                 safe.append(obj)
+    for _, obj in inspect.getmembers(torch.nn, inspect.isclass):
+        if issubclass(obj, torch.nn.Module):
+            safe.append(obj)
+    for mod in (torch.nn.init, torch.nn.functional):
+        safe += [f for _, f in inspect.getmembers(mod, callable)
+                 if getattr(f, "__module__", "") == mod.__name__]
     torch.serialization.add_safe_globals(safe)
 
 

@@ -128,34 +128,16 @@ class AnalyticAdapter:
 
     def errors(self, frames) -> dict[str, float]:
         """Energy-per-atom and force-component MAE/RMSE against the frames' labels."""
-        from common.potential.protocol import evaluate
+        from common.training import error_metrics
 
-        frames = list(frames)
-        energies, forces = _targets(frames)
-        out = evaluate(self.batched(), frames)
-        n = torch.tensor([len(a) for a in frames], dtype=torch.float64)
-        de = (out["energy"] - energies) / n
-        df = (out["forces"] - forces).flatten()
-        return {"n_frames": len(frames),
-                "energy_mae_eV_per_atom": float(de.abs().mean()),
-                "energy_rmse_eV_per_atom": float(torch.sqrt((de**2).mean())),
-                "force_mae_eV_A": float(df.abs().mean()),
-                "force_rmse_eV_A": float(torch.sqrt((df**2).mean()))}
+        return error_metrics(self.batched(), frames)
 
 
 def _targets(frames) -> tuple[torch.Tensor, torch.Tensor]:
-    from common.data.dataset import get_labels
+    from common.training import reference_arrays
 
-    es, fs = [], []
-    for k, a in enumerate(frames):
-        lab = get_labels(a)
-        if "energy" not in lab or "forces" not in lab:
-            raise DataError("frame has no energy or forces", where=f"frame {k}",
-                            fix="label the structures first (mlp-cases label)")
-        es.append(float(lab["energy"]))
-        fs.append(np.asarray(lab["forces"], dtype=float))
-    return (torch.tensor(es, dtype=torch.float64),
-            torch.as_tensor(np.concatenate(fs), dtype=torch.float64))
+    e, f, _ = reference_arrays(frames)
+    return torch.as_tensor(e), torch.as_tensor(f)
 
 
 def _refresh(pot: PairPotential) -> None:

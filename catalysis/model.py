@@ -1,0 +1,256 @@
+"""SchNet through schnetpack: train with schnetpack's own data module and AtomisticTask
+(PyTorch Lightning), load, ASE calculator (schnetpack's SpkCalculator), and the batched module
+the common MD engine runs (many slabs in one batch).
+
+schnetpack 2.1.1 needs two shims on torch 2.13; both live in ``common.frameworks``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from common.errors import ConfigError, DataError
+from common.md.neighbors import NeighborList
+from common.md.state import BatchState
+from common.potential.protocol import BatchedPotential
+
+CONFIGS = Path(__file__).parent / "configs"
+META = "mlp-cases-model.json"
+MODEL_FILE = "best_model"
+
+
+def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
+    """SchNet hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides."""
+    p = Path(scale_or_path)
+    if not p.suffix:
+        p = CONFIGS / f"schnet_{scale_or_path}.json"
+    if not p.exists():
+        raise ConfigError(f"no SchNet config {scale_or_path!r}", where="config",
+                          fix="use tiny, paper, or the path of a JSON file")
+    cfg = {k: v for k, v in json.loads(p.read_text()).items() if not k.startswith("_")}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+@contextlib.contextmanager
+def _inside(path: Path):
+    """schnetpack's data module writes 'splitting.lock' into the working directory; run it
+    inside the model folder so nothing lands where the user happens to be."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+class SchNetAdapter:
+    """A trained SchNet potential (see :class:`common.potential.protocol.ModelAdapter`)."""
+
+    name: ClassVar[str] = "schnet"
+
+    def __init__(self, path: Path, model: torch.nn.Module, meta: dict, device: str = "cpu"):
+        self.path, self.model, self.meta, self.device = Path(path), model, meta, device
+
+    @property
+    def cutoff(self) -> float:
+        return float(self.meta["config"]["cutoff_A"])
+
+    # -- training -----------------------------------------------------------------------
+    @classmethod
+    def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
+              seed: int = 0, test=None, device: str = "cpu", progress: bool = False
+              ) -> SchNetAdapter:
+        """Train SchNet on ``train`` (early stopping on ``valid``), score it on ``test``.
+
+        Everything schnetpack writes (its database, split file, Lightning logs, the best
+        checkpoint) stays in ``workdir``; ``workdir/mlp-cases-model.json`` records the config,
+        the metrics and the framework.
+        """
+        from common.data.export import export_schnetpack
+        from common.frameworks import import_schnetpack
+        from common.training import error_metrics, parity_plot, seed_everything
+
+        spk = import_schnetpack()
+        import pytorch_lightning as pl
+        import torchmetrics
+
+        cfg = config if isinstance(config, dict) else load_config(config or "tiny")
+        workdir = Path(workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        if len(train) < 2 or len(valid) < 1:
+            raise DataError(f"too little data to train ({len(train)} train, {len(valid)} "
+                            "valid frames)", where="dataset",
+                            fix="label more structures (at least 2 train and 1 valid)")
+        parts = [train, valid] + ([test] if test is not None and len(test) else [])
+        full = parts[0]
+        for p in parts[1:]:
+            full = full + p
+        db = export_schnetpack(full, workdir / "data.db", overwrite=True)
+        n_tr, n_va = len(train), len(valid)
+        np.savez(workdir / "split.npz", train_idx=np.arange(n_tr),
+                 val_idx=np.arange(n_tr, n_tr + n_va),
+                 test_idx=np.arange(n_tr + n_va, len(full)))
+        seed_everything(seed)
+        pl.seed_everything(seed, workers=True, verbose=False)
+        cutoff = float(cfg["cutoff_A"])
+        dm = spk.data.AtomsDataModule(
+            str(db), batch_size=int(cfg["batch_size"]), split_file=str(workdir / "split.npz"),
+            transforms=[spk.transform.ASENeighborList(cutoff=cutoff),
+                        spk.transform.RemoveOffsets("energy", remove_mean=True,
+                                                    remove_atomrefs=True),
+                        spk.transform.CastTo32()],
+            property_units={"energy": "eV", "forces": "eV/Ang"}, distance_unit="Ang",
+            num_workers=0, pin_memory=False)
+        n = int(cfg["n_atom_basis"])
+        model = spk.model.NeuralNetworkPotential(
+            representation=spk.representation.SchNet(
+                n_atom_basis=n, n_interactions=int(cfg["n_interactions"]),
+                radial_basis=spk.nn.GaussianRBF(n_rbf=int(cfg["n_rbf"]), cutoff=cutoff),
+                cutoff_fn=spk.nn.CosineCutoff(cutoff)),
+            input_modules=[spk.atomistic.PairwiseDistances()],
+            output_modules=[spk.atomistic.Atomwise(n_in=n, output_key="energy"),
+                            spk.atomistic.Forces(energy_key="energy", force_key="forces")],
+            postprocessors=[spk.transform.CastTo64(),
+                            spk.transform.AddOffsets("energy", add_mean=True,
+                                                     add_atomrefs=True)])
+        outputs = [
+            spk.task.ModelOutput(name="energy", loss_fn=torch.nn.MSELoss(),
+                                 loss_weight=float(cfg["energy_weight"]),
+                                 metrics={"MAE": torchmetrics.MeanAbsoluteError()}),
+            spk.task.ModelOutput(name="forces", loss_fn=torch.nn.MSELoss(),
+                                 loss_weight=float(cfg["force_weight"]),
+                                 metrics={"MAE": torchmetrics.MeanAbsoluteError()}),
+        ]
+        task = spk.task.AtomisticTask(
+            model=model, outputs=outputs, optimizer_cls=torch.optim.AdamW,
+            optimizer_args={"lr": float(cfg["lr"])},
+            # schnetpack's own ReduceLROnPlateau passes `verbose`, which torch 2.13 removed
+            scheduler_cls=torch.optim.lr_scheduler.ReduceLROnPlateau,
+            scheduler_args={"factor": 0.5, "patience": max(2, int(cfg["patience"]) // 3)},
+            scheduler_monitor="val_loss")
+        trainer = pl.Trainer(
+            max_epochs=int(cfg["max_epochs"]), default_root_dir=str(workdir),
+            callbacks=[spk.train.ModelCheckpoint(model_path=str(workdir / MODEL_FILE),
+                                                 save_top_k=1, monitor="val_loss"),
+                       pl.callbacks.EarlyStopping(monitor="val_loss",
+                                                  patience=int(cfg["patience"]))],
+            logger=pl.loggers.CSVLogger(str(workdir), name="lightning_logs"),
+            accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
+            enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1)
+        with _inside(workdir), _quiet_lightning():
+            trainer.fit(task, datamodule=dm)
+        meta = {"framework": "schnet", "config": cfg, "seed": seed,
+                "epochs": int(trainer.current_epoch), "model_file": MODEL_FILE,
+                "n_train": n_tr, "n_valid": n_va}
+        (workdir / META).write_text(json.dumps(meta, indent=2))
+        adapter = cls.load(workdir, device=device)
+        metrics = {"valid": error_metrics(adapter.batched(), valid)}
+        if test is not None and len(test):
+            metrics["test"] = error_metrics(adapter.batched(), test)
+            parity_plot(adapter.batched(), test, workdir / "parity_test.png",
+                        title=f"SchNet, test set ({len(test)} frames)")
+        adapter.meta["metrics"] = metrics
+        (workdir / META).write_text(json.dumps(adapter.meta, indent=2))
+        return adapter
+
+    # -- loading / saving ---------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> SchNetAdapter:
+        from common.frameworks import import_schnetpack
+
+        import_schnetpack()  # registers schnetpack's classes for weights_only loading
+        path = Path(path)
+        meta_path = path / META
+        if not meta_path.exists():
+            raise ConfigError("not a SchNet model folder (no mlp-cases-model.json)",
+                              where=str(path), fix="give the folder written by `train`")
+        meta = json.loads(meta_path.read_text())
+        model_file = path / meta.get("model_file", MODEL_FILE)
+        if not model_file.exists():
+            raise ConfigError("the model file is missing", where=str(model_file),
+                              fix="retrain, or copy the whole model folder")
+        model = torch.load(model_file, map_location=device, weights_only=True)
+        model.eval()
+        return cls(path, model, meta, device)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model, path / MODEL_FILE)
+        (path / META).write_text(json.dumps(self.meta, indent=2))
+        return path
+
+    # -- using --------------------------------------------------------------------------
+    def calculator(self):
+        """schnetpack's own ASE calculator on this model (float64)."""
+        from common.frameworks import import_schnetpack
+
+        spk = import_schnetpack()
+        return spk.interfaces.SpkCalculator(
+            model_file=str(self.path / self.meta.get("model_file", MODEL_FILE)),
+            neighbor_list=spk.transform.ASENeighborList(cutoff=self.cutoff),
+            energy_key="energy", force_key="forces", energy_unit="eV", position_unit="Ang",
+            device=self.device, dtype=torch.float64)
+
+    def batched(self, dtype: torch.dtype = torch.float64) -> SchNetBatched:
+        return SchNetBatched(self.model, self.cutoff, dtype=dtype)
+
+
+class SchNetBatched(BatchedPotential):
+    """A schnetpack model as a BatchedPotential: the engine's neighbour list (filtered to the
+    model's cutoff) becomes schnetpack's ``_idx_i/_idx_j/_offsets`` inputs."""
+
+    full_neighbor_list = True
+    needs_grad = True
+
+    def __init__(self, model: torch.nn.Module, cutoff: float, dtype=torch.float64):
+        super().__init__()
+        import copy
+
+        self.model = copy.deepcopy(model).to(dtype)
+        self.model.eval()
+        self.cutoff = float(cutoff)
+
+    def forward(self, state: BatchState, neighbors: NeighborList,
+                compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        from schnetpack import properties as P
+
+        i, j, _, off, _ = neighbors.pairs()
+        rij = state.positions[j] - state.positions[i] + off
+        keep = (rij * rij).sum(-1) < self.cutoff**2
+        inputs = {
+            P.Z: state.numbers, P.R: state.positions.detach().clone(),
+            P.cell: state.cells, P.pbc: state.pbc, P.idx_m: state.system_idx,
+            P.n_atoms: state.atoms_per_system(), P.idx_i: i[keep], P.idx_j: j[keep],
+            P.offsets: off[keep],
+        }
+        with torch.enable_grad():
+            out = self.model(inputs)
+        return {"energy": out["energy"].detach().to(state.dtype),
+                "forces": out["forces"].detach().to(state.dtype)}
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    import logging
+    import warnings
+
+    names = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric")
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for n, lv in levels.items():
+            logging.getLogger(n).setLevel(lv)

@@ -1,0 +1,93 @@
+"""What every adapter does around its framework's own trainer: score a trained potential on
+labelled frames, and draw the parity plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.errors import DataError
+
+
+def reference_arrays(frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(energies (n_frames,) eV, forces (n_atoms_total, 3) eV/Å, atoms per frame)."""
+    from common.data.dataset import get_labels
+
+    es, fs, ns = [], [], []
+    for k, a in enumerate(frames):
+        lab = get_labels(a)
+        if "energy" not in lab or "forces" not in lab:
+            raise DataError("frame has no energy or forces", where=f"frame {k}",
+                            fix="label the structures first (mlp-cases label)")
+        es.append(float(lab["energy"]))
+        fs.append(np.asarray(lab["forces"], dtype=float))
+        ns.append(len(a))
+    return np.array(es), np.concatenate(fs), np.array(ns)
+
+
+def predict(potential, frames, batch_size: int = 16, device: str = "cpu"
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Energies and forces of ``frames`` from a BatchedPotential, in batches."""
+    from common.potential.protocol import evaluate
+
+    es, fs = [], []
+    frames = list(frames)
+    for start in range(0, len(frames), batch_size):
+        out = evaluate(potential, frames[start:start + batch_size], device=device)
+        es.append(out["energy"].detach().cpu().numpy())
+        fs.append(out["forces"].detach().cpu().numpy())
+    return np.concatenate(es), np.concatenate(fs)
+
+
+def error_metrics(potential, frames, device: str = "cpu") -> dict[str, float]:
+    """Energy-per-atom and force-component MAE/RMSE of ``potential`` against the labels."""
+    frames = list(frames)
+    e_ref, f_ref, n = reference_arrays(frames)
+    e, f = predict(potential, frames, device=device)
+    de = (e - e_ref) / n
+    df = (f - f_ref).ravel()
+    return {"n_frames": len(frames),
+            "energy_mae_eV_per_atom": float(np.abs(de).mean()),
+            "energy_rmse_eV_per_atom": float(np.sqrt((de**2).mean())),
+            "force_mae_eV_A": float(np.abs(df).mean()),
+            "force_rmse_eV_A": float(np.sqrt((df**2).mean()))}
+
+
+def parity_plot(potential, frames, path: str | Path, title: str = "", device: str = "cpu"
+                ) -> Path:
+    """Predicted vs reference energy per atom and force components, saved as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = list(frames)
+    e_ref, f_ref, n = reference_arrays(frames)
+    e, f = predict(potential, frames, device=device)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, x, y, unit, name in ((axes[0], e_ref / n, e / n, "eV/atom", "energy"),
+                                 (axes[1], f_ref.ravel(), f.ravel(), "eV/Å", "force")):
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.scatter(x, y, s=6, alpha=0.6)
+        mae = float(np.abs(x - y).mean())
+        ax.set_xlabel(f"reference {name} ({unit})")
+        ax.set_ylabel(f"predicted {name} ({unit})")
+        ax.set_title(f"{name}: MAE {mae:.3g} {unit}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
