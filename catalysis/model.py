@@ -51,6 +51,25 @@ def _inside(path: Path):
         os.chdir(old)
 
 
+def build_model(cfg: dict[str, Any]) -> torch.nn.Module:
+    """The SchNet energy + forces model (schnetpack's NeuralNetworkPotential) for ``cfg``."""
+    from common.frameworks import import_schnetpack
+
+    spk = import_schnetpack()
+    n = int(cfg["n_atom_basis"])
+    cutoff = float(cfg["cutoff_A"])
+    return spk.model.NeuralNetworkPotential(
+        representation=spk.representation.SchNet(
+            n_atom_basis=n, n_interactions=int(cfg["n_interactions"]),
+            radial_basis=spk.nn.GaussianRBF(n_rbf=int(cfg["n_rbf"]), cutoff=cutoff),
+            cutoff_fn=spk.nn.CosineCutoff(cutoff)),
+        input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[spk.atomistic.Atomwise(n_in=n, output_key="energy"),
+                        spk.atomistic.Forces(energy_key="energy", force_key="forces")],
+        postprocessors=[spk.transform.CastTo64(),
+                        spk.transform.AddOffsets("energy", add_mean=True, add_atomrefs=True)])
+
+
 class SchNetAdapter:
     """A trained SchNet potential (see :class:`common.potential.protocol.ModelAdapter`)."""
 
@@ -109,18 +128,7 @@ class SchNetAdapter:
                         spk.transform.CastTo32()],
             property_units={"energy": "eV", "forces": "eV/Ang"}, distance_unit="Ang",
             num_workers=0, pin_memory=False)
-        n = int(cfg["n_atom_basis"])
-        model = spk.model.NeuralNetworkPotential(
-            representation=spk.representation.SchNet(
-                n_atom_basis=n, n_interactions=int(cfg["n_interactions"]),
-                radial_basis=spk.nn.GaussianRBF(n_rbf=int(cfg["n_rbf"]), cutoff=cutoff),
-                cutoff_fn=spk.nn.CosineCutoff(cutoff)),
-            input_modules=[spk.atomistic.PairwiseDistances()],
-            output_modules=[spk.atomistic.Atomwise(n_in=n, output_key="energy"),
-                            spk.atomistic.Forces(energy_key="energy", force_key="forces")],
-            postprocessors=[spk.transform.CastTo64(),
-                            spk.transform.AddOffsets("energy", add_mean=True,
-                                                     add_atomrefs=True)])
+        model = build_model(cfg)
         outputs = [
             spk.task.ModelOutput(name="energy", loss_fn=torch.nn.MSELoss(),
                                  loss_weight=float(cfg["energy_weight"]),
@@ -180,6 +188,19 @@ class SchNetAdapter:
         model = torch.load(model_file, map_location=device, weights_only=True)
         model.eval()
         return cls(path, model, meta, device)
+
+    @classmethod
+    def untrained(cls, path: str | Path, config: dict | str = "tiny", seed: int = 0
+                  ) -> SchNetAdapter:
+        """A randomly initialised model saved like a trained one: for speed benchmarks and
+        plumbing tests only (its predictions mean nothing)."""
+        cfg = config if isinstance(config, dict) else load_config(config)
+        torch.manual_seed(seed)
+        meta = {"framework": "schnet", "config": cfg, "seed": seed, "trained": False,
+                "model_file": MODEL_FILE}
+        adapter = cls(Path(path), build_model(cfg).eval(), meta)
+        adapter.save(path)
+        return adapter
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

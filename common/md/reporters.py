@@ -151,7 +151,7 @@ class ThermoLog(Reporter):
             row = (int(step), time_fs / 1000.0, s + self.system_offset, temps[s], epot[s],
                    ekin[s], epot[s] + ekin[s])
             self.rows.append(row)
-            lines.append("%d %.6f %d %.4f %.10f %.10f %.10f\n" % row)
+            lines.append("{:d} {:.6f} {:d} {:.4f} {:.10f} {:.10f} {:.10f}\n".format(*row))
         with open(self.path, "a") as fh:
             fh.writelines(lines)
 
@@ -171,3 +171,49 @@ class ThermoLog(Reporter):
     def array(self) -> np.ndarray:
         """(n_rows, 7) array of what this run reported."""
         return np.array(self.rows, dtype=float).reshape(-1, 7)
+
+
+class DeviationFlagger(Reporter):
+    """Writes the frames whose ensemble force deviation (``max_force_deviation``, eV/Å, from
+    :class:`~common.potential.ensemble.Ensemble`) exceeds ``threshold_eV_A`` to one extxyz file,
+    for relabelling (active learning). Checked every ``every`` steps."""
+
+    def __init__(self, path: str | Path, threshold_eV_A: float, every: int = 10,
+                 system_offset: int = 0, n_systems: int | None = None):
+        self.path, self.every = Path(path), int(every)
+        self.threshold = float(threshold_eV_A)
+        self.system_offset, self.n_systems = int(system_offset), n_systems
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.outdir = self.path.parent
+        self.n_flagged = 0
+
+    def report(self, step, time_fs, state, out):
+        dev = out.get("max_force_deviation")
+        if dev is None:
+            return
+        hit = torch.nonzero(dev > self.threshold).flatten().tolist()
+        if not hit:
+            return
+        import ase.io
+
+        frames = state.select(hit).to_atoms()
+        for s, at in zip(hit, frames, strict=True):
+            at.info.update(step=int(step), time_fs=float(time_fs),
+                           system=s + self.system_offset,
+                           max_force_deviation_eV_A=float(dev[s]))
+        with open(self.path, "a") as fh:
+            ase.io.write(fh, frames, format="extxyz")
+        self.n_flagged += len(hit)
+
+    def truncate_after(self, step: int) -> None:
+        import ase.io
+
+        if not self.path.exists():
+            return
+        lo = self.system_offset
+        hi = lo + (self.n_systems if self.n_systems is not None else 10**9)
+        frames = [f for f in ase.io.read(self.path, ":")
+                  if f.info.get("step", -1) <= step or not lo <= f.info.get("system", -1) < hi]
+        tmp = self.path.with_suffix(".tmp")
+        ase.io.write(tmp, frames, format="extxyz")
+        tmp.replace(self.path)

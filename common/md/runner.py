@@ -20,7 +20,7 @@ from common.errors import ConfigError, DataError
 from common.md.batching import choose_batch_size
 from common.md.engine import MDEngine
 from common.md.noise import maxwell_boltzmann
-from common.md.reporters import ExtxyzTrajectory, HDF5Trajectory, ThermoLog
+from common.md.reporters import DeviationFlagger, ExtxyzTrajectory, HDF5Trajectory, ThermoLog
 from common.md.state import BatchState
 
 RUN_FILE = "run.json"
@@ -94,12 +94,14 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
            traj_every: int = 10, traj_format: str = "extxyz", thermo_every: int | None = None,
            checkpoint_every: int = 0, restart: bool = False, skin: float = 0.5,
            terms: Sequence = (), progress: bool = True, potential_label: str = "",
-           compile: bool | str = "auto") -> dict:
+           compile: bool | str = "auto", flag_deviation_eV_A: float | None = None) -> dict:
     """Run batched MD of ``replicas`` copies of each structure; return the summary dict
     (also written to ``outdir/summary.json``).
 
     ``compile``: use the potential's torch.compile-d kernel where it has one (pair
     potentials); "auto" does so when the run is long enough to repay 10-30 s of compilation.
+    ``flag_deviation_eV_A``: with an ensemble potential, frames whose max force deviation
+    exceeds this are written to ``outdir/flagged_frames.extxyz`` for relabelling.
     """
     _validate(steps, timestep_fs, temperature_K, ensemble)
     if traj_format not in ("extxyz", "h5"):
@@ -164,13 +166,18 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
                                   system_offset=first, n_systems=n)
             trajectories = [str(traj.path)]
         thermo = ThermoLog(thermo_path, every=thermo_every, system_offset=first, n_systems=n)
+        reporters = [traj, thermo]
+        if flag_deviation_eV_A is not None:
+            flagger = DeviationFlagger(outdir / "flagged_frames.extxyz", flag_deviation_eV_A,
+                                       every=thermo_every, system_offset=first, n_systems=n)
+            reporters.append(flagger)
         ckpt = outdir / "checkpoints" / f"batch_{first:05d}.pt"
-        engine = make_engine(sub, [seeds[k] for k in idx], (traj, thermo),
+        engine = make_engine(sub, [seeds[k] for k in idx], reporters,
                              ckpt if checkpoint_every else None)
         if restart and ckpt.exists():
             engine.load_checkpoint(ckpt)
         elif restart:  # this batch never checkpointed: start it again from scratch
-            for r in (traj, thermo):
+            for r in reporters:
                 r.truncate_after(-1)
         remaining = steps - engine.step
         info = engine.run(remaining, progress=progress,
@@ -180,6 +187,11 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         for k in ("replica_steps", "wall_s", "neighbor_rebuilds"):
             totals[k] += info[k]
     summary = summarize(thermo_path, state, ensemble)
+    if flag_deviation_eV_A is not None:
+        flagged = outdir / "flagged_frames.extxyz"
+        summary["flagged_frames"] = str(flagged) if flagged.exists() else None
+        summary["n_flagged"] = _count_frames(flagged)
+        summary["flag_deviation_eV_A"] = flag_deviation_eV_A
     summary.update({
         "replicas": len(systems), "structures": len(frames), "steps": steps,
         "ensemble": ensemble, "timestep_fs": timestep_fs, "device": str(device),
@@ -194,6 +206,14 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         summary["target_temperature_K"] = temperature_K
     (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _count_frames(path: Path) -> int:
+    if not path.exists():
+        return 0
+    import ase.io
+
+    return sum(1 for _ in ase.io.iread(path, ":"))
 
 
 def summarize(thermo_path: Path, state: BatchState, ensemble: str) -> dict:

@@ -62,3 +62,32 @@ class Ensemble(BatchedPotential):
         if compute_stress and self.has_stress:
             result["stress"] = torch.stack([o["stress"] for o in outs]).mean(0)
         return result
+
+
+ENSEMBLE_META = "mlp-cases-model.json"
+
+
+def save_ensemble_folder(path, member_dirs: Sequence, framework: str, extra: dict | None = None):
+    """Record an ensemble: ``path/mlp-cases-model.json`` lists the member model folders
+    (relative to ``path``) and the framework that trained them."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    members = [str(Path(m).resolve().relative_to(path.resolve())) for m in member_dirs]
+    (path / ENSEMBLE_META).write_text(json.dumps(
+        {"framework": "ensemble", "member_framework": framework, "members": members,
+         **(extra or {})}, indent=2))
+    return path
+
+
+def load_ensemble_folder(path, device: str = "cpu") -> Ensemble:
+    import json
+    from pathlib import Path
+
+    from common.potential.registry import load_saved
+
+    path = Path(path)
+    meta = json.loads((path / ENSEMBLE_META).read_text())
+    return Ensemble([load_saved(path / m, device=device) for m in meta["members"]])

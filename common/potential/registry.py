@@ -85,6 +85,10 @@ def load_saved(path: Path, device: str = "cpu"):
         raise ConfigError("not a model saved by mlp-cases (no mlp-cases-model.json)",
                           where=str(path), fix="give the folder written by a `train` command")
     info = json.loads(meta.read_text())
+    if info["framework"] == "ensemble":
+        from common.potential.ensemble import load_ensemble_folder
+
+        return load_ensemble_folder(path, device=device)
     if info["framework"] in ANALYTIC:
         from common.potential.analytic import AnalyticAdapter
 
