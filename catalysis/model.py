@@ -229,7 +229,6 @@ class SchNetBatched(BatchedPotential):
     """A schnetpack model as a BatchedPotential: the engine's neighbour list (filtered to the
     model's cutoff) becomes schnetpack's ``_idx_i/_idx_j/_offsets`` inputs."""
 
-    full_neighbor_list = True
     needs_grad = True
 
     def __init__(self, model: torch.nn.Module, cutoff: float, dtype=torch.float64):

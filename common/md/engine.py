@@ -90,6 +90,9 @@ class MDEngine:
         self.terms = list(terms)
         self.stop, self.guard = stop, guard or BlowUpGuard()
         self.reporters = list(reporters)
+        for r in self.reporters:  # a reporter truncates/ names files for this batch's systems
+            if getattr(r, "n_systems", 0) is None:
+                r.n_systems = n
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = int(checkpoint_every)
         cutoff = max([potential.cutoff] + [getattr(t, "cutoff", 0.0) for t in self.terms])
@@ -103,7 +106,9 @@ class MDEngine:
                                  dtype=state.dtype)
             self.integrator = LangevinBAOAB(dt, self.temperature_K,
                                             self.friction_per_ps * per_ps_to_ase(1.0), noise)
+        self._initial_positions = state.positions.detach().cpu().clone()
         self.step = 0
+        self._last_reported: int | None = None
         self.active = torch.ones(n, dtype=torch.bool, device=state.device)
         self.stopped_at = [None] * n
         self.out: dict[str, torch.Tensor] = {}
@@ -176,6 +181,9 @@ class MDEngine:
         return True
 
     def _report(self) -> None:
+        if self._last_reported == self.step:
+            return
+        self._last_reported = self.step
         for r in self.reporters:
             if self.step % r.every == 0:
                 r.report(self.step, self.step * self.timestep_fs, self.state, self.out)
@@ -194,8 +202,14 @@ class MDEngine:
                 "model on this configuration (it may be outside the training data)")
 
     def _dump_blowup(self, s: int) -> Path | None:
-        outdir = next((Path(getattr(r, "outdir", Path(getattr(r, "path", ".")).parent))
-                       for r in self.reporters), None)
+        outdir = None
+        for r in self.reporters:
+            if getattr(r, "outdir", None) is not None:
+                outdir = Path(r.outdir)
+                break
+            if isinstance(getattr(r, "path", None), str | Path):
+                outdir = Path(r.path).parent
+                break
         if outdir is None:
             return None
         import ase.io
@@ -212,7 +226,7 @@ class MDEngine:
         h = hashlib.sha256()
         st = self.state
         for t in (st.numbers, st.masses, st.fixed, st.cells, st.pbc, st.system_idx,
-                  self.temperature_K, self.friction_per_ps):
+                  self.temperature_K, self.friction_per_ps, self._initial_positions):
             h.update(t.detach().cpu().numpy().tobytes())
         params = getattr(self.potential, "params", lambda: {})()
         h.update(repr((self.ensemble, self.timestep_fs, self.seeds, type(self.potential).__name__,
@@ -271,6 +285,7 @@ class MDEngine:
                 t.load_state_dict(sd)
         for r in self.reporters:
             r.truncate_after(self.step)
+        self._last_reported = self.step
 
 
 class _Bar:

@@ -119,7 +119,8 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
     config = {"n_systems": len(systems), "ensemble": ensemble, "timestep_fs": timestep_fs,
               "temperature_K": temperature_K, "friction_per_ps": friction_per_ps,
               "steps": steps, "replicas": replicas, "seed": seed, "potential": potential_label,
-              "traj_every": traj_every, "traj_format": traj_format, "skin": skin}
+              "traj_every": traj_every, "traj_format": traj_format, "skin": skin,
+              "structures_sha": _frames_hash(frames)}
 
     def make_engine(sub: BatchState, sub_seeds, reporters=(), ckpt=None):
         return MDEngine(potential, sub, ensemble=ensemble, timestep_fs=timestep_fs,
@@ -206,6 +207,14 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         summary["target_temperature_K"] = temperature_K
     (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _frames_hash(frames: Sequence[Atoms]) -> str:
+    import hashlib
+
+    from common.data.io import structure_hash
+
+    return hashlib.sha256("".join(structure_hash(a) for a in frames).encode()).hexdigest()[:16]
 
 
 def _count_frames(path: Path) -> int:

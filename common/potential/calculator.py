@@ -25,7 +25,7 @@ class BatchedPotentialCalculator(Calculator):
                         "forces": out["forces"].detach().cpu().numpy()}
         if "energies" in out:
             self.results["energies"] = out["energies"].detach().cpu().numpy()
-        if "stress" in out and self.atoms.pbc.all():
+        if "stress" in out and self.atoms.pbc.any() and self.atoms.cell.rank == 3:
             from ase.stress import full_3x3_to_voigt_6_stress
 
             self.results["stress"] = full_3x3_to_voigt_6_stress(

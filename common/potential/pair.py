@@ -75,13 +75,14 @@ class PairPotential(BatchedPotential):
 
     @staticmethod
     def _stress(state: BatchState, d: torch.Tensor, du_r: torch.Tensor) -> torch.Tensor:
-        """stress = (1/V) sum_pairs r_ij (x) dU/dr_ij, eV/Å^3 (zero for non-periodic)."""
+        """stress = (1/V) sum_pairs r_ij (x) dU/dr_ij, eV/Å^3, for any system with a cell of
+        non-zero volume (slabs too, as ASE does); zero for molecules."""
         fv = d * du_r
         per_atom = 0.5 * torch.einsum("anK,bnK->nab", d, fv).reshape(-1, 9)
         vir = torch.zeros(state.n_systems, 9, dtype=state.dtype, device=state.device
                           ).index_add_(0, state.system_idx, per_atom)
         vol = torch.linalg.det(state.cells).abs()
-        periodic = state.pbc.all(-1) & (vol > 0)
+        periodic = state.pbc.any(-1) & (vol > 0)
         stress = torch.where(periodic[:, None], vir / torch.where(periodic, vol, 1.0)[:, None],
                              torch.zeros_like(vir))
         return stress.reshape(-1, 3, 3)

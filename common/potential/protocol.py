@@ -5,9 +5,9 @@ Two levels:
 * :class:`BatchedPotential` — a ``torch.nn.Module`` whose ``forward(state, neighbors)`` returns
   ``{"energy": (n_systems,), "forces": (n_atoms, 3)}`` (and ``"stress": (n_systems, 3, 3)``
   where the model has it) for a whole :class:`~common.md.state.BatchState`. This is what the
-  batched MD engine calls. Neighbour lists come from the engine (pairs within ``cutoff + skin``,
-  half list; ``full_neighbor_list = True`` asks for both directions); a model must ignore pairs
-  beyond its own ``cutoff``.
+  batched MD engine calls. Neighbour lists come from the engine: full lists (both directions
+  of every pair) within ``cutoff + skin``, as a flat edge list (``pairs()``) or a padded dense
+  matrix (``dense()``); a model must ignore pairs beyond its own ``cutoff``.
 * :class:`ModelAdapter` — what a pipeline holds: train with the framework's own trainer, load
   from disk, an ASE calculator, and the batched module.
 """
@@ -28,8 +28,6 @@ class BatchedPotential(torch.nn.Module):
 
     #: interaction cutoff, Å
     cutoff: float = 0.0
-    #: whether forward() needs both (i, j) and (j, i) of every pair
-    full_neighbor_list: bool = False
     #: whether "stress" is returned for periodic systems
     has_stress: bool = False
     #: whether forward() differentiates (autograd forces); analytic potentials do not
