@@ -91,3 +91,22 @@ def load_ensemble_folder(path, device: str = "cpu") -> Ensemble:
     path = Path(path)
     meta = json.loads((path / ENSEMBLE_META).read_text())
     return Ensemble([load_saved(path / m, device=device) for m in meta["members"]])
+
+
+def train_ensemble(adapter_cls, train, valid, workdir, n_models: int, config=None,
+                   seed: int = 0, **train_kw):
+    """Train ``n_models`` members with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
+    ``workdir/member_k`` and record the ensemble folder. Returns (folder, members)."""
+    from pathlib import Path
+
+    workdir = Path(workdir)
+    members, dirs = [], []
+    for k in range(n_models):
+        d = workdir / f"member_{k}"
+        members.append(adapter_cls.train(train, valid, d, config=config, seed=seed + k,
+                                         **train_kw))
+        dirs.append(d)
+    save_ensemble_folder(workdir, dirs, framework=adapter_cls.name,
+                         extra={"metrics": [getattr(m, "meta", {}).get("metrics")
+                                            for m in members]})
+    return workdir, members
