@@ -52,6 +52,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
         print("error: interrupted; results written so far are kept", file=sys.stderr)
         return 130
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
+            print("error: interrupted; results written so far are kept", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # click usage errors carry their own exit code
         import click
@@ -68,4 +70,6 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    if rc == 130:
+        print("error: interrupted; results written so far are kept", file=sys.stderr)
     return rc if isinstance(rc, int) else 0

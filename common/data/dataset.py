@@ -611,7 +611,7 @@ def _format_for(p: Path) -> str | None:
 def _write_db(path: str, frames: list[Atoms]) -> None:
     import ase.db
 
-    with ase.db.connect(path, type="db", append=False) as db:
+    with ase.db.connect(path, type="db", append=False, use_lock_file=False) as db:
         for a in frames:
             kvp = {col: a.info[k] for k, col in _DB_INFO_KEYS.items()
                    if isinstance(a.info.get(k), (int, float, np.integer, np.floating))}
@@ -623,7 +623,7 @@ def _restore_db_info(p: Path, frames: list[Atoms]) -> None:
     import ase.db
 
     try:
-        rows = list(ase.db.connect(str(p), type="db").select())
+        rows = list(ase.db.connect(str(p), type="db", use_lock_file=False).select())
     except Exception:
         return
     if len(rows) != len(frames):

@@ -1,0 +1,23 @@
+"""``mlp-cases``: the shared commands (doctor, dataset, label, md)."""
+
+from __future__ import annotations
+
+import sys
+
+from common.cli import dataset, demo, doctor, label, md
+from common.cli.app import new_app, run_app
+
+app = new_app("mlp-cases: shared tools for the five MLP pipelines.")
+app.command("doctor")(doctor.doctor)
+app.add_typer(dataset.app, name="dataset")
+app.command("label")(label.label)
+app.command("md")(md.md)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    sys.exit(run_app(app))
+
+
+if __name__ == "__main__":
+    main()
