@@ -119,6 +119,26 @@ class SchNetAdapter:
                  test_idx=np.arange(n_tr + n_va, len(full)))
         seed_everything(seed)
         pl.seed_everything(seed, workers=True, verbose=False)
+        with _inside(workdir), _quiet_lightning():
+            trainer = cls._fit(spk, pl, torchmetrics, cfg, db, workdir, device, progress)
+        meta = {"framework": "schnet", "config": cfg, "seed": seed,
+                "epochs": int(trainer.current_epoch), "model_file": MODEL_FILE,
+                "n_train": n_tr, "n_valid": n_va}
+        (workdir / META).write_text(json.dumps(meta, indent=2))
+        adapter = cls.load(workdir, device=device)
+        metrics = {"valid": error_metrics(adapter.batched(), valid)}
+        if test is not None and len(test):
+            metrics["test"] = error_metrics(adapter.batched(), test)
+            parity_plot(adapter.batched(), test, workdir / "parity_test.png",
+                        title=f"SchNet, test set ({len(test)} frames)")
+        adapter.meta["metrics"] = metrics
+        (workdir / META).write_text(json.dumps(adapter.meta, indent=2))
+        return adapter
+
+    @staticmethod
+    def _fit(spk, pl, torchmetrics, cfg, db, workdir, device, progress):
+        """schnetpack's data module + AtomisticTask + a Lightning Trainer; returns the
+        trainer after fit (best checkpoint in workdir/best_model)."""
         cutoff = float(cfg["cutoff_A"])
         dm = spk.data.AtomsDataModule(
             str(db), batch_size=int(cfg["batch_size"]), split_file=str(workdir / "split.npz"),
@@ -153,21 +173,8 @@ class SchNetAdapter:
             logger=pl.loggers.CSVLogger(str(workdir), name="lightning_logs"),
             accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
             enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1)
-        with _inside(workdir), _quiet_lightning():
-            trainer.fit(task, datamodule=dm)
-        meta = {"framework": "schnet", "config": cfg, "seed": seed,
-                "epochs": int(trainer.current_epoch), "model_file": MODEL_FILE,
-                "n_train": n_tr, "n_valid": n_va}
-        (workdir / META).write_text(json.dumps(meta, indent=2))
-        adapter = cls.load(workdir, device=device)
-        metrics = {"valid": error_metrics(adapter.batched(), valid)}
-        if test is not None and len(test):
-            metrics["test"] = error_metrics(adapter.batched(), test)
-            parity_plot(adapter.batched(), test, workdir / "parity_test.png",
-                        title=f"SchNet, test set ({len(test)} frames)")
-        adapter.meta["metrics"] = metrics
-        (workdir / META).write_text(json.dumps(adapter.meta, indent=2))
-        return adapter
+        trainer.fit(task, datamodule=dm)
+        return trainer
 
     # -- loading / saving ---------------------------------------------------------------
     @classmethod
@@ -260,10 +267,17 @@ class SchNetBatched(BatchedPotential):
 
 @contextlib.contextmanager
 def _quiet_lightning():
+    """Silence Lightning's banners, its hyperparameter warning and schnetpack's statistics
+    progress bar during training (errors still surface)."""
     import logging
     import warnings
 
-    names = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric")
+    tqdm_before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+
+    names = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
+             "pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+             "lightning_fabric.utilities.rank_zero", "schnetpack")
     levels = {n: logging.getLogger(n).level for n in names}
     for n in names:
         logging.getLogger(n).setLevel(logging.ERROR)
@@ -274,3 +288,7 @@ def _quiet_lightning():
     finally:
         for n, lv in levels.items():
             logging.getLogger(n).setLevel(lv)
+        if tqdm_before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = tqdm_before
