@@ -69,6 +69,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from catalysis.model import SchNetAdapter, load_config
     from common.active_learning import run_active_learning
     from common.data import Dataset
+    from common.errors import SimulationError
     from common.labels import LabellerSpec, label_structures, labelled_frames
     from common.md.runner import run_md
     from common.potential.calculator import BatchedPotentialCalculator
@@ -76,7 +77,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
 
     cfg = load_case_config(scale)
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    _claim_outdir(out, {"config": cfg, "seed": seed, "labeller": labeller})
     clock = _Clock()
     lab_cfg = dict(labeller or cfg["labeller"])
     spec = LabellerSpec(lab_cfg.pop("name"), lab_cfg)
@@ -108,20 +109,28 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         coupling_starts = [a for a in starts if len(a) > len(starts[0])] or starts
 
     def train(ds, r):
-        folder, members = train_ensemble(SchNetAdapter, ds, valid, out / "models" / f"round_{r}",
-                                         cfg["ensemble_size"], config=schnet_cfg,
-                                         seed=seed + 100 * r, test=test, device=device)
+        folder = out / "models" / f"round_{r}"
+        if (folder / "mlp-cases-model.json").exists():  # finished by an earlier run: reuse
+            members = [SchNetAdapter.load(folder / m, device=device) for m in
+                       json.loads((folder / "mlp-cases-model.json").read_text())["members"]]
+        else:
+            folder, members = train_ensemble(SchNetAdapter, ds, valid, folder,
+                                             cfg["ensemble_size"], config=schnet_cfg,
+                                             seed=seed + 100 * r, test=test, device=device)
         ens = Ensemble([m.batched() for m in members])
         return (ens, members), members[0].meta.get("metrics", {})
 
     def explore(pot, r):
         ens, _ = pot
-        md = run_md(coupling_starts, ens, out / "active_learning" / f"round_{r}",
+        folder = out / "active_learning" / f"round_{r}"
+        md = run_md(coupling_starts, ens, folder, restart=(folder / "run.json").exists(),
                     ensemble="nvt", temperature_K=cfg["md"]["temperature_K"],
                     friction_per_ps=cfg["md"]["friction_per_ps"],
                     timestep_fs=cfg["md"]["timestep_fs"], steps=cfg["al_md_steps"],
                     seed=seed + 1000 * r, traj_every=cfg["md"]["frame_every"],
-                    flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress)
+                    checkpoint_every=cfg["al_md_steps"],
+                    flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress,
+                    on_blowup="stop_system")
         path = md.get("flagged_frames")
         return ase.io.read(path, ":") if path else []
 
@@ -145,16 +154,26 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     prod_starts = [coupling_starts[k % len(coupling_starts)] for k in range(n_traj)]
     with clock("production_md_s"):
         md = run_md(prod_starts, ens, out / "md", ensemble="nvt",
+                    restart=(out / "md" / "run.json").exists(),
                     temperature_K=md_cfg["temperature_K"],
                     friction_per_ps=md_cfg["friction_per_ps"],
                     timestep_fs=md_cfg["timestep_fs"], steps=md_cfg["steps"], seed=seed,
                     traj_every=md_cfg["frame_every"], checkpoint_every=md_cfg["steps"],
-                    flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress)
-    simulated_ps = n_traj * md_cfg["steps"] * md_cfg["timestep_fs"] / 1000.0
+                    flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress,
+                    on_blowup="stop_system")
+    # a trajectory that blew up is unphysical before it crossed the guard's limits: the
+    # analysis uses the trajectories that finished, and the report says how many did not
+    failed = {int(k) for k in md["failed"]}
+    good = [p for k, p in enumerate(md["trajectories"]) if k not in failed]
+    simulated_ps = len(good) * md_cfg["steps"] * md_cfg["timestep_fs"] / 1000.0
 
     # 7. events
     with clock("events_s"):
-        analysis = analyze_trajectories(md["trajectories"],
+        if not good:
+            raise SimulationError("every production trajectory blew up", where=str(out / "md"),
+                                  fix="train on more data (n_rattled, active-learning rounds) "
+                                      "or lower the temperature/timestep")
+        analysis = analyze_trajectories(good,
                                         min_persistence_fs=cfg["events"]["min_persistence_fs"])
         ev = analysis.to_dict()
         (out / "events.json").write_text(json.dumps(ev, indent=2))
@@ -183,8 +202,10 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         "model": {"framework": "schnetpack SchNet", "config": schnet_cfg,
                   "ensemble_size": cfg["ensemble_size"], "metrics": metrics},
         "active_learning": history,
-        "md": {k: md.get(k) for k in ("replicas", "steps", "timestep_fs", "mean_temperature_K",
-                                      "replica_steps_per_s", "batch_size", "n_flagged")},
+        "md": {**{k: md.get(k) for k in ("replicas", "steps", "timestep_fs",
+                                         "mean_temperature_K", "replica_steps_per_s",
+                                         "batch_size", "n_flagged", "failed")},
+               "n_finished": len(good)},
         "simulated_ps": simulated_ps,
         "events": {"n_events": len(ev["events"]), "n_coupling_events": len(coupling),
                    "pathways": ev["pathways"], "lifetimes": ev["lifetimes"]},
@@ -195,6 +216,21 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain))
     (out / "report.md").write_text(report_markdown(summary))
     return summary
+
+
+def _claim_outdir(out: Path, settings: dict) -> None:
+    """A rerun in the same folder continues (cached labels, finished models and MD are
+    reused); a folder holding a run with other settings is refused, never overwritten."""
+    from common.errors import ConfigError
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / "case_settings.json"
+    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
+    if stamp.exists() and stamp.read_text() != text:
+        raise ConfigError("this folder holds a case study run with other settings",
+                          where=str(out), fix="choose a new --out folder (or rerun with the "
+                          "same scale, seed and labeller to continue it)")
+    stamp.write_text(text)
 
 
 def _plain(o: Any) -> Any:
@@ -238,6 +274,8 @@ def report_markdown(s: dict) -> str:
         "",
         "| quantity | this run | seed |",
         "|---|---|---|",
+        f"| trajectories finished / run | {s['md']['n_finished']} / {s['md']['replicas']} | "
+        "10 / 10 |",
         f"| simulated time (ps) | {s['simulated_ps']:.1f} | {seed['simulated_ps']:.0f} |",
         f"| C–C coupling events | {s['events']['n_coupling_events']} | "
         f"{seed['n_coupling_events']} |",

@@ -54,6 +54,8 @@ class MDEngine:
         a term may define ``after_step(state, out, step)`` (metadynamics deposits hills there)
     stop : callable(state, out, step) -> bool tensor (n_systems,); a system that returns True
         is frozen from then on, and the run ends when all are frozen
+    on_blowup : "raise" (stop everything with a SimulationError) or "stop_system" (freeze
+        only the system that blew up, record it in ``failed``, go on with the others)
     """
 
     def __init__(self, potential, state: BatchState, *, ensemble: str = "nvt",
@@ -62,7 +64,7 @@ class MDEngine:
                  terms: Sequence = (), stop: StopCondition | None = None,
                  guard: BlowUpGuard | None = None, reporters: Sequence[Reporter] = (),
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
-                 noise_block_steps: int = 64):
+                 noise_block_steps: int = 64, on_blowup: str = "raise"):
         if ensemble not in ENSEMBLES:
             raise ConfigError(f"unknown ensemble {ensemble!r}", where="ensemble",
                               fix=f"use one of {', '.join(ENSEMBLES)}")
@@ -88,7 +90,11 @@ class MDEngine:
             raise ConfigError(f"{len(self.seeds)} seeds for {n} systems", where="seeds",
                               fix="give one seed per system")
         self.terms = list(terms)
-        self.stop, self.guard = stop, guard or BlowUpGuard()
+        if on_blowup not in ("raise", "stop_system"):
+            raise ConfigError(f"unknown on_blowup {on_blowup!r}", where="on_blowup",
+                              fix="use raise or stop_system")
+        self.stop, self.guard, self.on_blowup = stop, guard or BlowUpGuard(), on_blowup
+        self.failed: dict[int, str] = {}
         self.reporters = list(reporters)
         for r in self.reporters:  # a reporter truncates/ names files for this batch's systems
             if getattr(r, "n_systems", 0) is None:
@@ -114,7 +120,7 @@ class MDEngine:
         self.out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             self.forces = self._compute(state)
-        self._check_guard()
+        self._check_guard(at_start=True)
 
     # -- forces --------------------------------------------------------------------------
     def _compute(self, state: BatchState) -> torch.Tensor:
@@ -153,7 +159,8 @@ class MDEngine:
                 self.step += 1
                 done_steps += 1
                 replica_steps += n_active
-                self._check_guard()
+                if self._check_guard():
+                    mobile = self._mobile()
                 for term in self.terms:
                     if hasattr(term, "after_step"):
                         term.after_step(state, self.out, self.step)
@@ -188,18 +195,31 @@ class MDEngine:
             if self.step % r.every == 0:
                 r.report(self.step, self.step * self.timestep_fs, self.state, self.out)
 
-    def _check_guard(self) -> None:
-        bad = self.guard.check(self.state, self.out["forces"], self.out["energy"])
-        if bad is None:
-            return
-        s, what = bad
-        where = f"system {s}, step {self.step} (t = {self.step * self.timestep_fs / 1000:.4f} ps)"
-        kept = self._dump_blowup(s)
-        raise SimulationError(
-            f"simulation blew up: {what}; trajectory up to here kept"
-            + (f", last frame in {kept}" if kept else ""), where=where,
-            fix="reduce the timestep, check the starting structure (overlaps), or check the "
-                "model on this configuration (it may be outside the training data)")
+    def _check_guard(self, at_start: bool = False) -> bool:
+        """Raise on a blow-up, or (on_blowup="stop_system") freeze the systems that blew up.
+        Returns True if systems were frozen."""
+        frozen = False
+        while True:
+            bad = self.guard.check(self.state, self.out["forces"], self.out["energy"],
+                                   self.active)
+            if bad is None:
+                return frozen
+            s, what = bad
+            t_ps = self.step * self.timestep_fs / 1000
+            where = f"system {s}, step {self.step} (t = {t_ps:.4f} ps)"
+            kept = self._dump_blowup(s)
+            if self.on_blowup == "raise" or at_start:
+                raise SimulationError(
+                    f"simulation blew up: {what}; trajectory up to here kept"
+                    + (f", last frame in {kept}" if kept else ""), where=where,
+                    fix="reduce the timestep, check the starting structure (overlaps), or check "
+                        "the model on this configuration (it may be outside the training data)")
+            self.failed[s] = f"{where}: {what}"
+            self.stopped_at[s] = self.step
+            self.active[s] = False
+            sel = self.state.system_idx == s
+            self.state.velocities[sel] = 0.0  # frozen: no NaN can creep into its positions
+            frozen = True
 
     def _dump_blowup(self, s: int) -> Path | None:
         outdir = None
@@ -242,7 +262,7 @@ class MDEngine:
             "step": self.step, "positions": st.positions.cpu(), "velocities": st.velocities.cpu(),
             "forces": self.forces.cpu(),
             "out": {k: v.detach().cpu() for k, v in self.out.items()},
-            "active": self.active.cpu(), "stopped_at": self.stopped_at,
+            "active": self.active.cpu(), "stopped_at": self.stopped_at, "failed": self.failed,
             "neighbors": self.neighbors.state_dict(),
             "noise": self.integrator.noise.state_dict() if self.ensemble == "nvt" else None,
             "terms": [t.state_dict() if hasattr(t, "state_dict") else None for t in self.terms],
@@ -277,6 +297,7 @@ class MDEngine:
         self.out = {k: v.to(dev) for k, v in data["out"].items()}
         self.active = data["active"].to(dev)
         self.stopped_at = list(data["stopped_at"])
+        self.failed = {int(k): v for k, v in data.get("failed", {}).items()}
         self.neighbors.load_state_dict(data["neighbors"], self.state)
         if data["noise"] is not None:
             self.integrator.noise.load_state_dict(data["noise"])

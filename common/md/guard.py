@@ -20,15 +20,20 @@ class BlowUpGuard:
     max_force_eV_A: float = 100.0
     max_temperature_K: float = 10000.0
 
-    def check(self, state: BatchState, forces: torch.Tensor, energy: torch.Tensor
-              ) -> tuple[int, str] | None:
-        """None if all is well, else (system index, what went wrong)."""
+    def check(self, state: BatchState, forces: torch.Tensor, energy: torch.Tensor,
+              active: torch.Tensor | None = None) -> tuple[int, str] | None:
+        """None if all is well, else (system index, what went wrong). Systems that are no
+        longer ``active`` (stopped or already failed) are not checked."""
         fmax = forces.detach().abs().amax(-1)
         bad_atom = ~torch.isfinite(fmax) | (fmax > self.max_force_eV_A) \
             | ~torch.isfinite(state.positions).all(-1)
         bad_sys_e = ~torch.isfinite(energy.detach())
         temp = state.temperature_K()
         bad_sys_t = ~torch.isfinite(temp) | (temp > self.max_temperature_K)
+        if active is not None:
+            bad_atom &= active[state.system_idx]
+            bad_sys_e &= active
+            bad_sys_t &= active
         if not (bool(bad_atom.any()) or bool(bad_sys_e.any()) or bool(bad_sys_t.any())):
             return None
         if bool(bad_atom.any()):

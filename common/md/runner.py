@@ -94,7 +94,8 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
            traj_every: int = 10, traj_format: str = "extxyz", thermo_every: int | None = None,
            checkpoint_every: int = 0, restart: bool = False, skin: float = 0.5,
            terms: Sequence = (), progress: bool = True, potential_label: str = "",
-           compile: bool | str = "auto", flag_deviation_eV_A: float | None = None) -> dict:
+           compile: bool | str = "auto", flag_deviation_eV_A: float | None = None,
+           on_blowup: str = "raise") -> dict:
     """Run batched MD of ``replicas`` copies of each structure; return the summary dict
     (also written to ``outdir/summary.json``).
 
@@ -102,6 +103,8 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
     potentials); "auto" does so when the run is long enough to repay 10-30 s of compilation.
     ``flag_deviation_eV_A``: with an ensemble potential, frames whose max force deviation
     exceeds this are written to ``outdir/flagged_frames.extxyz`` for relabelling.
+    ``on_blowup``: "raise" stops the run at the first blow-up; "stop_system" freezes only the
+    replica that blew up (listed in the summary's ``failed``) and finishes the others.
     """
     _validate(steps, timestep_fs, temperature_K, ensemble)
     if traj_format not in ("extxyz", "h5"):
@@ -126,7 +129,8 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         return MDEngine(potential, sub, ensemble=ensemble, timestep_fs=timestep_fs,
                         temperature_K=temperature_K, friction_per_ps=friction_per_ps,
                         seeds=sub_seeds, skin=skin, terms=terms, reporters=reporters,
-                        checkpoint_path=ckpt, checkpoint_every=checkpoint_every)
+                        checkpoint_path=ckpt, checkpoint_every=checkpoint_every,
+                        on_blowup=on_blowup)
 
     run_file = outdir / RUN_FILE
     if restart:
@@ -153,6 +157,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
                                         "batch_table": table}, indent=2))
 
     totals = {"replica_steps": 0, "wall_s": 0.0, "neighbor_rebuilds": 0}
+    failed: dict[int, str] = {}
     trajectories: list[str] = []
     thermo_path = outdir / "thermo.dat"
     for first in range(0, len(systems), chosen):
@@ -187,7 +192,8 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
             engine.save_checkpoint()
         for k in ("replica_steps", "wall_s", "neighbor_rebuilds"):
             totals[k] += info[k]
-    summary = summarize(thermo_path, state, ensemble)
+        failed.update({first + s: why for s, why in engine.failed.items()})
+    summary = summarize(thermo_path, state, ensemble, exclude=set(failed))
     if flag_deviation_eV_A is not None:
         flagged = outdir / "flagged_frames.extxyz"
         summary["flagged_frames"] = str(flagged) if flagged.exists() else None
@@ -202,6 +208,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         "neighbor_rebuilds": totals["neighbor_rebuilds"],
         "trajectory": trajectories[0] if len(trajectories) == 1 else str(outdir),
         "trajectories": trajectories, "thermo": str(thermo_path),
+        "failed": {str(k): v for k, v in sorted(failed.items())},
     })
     if ensemble == "nvt":
         summary["target_temperature_K"] = temperature_K
@@ -225,20 +232,25 @@ def _count_frames(path: Path) -> int:
     return sum(1 for _ in ase.io.iread(path, ":"))
 
 
-def summarize(thermo_path: Path, state: BatchState, ensemble: str) -> dict:
+def summarize(thermo_path: Path, state: BatchState, ensemble: str,
+              exclude: set[int] = frozenset()) -> dict:
     """Mean temperature (second half of each trajectory) and NVE energy drift from the thermo
-    log on disk (so a restarted run is summarised whole)."""
+    log on disk (so a restarted run is summarised whole); ``exclude``: failed systems."""
     rows = np.loadtxt(thermo_path, comments="#", ndmin=2)
     if rows.size == 0:
         return {}
     n_atoms = state.atoms_per_system().cpu().numpy()
     temps, drifts = [], []
     for s in np.unique(rows[:, 2]).astype(int):
+        if s in exclude:
+            continue
         r = rows[rows[:, 2] == s]
         half = r[len(r) // 2:]
         temps.append(half[:, 3].mean())
         if len(r) >= 2 and r[-1, 1] > r[0, 1]:
             drifts.append(np.polyfit(r[:, 1], r[:, 6], 1)[0] / n_atoms[s])
+    if not temps:
+        return {"mean_temperature_K": None, "temperature_std_between_replicas_K": None}
     out = {"mean_temperature_K": float(np.mean(temps)),
            "temperature_std_between_replicas_K": float(np.std(temps))}
     if ensemble == "nve" and drifts:

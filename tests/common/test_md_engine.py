@@ -389,3 +389,38 @@ def test_fixed_atoms_do_not_move_under_langevin():
     assert torch.equal(st.positions[st.fixed], start[st.fixed])
     assert float(st.velocities[st.fixed].abs().max()) == 0.0
     assert float((st.positions[~st.fixed] - start[~st.fixed]).abs().max()) > 1e-3
+
+
+def test_stop_system_on_blowup_freezes_only_that_system(tmp_path):
+    """on_blowup='stop_system': the replica that blows up is frozen and reported, the
+    others finish their steps with finite, moving positions."""
+    from ase import Atoms as _Atoms
+
+    from common.md.engine import MDEngine as _Engine
+    from common.md.reporters import ThermoLog as _Thermo
+    from common.md.state import BatchState as _State
+    from common.potential.pair import LennardJones as _LJ
+
+    calm = _Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]])
+    calm.set_velocities([[0, 0, 0], [0.001, 0, 0]])
+    wild = _Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]])
+    # 0.2 eV of kinetic energy drives the pair to ~3 Å, where |F| ~ 0.8 eV/Å exceeds the
+    # guard's 0.5 eV/Å limit; the calm pairs sit at the LJ minimum with |F| ~ 1e-3 eV/Å
+    wild.set_velocities([[0, 0, 0], [-0.1, 0, 0]])
+    state = _State.from_atoms([calm, wild, calm.copy()])
+    from common.md.guard import BlowUpGuard as _Guard
+
+    eng = _Engine(_LJ(0.0104, 3.4, rc=8.0), state, ensemble="nve", timestep_fs=2.0,
+                  on_blowup="stop_system", guard=_Guard(max_force_eV_A=0.5),
+                  reporters=[_Thermo(tmp_path / "t.dat", every=1)])
+    start = state.positions.clone()
+    eng.run(200)
+    assert list(eng.failed) == [1]
+    assert eng.stopped_at[1] is not None and eng.stopped_at[0] is None
+    assert bool(torch.isfinite(state.positions).all())
+    frozen = state.positions[2:4].clone()
+    eng.run(5)
+    assert torch.equal(state.positions[2:4], frozen)  # frozen system stays put
+    assert eng.step == 205
+    assert not torch.equal(state.positions[0:2], start[0:2])  # the calm pairs kept moving
+    assert not torch.equal(state.positions[4:6], start[4:6])
