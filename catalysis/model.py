@@ -272,8 +272,10 @@ def _quiet_lightning():
     import logging
     import warnings
 
-    tqdm_before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    import schnetpack.data.stats as spk_stats
+
+    tqdm_before = spk_stats.tqdm  # the statistics pass draws its own bar: silence it here
+    spk_stats.tqdm = lambda iterable, *a, **k: iterable
 
     names = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
              "pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
@@ -288,7 +290,4 @@ def _quiet_lightning():
     finally:
         for n, lv in levels.items():
             logging.getLogger(n).setLevel(lv)
-        if tqdm_before is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = tqdm_before
+        spk_stats.tqdm = tqdm_before
