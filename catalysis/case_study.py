@@ -31,15 +31,10 @@ SEED_RESULTS = {
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
-    from common.errors import ConfigError
+    """The case study's settings: ``tiny``, ``paper`` (the seed's) or a JSON file."""
+    from common.config import load_json_config
 
-    p = Path(scale)
-    if not p.suffix:
-        p = CONFIGS / f"case_{scale}.json"
-    if not p.exists():
-        raise ConfigError(f"no case-study config {scale!r}", where="--scale",
-                          fix="use tiny, paper, or the path of a JSON config")
-    return {k: v for k, v in json.loads(p.read_text()).items() if not k.startswith("_")}
+    return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale")
 
 
 class _Clock:

@@ -28,15 +28,10 @@ MODEL_FILE = "best_model"
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
     """SchNet hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides."""
-    p = Path(scale_or_path)
-    if not p.suffix:
-        p = CONFIGS / f"schnet_{scale_or_path}.json"
-    if not p.exists():
-        raise ConfigError(f"no SchNet config {scale_or_path!r}", where="config",
-                          fix="use tiny, paper, or the path of a JSON file")
-    cfg = {k: v for k, v in json.loads(p.read_text()).items() if not k.startswith("_")}
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    return cfg
+    from common.config import load_json_config
+
+    return load_json_config(scale_or_path, CONFIGS, "schnet", what="SchNet config",
+                            **overrides)
 
 
 @contextlib.contextmanager
