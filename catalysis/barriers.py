@@ -63,7 +63,7 @@ def neb_barrier(initial: Atoms, final: Atoms, calculator_factory, *, n_images: i
     images = [ini] + [ini.copy() for _ in range(n_images)] + [fin]
     for im in images[1:-1]:
         im.calc = calculator_factory()
-    neb = NEB(images, climb=True, k=0.1)
+    neb = NEB(images, climb=True, k=0.1, method="improvedtangent")
     neb.interpolate(method="idpp", mic=True)
     opt = FIRE(neb, logfile=None)
     converged = bool(opt.run(fmax=fmax_eV_A, steps=steps))

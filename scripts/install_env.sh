@@ -49,7 +49,7 @@ if "$py" -c "import torch" 2>/dev/null; then
   log "keeping installed torch $("$py" -c 'import torch; print(torch.__version__)')"
 else
   log "installing $torch_spec"
-  "${pip[@]}" install -q "$torch_spec"
+  "${pip[@]}" install -q -c "$root/env/constraints.txt" "$torch_spec" numpy
 fi
 torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
 constraints="$venv/torch-constraints.txt"
