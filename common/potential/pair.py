@@ -8,6 +8,7 @@ fastest workload for testing and benchmarking the MD engine.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -25,9 +26,9 @@ class PairPotential(BatchedPotential):
     #: constant energy per atom added to every system (a fitted reference energy), eV
     energy_per_atom: float = 0.0
 
+    @abc.abstractmethod
     def pair_terms(self, r2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(u(r), (1/r) du/dr) for squared distances r2; zero beyond the cutoff."""
-        raise NotImplementedError  # abstract
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:

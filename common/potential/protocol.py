@@ -14,6 +14,7 @@ Two levels:
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -23,7 +24,7 @@ from common.md.neighbors import NeighborList
 from common.md.state import BatchState
 
 
-class BatchedPotential(torch.nn.Module):
+class BatchedPotential(torch.nn.Module, abc.ABC):
     """Base class: energy and forces for many systems at once (eV, eV/Å)."""
 
     #: interaction cutoff, Å
@@ -33,11 +34,11 @@ class BatchedPotential(torch.nn.Module):
     #: whether forward() differentiates (autograd forces); analytic potentials do not
     needs_grad: bool = False
 
+    @abc.abstractmethod
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
         """Energy per system (eV), forces per atom (eV/Å), and the stress (eV/Å^3) of periodic
         systems when ``compute_stress`` and the model has it."""
-        raise NotImplementedError  # abstract: every potential defines its forward
 
 
 @runtime_checkable
