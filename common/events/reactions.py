@@ -308,7 +308,9 @@ def lifetime_statistics(instances: Iterable[SpeciesInstance], include_initial: b
         Also use instances present in the first frame (their birth is unknown, so their
         lifetime is underestimated); default False.
     confidence
-        Level of the t interval on the mean of completed lifetimes.
+        Level of the t interval on the mean of completed lifetimes. A lifetime is positive, so
+        the interval's lower end is clipped at 0 (with few events the symmetric t interval
+        can reach below it).
     """
     groups: dict[str, list[SpeciesInstance]] = defaultdict(list)
     for inst in instances:
@@ -322,6 +324,8 @@ def lifetime_statistics(instances: Iterable[SpeciesInstance], include_initial: b
         obs = [i.death_frame is not None for i in insts]
         done = [x for x, o in zip(dur, obs, strict=True) if o]
         mean, ci = t_interval(done, confidence)
+        if ci[0] is not None:
+            ci = (max(0.0, ci[0]), ci[1])
         out[name] = LifetimeStats(len(done), len(insts) - len(done), mean, ci,
                                   kaplan_meier(dur, obs))
     return out

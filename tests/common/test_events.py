@@ -306,3 +306,16 @@ def test_plot_timeline(tmp_path):
                           "test")
     out = plot_timeline(tmp_path / "sub" / "t.png", [panel])
     assert out.exists() and out.stat().st_size > 1000
+
+
+def test_lifetime_interval_is_clipped_at_zero():
+    """Two very different lifetimes: the symmetric t interval (mean 0.155 ps, half-width
+    12.71 * 0.145 = 1.84 ps) reaches far below zero; a lifetime cannot, so it is clipped."""
+    from common.events.reactions import SpeciesInstance
+
+    inst = [SpeciesInstance("X", frozenset({0}), 1, 2, 0.01, 0.02, 1.0, False),
+            SpeciesInstance("X", frozenset({1}), 1, 31, 0.01, 0.31, 1.0, False)]
+    st = lifetime_statistics(inst)["X"]
+    assert st.n == 2
+    lo, hi = st.ci95_ps
+    assert lo == 0.0 and hi > 1.5
