@@ -203,7 +203,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
                "n_finished": len(good)},
         "simulated_ps": simulated_ps,
         "events": {"n_events": len(ev["events"]), "n_coupling_events": len(coupling),
-                   "pathways": ev["pathways"], "lifetimes": ev["lifetimes"]},
+                   "pathways": ev["pathways"], "lifetimes": ev["lifetimes"],
+                   "network": ev.get("network", [])},
         "barriers": {k: bars[k] for k in ("n", "mean_eV", "std_eV", "barriers_eV")},
         "seed_results": SEED_RESULTS,
         "timings_s": clock.t,
@@ -277,6 +278,20 @@ def report_markdown(s: dict) -> str:
         *rows,
         f"| barrier (eV), mean ± std | {_fmt(b['mean_eV'])} ± {_fmt(b['std_eV'])} "
         f"(n = {b['n']}) | {seed['barrier_mean_eV']:.2f} ± {seed['barrier_std_eV']:.2f} |",
+        "",
+        "Species lifetimes (completed lifetimes; 95 % t interval, clipped at 0):",
+        "",
+        "| species | n | mean (ps) | 95 % CI (ps) |",
+        "|---|---:|---:|---|",
+        *[f"| {name} | {d['n']} | {_fmt(d['mean_ps'], '.3f')} | "
+          f"[{_fmt((d['ci95_ps'] or [None])[0], '.3f')}, "
+          f"{_fmt((d['ci95_ps'] or [None, None])[1], '.3f')}] |"
+          for name, d in s["events"]["lifetimes"].items() if d["n"] > 0],
+        "",
+        "Reaction network (events per edge):",
+        "",
+        *[f"- {' + '.join(e['reactants'])} → {' + '.join(e['products'])}: {e['count']}"
+          for e in sorted(s["events"].get("network", []), key=lambda e: -e["count"])[:15]],
         "",
         "The seed's numbers come from its own reference method, system size and 180 ps of MD; "
         "a tiny run on a semi-empirical reference is not expected to reproduce them. With few "
