@@ -17,6 +17,7 @@ from common.labels.calculators import (
     make_calculator,
     make_spec,
 )
+from common.labels.direct import label_now
 from common.labels.runner import LabelReport, label_structures, labelled_frames
 from common.labels.store import LabelDB
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_supported",
     "configure_for_frame",
     "frame_charge_multiplicity",
+    "label_now",
     "label_structures",
     "labelled_frames",
     "make_calculator",

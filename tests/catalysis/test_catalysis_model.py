@@ -8,11 +8,11 @@ import pytest
 import torch
 from ase.build import add_adsorbate, fcc111, molecule
 from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from catalysis.model import SchNetAdapter, load_config
 from common.data import Dataset
 from common.errors import ConfigError
+from common.labels import label_now
 from common.md.engine import MDEngine
 from common.md.noise import maxwell_boltzmann
 from common.md.state import BatchState
@@ -32,10 +32,7 @@ def _emt_frames(n, seed=0):
     for k in range(n):
         a = _slab_co()
         a.rattle(float(rng.uniform(0.02, 0.1)), seed=seed * 100 + k)
-        a.calc = EMT()
-        e, f = a.get_potential_energy(), a.get_forces()
-        a.calc = SinglePointCalculator(a, energy=e, forces=f)
-        out.append(a)
+        out.append(label_now(a, EMT()))
     return Dataset.from_frames(out)
 
 

@@ -14,24 +14,16 @@ from ase.cluster import Icosahedron
 
 from common.data import Dataset, Problem, get_labels, structure_hash, with_labels
 from common.errors import ConfigError, DataError
+from common.labels import label_now
 
 
 def emt_frame(seed: int, pt: bool = False, cluster: bool = False) -> Atoms:
     """A rattled Cu (or CuPt) cell or cluster with EMT labels on a SinglePointCalculator."""
-    if cluster:
-        a = Icosahedron("Cu", 2)  # 13 atoms, no pbc, no cell
-    else:
-        a = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 1, 1)  # 8 atoms
+    a = Icosahedron("Cu", 2) if cluster else bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 1, 1)
     if pt:
         a[0].symbol = "Pt"
     a.rattle(0.05, seed=seed)
-    a.calc = EMT()
-    res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
-    if not cluster:
-        res["stress"] = a.get_stress()
-    b = a.copy()
-    b.calc = SinglePointCalculator(b, **res)
-    return b
+    return label_now(a, EMT())
 
 
 def make_frames(n: int = 8) -> list[Atoms]:

@@ -9,7 +9,6 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.cluster import Icosahedron
 
 from common.data import (
@@ -25,6 +24,7 @@ from common.data import (
     with_labels,
 )
 from common.errors import ConfigError, DataError
+from common.labels import label_now
 
 TOL = 1e-6
 
@@ -35,13 +35,7 @@ def emt_frame(seed: int, pt: bool = False, cluster: bool = False) -> Atoms:
     if pt:
         a[0].symbol = "Pt"
     a.rattle(0.05, seed=seed)
-    a.calc = EMT()
-    res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
-    if not cluster:
-        res["stress"] = a.get_stress()
-    b = a.copy()
-    b.calc = SinglePointCalculator(b, **res)
-    return b
+    return label_now(a, EMT())
 
 
 @pytest.fixture

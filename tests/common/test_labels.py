@@ -505,3 +505,21 @@ def test_cli_resume_after_kill9(tmp_path):
             ref.get_potential_energy(), abs=1e-5
         )
         np.testing.assert_allclose(stored[i].get_forces(), ref.get_forces(), atol=1e-4)
+
+
+def test_label_now_matches_the_calculator_and_leaves_the_input_alone():
+    from ase.build import bulk as _bulk
+    from ase.calculators.emt import EMT as _EMT
+
+    from common.labels import label_now
+
+    a = _bulk("Cu", "fcc", a=3.6, cubic=True)
+    a.rattle(0.05, seed=3)
+    before = a.positions.copy()
+    lab = label_now(a, "emt")
+    ref = a.copy()
+    ref.calc = _EMT()
+    assert lab.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-12)
+    np.testing.assert_allclose(lab.get_forces(), ref.get_forces(), atol=1e-12)
+    np.testing.assert_allclose(lab.get_stress(), ref.get_stress(), atol=1e-12)
+    assert a.calc is None and np.array_equal(a.positions, before)
