@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from common.md.state import BatchState
-
 
 def candidate_sizes(n: int) -> list[int]:
     sizes, b = [], 1
@@ -24,16 +22,15 @@ def candidate_sizes(n: int) -> list[int]:
     return sizes
 
 
-def choose_batch_size(make_engine: Callable[[BatchState], object], state: BatchState,
+def choose_batch_size(make_engine: Callable[[list[int]], object], n_systems: int,
                       trial_steps: int = 5, candidates: list[int] | None = None
                       ) -> tuple[int, list[dict]]:
-    """Time ``trial_steps`` MD steps per candidate batch size on copies of the first systems
-    of ``state``; return (best size, table of {batch_size, replica_steps_per_s})."""
-    n = state.n_systems
+    """Time ``trial_steps`` MD steps per candidate batch size b on an engine made by
+    ``make_engine([0, ..., b-1])`` (copies of the first b systems, nothing written); return
+    (best size, table of {batch_size, replica_steps_per_s})."""
     table = []
-    for b in candidates or candidate_sizes(n):
-        sub = state.select(list(range(b)))
-        eng = make_engine(sub)
+    for b in candidates or candidate_sizes(n_systems):
+        eng = make_engine(list(range(b)))
         eng.run(1)  # warm-up: first neighbour list, allocations
         t0 = time.perf_counter()
         eng.run(trial_steps)

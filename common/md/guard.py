@@ -22,8 +22,9 @@ class BlowUpGuard:
 
     def check(self, state: BatchState, forces: torch.Tensor, energy: torch.Tensor,
               active: torch.Tensor | None = None) -> tuple[int, str] | None:
-        """None if all is well, else (system index, what went wrong). Systems that are no
-        longer ``active`` (stopped or already failed) are not checked."""
+        """None if all is well, else (system index in the batch, what went wrong; an atom is
+        named by its index within its own structure). Systems that are no longer ``active``
+        (stopped or already failed) are not checked."""
         fmax = forces.detach().abs().amax(-1)
         bad_atom = ~torch.isfinite(fmax) | (fmax > self.max_force_eV_A) \
             | ~torch.isfinite(state.positions).all(-1)
@@ -39,10 +40,11 @@ class BlowUpGuard:
         if bool(bad_atom.any()):
             a = int(torch.nonzero(bad_atom)[0])
             s = int(state.system_idx[a])
+            local = a - int(state.offsets()[s])  # the atom's index within its own structure
             f = float(fmax[a])
-            what = (f"non-finite force or position on atom {a}" if not torch.isfinite(fmax[a])
-                    or not torch.isfinite(state.positions[a]).all()
-                    else f"|F| = {f:.3g} eV/Å on atom {a} exceeds {self.max_force_eV_A:g}")
+            what = (f"non-finite force or position on atom {local}"
+                    if not torch.isfinite(fmax[a]) or not torch.isfinite(state.positions[a]).all()
+                    else f"|F| = {f:.3g} eV/Å on atom {local} exceeds {self.max_force_eV_A:g}")
             return s, what
         if bool(bad_sys_e.any()):
             return int(torch.nonzero(bad_sys_e)[0]), "non-finite energy"
