@@ -8,6 +8,7 @@ schnetpack 2.1.1 needs two shims on torch 2.13; both live in ``common.frameworks
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -15,11 +16,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from ase.calculators.calculator import all_changes
 
 from common.errors import ConfigError, DataError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
-from common.potential.protocol import BatchedPotential
+from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
 
 CONFIGS = Path(__file__).parent / "configs"
 META = "mlp-cases-model.json"
@@ -77,6 +79,12 @@ class SchNetAdapter:
     def cutoff(self) -> float:
         return float(self.meta["config"]["cutoff_A"])
 
+    @property
+    def elements(self) -> tuple[str, ...] | None:
+        """Element symbols of the training set (None for an untrained or an old model)."""
+        els = self.meta.get("elements")
+        return tuple(els) if els else None
+
     # -- training -----------------------------------------------------------------------
     @classmethod
     def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
@@ -86,23 +94,26 @@ class SchNetAdapter:
 
         Everything schnetpack writes (its database, split file, Lightning logs, the best
         checkpoint) stays in ``workdir``; ``workdir/mlp-cases-model.json`` records the config,
-        the metrics and the framework.
+        the training set's elements, the metrics and the framework. ``device`` is checked
+        before anything is written.
         """
         from common.data.export import export_schnetpack
         from common.frameworks import import_schnetpack
+        from common.md.runner import check_device
         from common.training import error_metrics, parity_plot, seed_everything
 
+        check_device(device)
         spk = import_schnetpack()
         import pytorch_lightning as pl
         import torchmetrics
 
         cfg = config if isinstance(config, dict) else load_config(config or "tiny")
-        workdir = Path(workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
         if len(train) < 2 or len(valid) < 1:
             raise DataError(f"too little data to train ({len(train)} train, {len(valid)} "
                             "valid frames)", where="dataset",
                             fix="label more structures (at least 2 train and 1 valid)")
+        workdir = Path(workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
         parts = [train, valid] + ([test] if test is not None and len(test) else [])
         full = parts[0]
         for p in parts[1:]:
@@ -117,8 +128,8 @@ class SchNetAdapter:
         with _inside(workdir), _quiet_lightning():
             trainer = cls._fit(spk, pl, torchmetrics, cfg, db, workdir, device, progress)
         meta = {"framework": "schnet", "config": cfg, "seed": seed,
-                "epochs": int(trainer.current_epoch), "model_file": MODEL_FILE,
-                "n_train": n_tr, "n_valid": n_va}
+                "elements": elements_of(train), "epochs": int(trainer.current_epoch),
+                "model_file": MODEL_FILE, "n_train": n_tr, "n_valid": n_va}
         (workdir / META).write_text(json.dumps(meta, indent=2))
         adapter = cls.load(workdir, device=device)
         metrics = {"valid": error_metrics(adapter.batched(), valid)}
@@ -192,14 +203,15 @@ class SchNetAdapter:
         return cls(path, model, meta, device)
 
     @classmethod
-    def untrained(cls, path: str | Path, config: dict | str = "tiny", seed: int = 0
-                  ) -> SchNetAdapter:
+    def untrained(cls, path: str | Path, config: dict | str = "tiny", seed: int = 0,
+                  elements: list[str] | None = None) -> SchNetAdapter:
         """A randomly initialised model saved like a trained one: for speed benchmarks and
-        plumbing tests only (its predictions mean nothing)."""
+        plumbing tests only (its predictions mean nothing). ``elements``: the symbols it
+        accepts (None: any)."""
         cfg = config if isinstance(config, dict) else load_config(config)
         torch.manual_seed(seed)
         meta = {"framework": "schnet", "config": cfg, "seed": seed, "trained": False,
-                "model_file": MODEL_FILE}
+                "elements": elements, "model_file": MODEL_FILE}
         adapter = cls(Path(path), build_model(cfg).eval(), meta)
         adapter.save(path)
         return adapter
@@ -213,18 +225,41 @@ class SchNetAdapter:
 
     # -- using --------------------------------------------------------------------------
     def calculator(self):
-        """schnetpack's own ASE calculator on this model (float64)."""
+        """schnetpack's own ASE calculator on this model (float64); it refuses elements the
+        model was not trained on."""
         from common.frameworks import import_schnetpack
 
         spk = import_schnetpack()
-        return spk.interfaces.SpkCalculator(
+        return _checked_calculator_class(spk)(
+            allowed=element_numbers(self.elements),
             model_file=str(self.path / self.meta.get("model_file", MODEL_FILE)),
             neighbor_list=spk.transform.ASENeighborList(cutoff=self.cutoff),
             energy_key="energy", force_key="forces", energy_unit="eV", position_unit="Ang",
             device=self.device, dtype=torch.float64)
 
     def batched(self, dtype: torch.dtype = torch.float64) -> SchNetBatched:
-        return SchNetBatched(self.model, self.cutoff, dtype=dtype)
+        return SchNetBatched(self.model, self.cutoff, dtype=dtype,
+                             elements=element_numbers(self.elements))
+
+
+@functools.cache
+def _checked_calculator_class(spk):
+    """schnetpack's SpkCalculator, refusing unseen elements before schnetpack sees them
+    (made on first use: schnetpack is imported lazily)."""
+
+    class CheckedSpkCalculator(spk.interfaces.SpkCalculator):
+        def __init__(self, *args, allowed=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.allowed = allowed
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            if self.allowed is not None:
+                a = atoms if atoms is not None else self.atoms
+                check_elements(a.numbers, self.allowed,
+                               structure=f"structure {a.get_chemical_formula()}")
+            super().calculate(atoms, properties, system_changes)
+
+    return CheckedSpkCalculator
 
 
 class SchNetBatched(BatchedPotential):
@@ -233,13 +268,15 @@ class SchNetBatched(BatchedPotential):
 
     needs_grad = True
 
-    def __init__(self, model: torch.nn.Module, cutoff: float, dtype=torch.float64):
+    def __init__(self, model: torch.nn.Module, cutoff: float, dtype=torch.float64,
+                 elements: frozenset[int] | None = None):
         super().__init__()
         import copy
 
         self.model = copy.deepcopy(model).to(dtype)
         self.model.eval()
         self.cutoff = float(cutoff)
+        self.elements = elements
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:

@@ -40,6 +40,16 @@ class AnalyticAdapter:
         self.metrics = metrics or {}
 
     # -- protocol -------------------------------------------------------------------------
+    @property
+    def elements(self) -> None:
+        """A pair potential takes any element."""
+        return None
+
+    @property
+    def meta(self) -> dict:
+        return {"framework": self.kind, "params": self.params, "metrics": self.metrics,
+                "elements": None}
+
     def batched(self) -> PairPotential:
         pot = KINDS[self.kind](**self.params)
         pot.energy_per_atom = self.energy_per_atom
@@ -69,13 +79,19 @@ class AnalyticAdapter:
 
     @classmethod
     def train(cls, train, valid=None, workdir: str | Path | None = None,
-              config: dict | None = None, seed: int = 0) -> AnalyticAdapter:
-        """Fit to ``train`` (a Dataset with energies and forces).
+              config: dict | None = None, seed: int = 0, test=None, device: str = "cpu",
+              progress: bool = False) -> AnalyticAdapter:
+        """Fit to ``train`` (a Dataset with energies and forces); ``test`` frames, when given,
+        get their own metrics. The fit runs on the CPU (``device`` is checked, then unused:
+        a few parameters need no GPU); there is no progress bar to show.
 
         config: ``kind`` ("morse" default or "lj"), ``init`` (starting parameters, also the
         fixed ones such as cutoffs), ``force_weight`` (default 1.0; loss = MSE of energy per
         atom + force_weight * MSE of force components), ``max_iter`` (default 200).
         """
+        from common.md.runner import check_device
+
+        check_device(device)
         config = dict(config or {})
         kind = config.get("kind", "morse")
         init = dict(config.get("init", {}))
@@ -122,6 +138,8 @@ class AnalyticAdapter:
         model.metrics = {"train": model.errors(frames)}
         if valid is not None and len(valid):
             model.metrics["valid"] = model.errors(list(valid))
+        if test is not None and len(test):
+            model.metrics["test"] = model.errors(list(test))
         if workdir is not None:
             model.save(workdir)
         return model

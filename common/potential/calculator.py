@@ -7,7 +7,8 @@ from ase.calculators.calculator import Calculator, all_changes
 
 class BatchedPotentialCalculator(Calculator):
     """Wraps a :class:`~common.potential.protocol.BatchedPotential` as an ASE calculator, so
-    every model in the suite can run under ASE (optimisers, NEB, ASE MD)."""
+    every model in the suite can run under ASE (optimisers, NEB, ASE MD). Elements outside
+    the potential's ``elements`` are refused with a DataError."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
@@ -16,9 +17,12 @@ class BatchedPotentialCalculator(Calculator):
         self.potential, self.device, self.dtype = potential, device, dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from common.potential.protocol import evaluate
+        from common.potential.protocol import check_elements, evaluate
 
         super().calculate(atoms, properties, system_changes)
+        if getattr(self.potential, "elements", None) is not None:
+            check_elements(self.atoms.numbers, self.potential.elements,
+                           structure=f"structure {self.atoms.get_chemical_formula()}")
         out = evaluate(self.potential, [self.atoms], device=self.device, dtype=self.dtype)
         e = float(out["energy"][0])
         self.results = {"energy": e, "free_energy": e,

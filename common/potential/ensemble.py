@@ -96,7 +96,8 @@ def load_ensemble_folder(path, device: str = "cpu") -> Ensemble:
 def train_ensemble(adapter_cls, train, valid, workdir, n_models: int, config=None,
                    seed: int = 0, **train_kw):
     """Train ``n_models`` members with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
-    ``workdir/member_k`` and record the ensemble folder. Returns (folder, members)."""
+    ``workdir/member_k`` and record the ensemble folder (members, their metrics and their
+    common elements). Returns (folder, members)."""
     from pathlib import Path
 
     workdir = Path(workdir)
@@ -106,7 +107,10 @@ def train_ensemble(adapter_cls, train, valid, workdir, n_models: int, config=Non
         members.append(adapter_cls.train(train, valid, d, config=config, seed=seed + k,
                                          **train_kw))
         dirs.append(d)
+    elements = {getattr(m, "elements", None) for m in members}
+    common = elements.pop() if len(elements) == 1 else None
     save_ensemble_folder(workdir, dirs, framework=adapter_cls.name,
                          extra={"metrics": [getattr(m, "meta", {}).get("metrics")
-                                            for m in members]})
+                                            for m in members],
+                                "elements": None if common is None else list(common)})
     return workdir, members

@@ -1,5 +1,6 @@
 """SchNet adapter: trains through schnetpack, loads, agrees with schnetpack's own calculator,
-conserves energy in NVE MD, and drives batched MD with an ensemble."""
+conserves energy in NVE MD, drives batched MD with an ensemble, passes common.testing's
+adapter checks, refuses elements it never saw, and checks the device before writing."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from ase.calculators.emt import EMT
 
 from catalysis.model import SchNetAdapter, load_config
 from common.data import Dataset
-from common.errors import ConfigError
+from common.errors import ConfigError, DataError
 from common.labels import label_now
 from common.md.engine import MDEngine
 from common.md.noise import maxwell_boltzmann
 from common.md.state import BatchState
 from common.potential.ensemble import Ensemble
-from common.potential.protocol import evaluate
+from common.potential.protocol import ModelAdapter, evaluate
+from common.potential.registry import load_saved
+from common.testing import check_adapter
 
 
 def _slab_co():
@@ -121,3 +124,41 @@ def test_untrained_model_round_trips_through_save_and_load(tmp_path):
     x = evaluate(m.batched(), [_slab_co()])["energy"]
     y = evaluate(again.batched(), [_slab_co()])["energy"]
     assert torch.equal(x, y)
+
+
+def test_schnet_passes_check_adapter(trained, tmp_path):
+    """The shared adapter checks (common.testing); the committee for the ensemble-folder
+    round trip is the trained model and an untrained one with the same elements."""
+    model, _, te = trained
+    assert isinstance(model, ModelAdapter)
+    other = SchNetAdapter.untrained(tmp_path / "other", model.meta["config"], seed=1,
+                                    elements=list(model.elements))
+    report = check_adapter(model, list(te), tmp_path / "check", committee=[other])
+    assert report["stress"] == {
+        "skipped": "the batched module does not claim stress (has_stress is False)"}
+    assert report["elements"] == {"elements_violations": 0.0}
+    assert report["forces"]["fd_forces_eV_A"] < 1e-5  # measured 1.5e-7
+
+
+def test_trained_model_records_and_enforces_its_elements(trained):
+    model, workdir, te = trained
+    assert model.meta["elements"] == ["C", "O", "Cu"] == list(model.elements)
+    bad = te[0].copy()
+    bad.numbers[[3, 13]] = [1, 92]  # H for a Cu atom, U for the O of CO
+    for pot in (model.batched(), load_saved(workdir)):
+        with pytest.raises(DataError, match=r"structure 1: element H \(atom 3\) is not one "
+                                            r"this model was trained on \(C, O, Cu\)"):
+            evaluate(pot, [te[1], bad])
+    bad.calc = model.calculator()
+    with pytest.raises(DataError, match=r"element H \(atom 3\)"):
+        bad.get_potential_energy()
+
+
+@pytest.mark.parametrize("device", ["cuda:99", "tpu"] + (
+    [] if torch.cuda.is_available() else ["cuda"]))
+def test_train_checks_the_device_before_writing_anything(tmp_path, device):
+    ds = _emt_frames(3)
+    with pytest.raises(ConfigError) as err:
+        SchNetAdapter.train(ds[:2], ds[2:], tmp_path / "model", device=device)
+    assert err.value.where == "device"
+    assert not (tmp_path / "model").exists()
