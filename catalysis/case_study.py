@@ -1,8 +1,9 @@
 """The seed workflow end to end, at a chosen scale.
 
 build starting structures -> sample configurations -> label (GFN1-xTB via tblite by default;
-any ASE calculator for production, e.g. VASP) -> energy window -> train a SchNet ensemble
-(schnetpack) -> active learning on ensemble force deviation -> production Langevin MD of N
+any ASE calculator for production, e.g. VASP) -> energy window -> train a committee of SchNet
+models (schnetpack) -> active learning on the committee's force deviation, resumable
+(:class:`common.active_learning.ActiveLearning`) -> production Langevin MD of N
 trajectories (batched) -> reaction events, C-C coupling pathways, lifetimes -> CI-NEB barriers
 -> report.md, summary.json and figures, with the seed's numbers side by side.
 
@@ -15,8 +16,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common.config import ConfigSchema
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -30,11 +34,71 @@ SEED_RESULTS = {
 }
 
 
+@dataclass(frozen=True)
+class MDSettings(ConfigSchema):
+    """Production MD: ``trajectories`` Langevin runs of ``steps`` steps, a frame every
+    ``frame_every`` steps."""
+
+    trajectories: int
+    temperature_K: float
+    friction_per_ps: float
+    timestep_fs: float
+    steps: int
+    frame_every: int
+
+
+@dataclass(frozen=True)
+class EventSettings(ConfigSchema):
+    """Event detection: a bond or surface-contact change counts if it lasts this long (fs)."""
+
+    min_persistence_fs: float
+
+
+@dataclass(frozen=True)
+class BarrierSettings(ConfigSchema):
+    """CI-NEB of the C-C coupling events: at most ``max_events``."""
+
+    max_events: int
+    n_images: int
+    fmax_eV_A: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class CaseConfig(ConfigSchema):
+    """The keys of ``configs/case_*.json`` (a user's own file is checked against them).
+
+    ``labeller`` is ``{"name": preset, **options}`` (:mod:`common.labels`); ``schnet`` names
+    a SchNet config (``configs/schnet_*.json``) or a file, ``schnet_overrides`` replaces some
+    of its values; the ``al_*`` keys set active learning (MD steps per round, the trust
+    window's lower end in eV/Å, frames labelled per round at most).
+    """
+
+    scale: str
+    labeller: dict[str, Any]
+    n_rattled: int
+    rattle_A: tuple[float, float]
+    energy_window_eV: float
+    schnet: str
+    active_learning_rounds: int
+    al_md_steps: int
+    al_flag_deviation_eV_A: float
+    al_max_new_frames: int
+    ensemble_size: int
+    md: MDSettings
+    events: EventSettings
+    barriers: BarrierSettings
+    schnet_overrides: dict[str, Any] = field(default_factory=dict)
+
+
 def load_case_config(scale: str | Path) -> dict[str, Any]:
-    """The case study's settings: ``tiny``, ``paper`` (the seed's) or a JSON file."""
+    """The case study's settings: ``tiny``, ``paper`` (the seed's) or a JSON file, checked
+    against :class:`CaseConfig` (a missing, unknown or mistyped key is a ConfigError naming
+    it and the file); returned as a plain dict."""
     from common.config import load_json_config
 
-    return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale")
+    return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
+                            schema=CaseConfig).to_dict()
 
 
 class _Clock:
@@ -62,13 +126,13 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from catalysis.barriers import event_barriers
     from catalysis.events import analyze_trajectories
     from catalysis.model import SchNetAdapter, load_config
-    from common.active_learning import run_active_learning
+    from common.active_learning import ActiveLearning
     from common.data import Dataset
     from common.errors import SimulationError
     from common.labels import LabellerSpec, label_structures, labelled_frames
     from common.md.runner import run_md
     from common.potential.calculator import BatchedPotentialCalculator
-    from common.potential.ensemble import Ensemble, train_ensemble
+    from common.potential.ensemble import ENSEMBLE_META, Ensemble, train_ensemble
 
     cfg = load_case_config(scale)
     out = Path(outdir)
@@ -98,31 +162,30 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     for name, part in (("valid", valid), ("test", test)):
         part.write(out / "dataset" / f"{name}.extxyz", overwrite=True)
 
-    schnet_cfg = load_config(cfg["schnet"], **cfg.get("schnet_overrides", {}))
+    schnet_cfg = load_config(cfg["schnet"], **cfg["schnet_overrides"])
     coupling_starts = [a for a in starts if "+" in str(a.info.get("adsorbates", ""))]
     if not coupling_starts:
         coupling_starts = [a for a in starts if len(a) > len(starts[0])] or starts
 
-    def train(ds, r):
-        folder = out / "models" / f"round_{r}"
-        if (folder / "mlp-cases-model.json").exists():  # finished by an earlier run: reuse
-            members = [SchNetAdapter.load(folder / m, device=device) for m in
-                       json.loads((folder / "mlp-cases-model.json").read_text())["members"]]
-        else:
-            folder, members = train_ensemble(SchNetAdapter, ds, valid, folder,
-                                             cfg["ensemble_size"], config=schnet_cfg,
-                                             seed=seed + 100 * r, test=test, device=device)
-        ens = Ensemble([m.batched() for m in members])
-        return (ens, members), members[0].meta.get("metrics", {})
+    def train(frames, folder, r):
+        _, members = train_ensemble(SchNetAdapter, Dataset.from_frames(frames), valid, folder,
+                                    cfg["ensemble_size"], config=schnet_cfg,
+                                    seed=seed + 100 * r, test=test, device=device)
+        committee = Ensemble([m.batched() for m in members])
+        return (committee, members), members[0].meta.get("metrics", {})
 
-    def explore(pot, r):
-        ens, _ = pot
-        folder = out / "active_learning" / f"round_{r}"
-        md = run_md(coupling_starts, ens, folder, restart=(folder / "run.json").exists(),
+    def load(folder, r):
+        names = json.loads((folder / ENSEMBLE_META).read_text())["members"]
+        members = [SchNetAdapter.load(folder / m, device=device) for m in names]
+        return Ensemble([m.batched() for m in members]), members
+
+    def explore(pot, folder, r):
+        committee, _ = pot
+        md = run_md(coupling_starts, committee, folder, restart=(folder / "run.json").exists(),
                     ensemble="nvt", temperature_K=cfg["md"]["temperature_K"],
                     friction_per_ps=cfg["md"]["friction_per_ps"],
                     timestep_fs=cfg["md"]["timestep_fs"], steps=cfg["al_md_steps"],
-                    seed=seed + 1000 * r, traj_every=cfg["md"]["frame_every"],
+                    seed=seed + 1000 * (r + 1), traj_every=cfg["md"]["frame_every"],
                     checkpoint_every=cfg["al_md_steps"],
                     flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress,
                     on_blowup="stop_system")
@@ -133,22 +196,23 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         for f in frames:  # keep what the labeller needs, drop MD bookkeeping
             f.info = {k: v for k, v in f.info.items() if k in ("charge", "multiplicity")}
         done, _ = label(frames, "active-learning frames")
-        return Dataset.from_frames(done)
+        return done
 
-    al_hi = 10.0 * cfg["al_flag_deviation_eV_A"]
+    loop = ActiveLearning(out / "active_learning", train0, train=train, load=load,
+                          explore=explore, label=label_new, lo=cfg["al_flag_deviation_eV_A"],
+                          hi=10.0 * cfg["al_flag_deviation_eV_A"],
+                          max_new=cfg["al_max_new_frames"])
     with clock("train_and_active_learning_s"):
-        (ens, members), data_final, history = run_active_learning(
-            train0, train=train, explore=explore, label=label_new,
-            rounds=cfg["active_learning_rounds"], lo=cfg["al_flag_deviation_eV_A"], hi=al_hi,
-            max_new=cfg["al_max_new_frames"], seed=seed)
-    metrics = members[0].meta.get("metrics", {})
+        al = loop.run(cfg["active_learning_rounds"])
+    committee, members = al.model
+    metrics = al.metrics
 
     # 6. production MD: N trajectories over the coupling-capable starting structures
     md_cfg = cfg["md"]
     n_traj = int(md_cfg["trajectories"])
     prod_starts = [coupling_starts[k % len(coupling_starts)] for k in range(n_traj)]
     with clock("production_md_s"):
-        md = run_md(prod_starts, ens, out / "md", ensemble="nvt",
+        md = run_md(prod_starts, committee, out / "md", ensemble="nvt",
                     restart=(out / "md" / "run.json").exists(),
                     temperature_K=md_cfg["temperature_K"],
                     friction_per_ps=md_cfg["friction_per_ps"],
@@ -192,11 +256,11 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     summary = {
         "scale": cfg["scale"], "seed": seed, "labeller": spec.key(),
         "labels": label_report, "energy_window": _plain(window),
-        "dataset": {"n_final_train": len(data_final), "n_valid": len(valid),
+        "dataset": {"n_final_train": len(al.data), "n_valid": len(valid),
                     "n_test": len(test)},
         "model": {"framework": "schnetpack SchNet", "config": schnet_cfg,
                   "ensemble_size": cfg["ensemble_size"], "metrics": metrics},
-        "active_learning": history,
+        "active_learning": al.history,
         "md": {**{k: md.get(k) for k in ("replicas", "steps", "timestep_fs",
                                          "mean_temperature_K", "replica_steps_per_s",
                                          "batch_size", "n_flagged", "failed")},
@@ -297,7 +361,8 @@ def report_markdown(s: dict) -> str:
         "a tiny run on a semi-empirical reference is not expected to reproduce them. With few "
         "or no events the fractions and their 95 % (Wilson) intervals say exactly that.",
         "",
-        "Figures: `event_timeline.png`, `models/round_*/member_0/parity_test.png`.",
+        "Figures: `event_timeline.png`, "
+        "`active_learning/round_*/model/member_0/parity_test.png`.",
         f"Timings (s): {json.dumps(s['timings_s'])}",
         "",
     ]

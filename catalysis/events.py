@@ -15,10 +15,8 @@ names and checked against the product:
  C    \\*CO + \\*CH2O        OCCH2O
 ====  =====================  =========
 
-anything else that couples two carbons is ``"other"``. Surface cutoffs (Å, r_on / r_off):
-C-Cu and O-Cu 2.4 / 2.7, H-Cu 2.0 / 2.3 (C on top of Cu 1.85, bridge ~2.0, O of OH in a hollow
-~2.0, H in a hollow 1.73; the next Cu shell around a bound atom is >= 3.0 Å away). Other
-metal pairs: ``1.15 / 1.30 x`` the sum of covalent radii (which gives 2.39 Å for C-Cu).
+anything else that couples two carbons is ``"other"``. Bond and surface cutoffs are in
+:mod:`catalysis.bonds`; trajectories and their times are read by :mod:`common.trajectory`.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from catalysis.bonds import bond_criteria, surface_criteria
 from common.errors import ConfigError, DataError
 from common.events import (
     BondCriteria,
@@ -55,27 +54,18 @@ from common.events import (
     species_series,
     states_to_sets,
 )
+from common.trajectory import frame_times_fs, load_trajectory, persistence_frames
 
 __all__ = [
+    "DEFAULT_MIN_PERSISTENCE_FS",
     "PATHWAYS",
-    "SURFACE_CUTOFFS",
     "EventAnalysis",
     "TrajectoryEvents",
     "analyze_frames",
     "analyze_trajectories",
     "classify_pathway",
-    "frame_times_fs",
-    "load_trajectory",
     "parse_metals",
-    "surface_criteria",
 ]
-
-#: adsorbate-metal (r_on, r_off) in Å; see the module docstring.
-SURFACE_CUTOFFS: dict[tuple[str, str], tuple[float, float]] = {
-    ("C", "Cu"): (2.4, 2.7),
-    ("Cu", "O"): (2.4, 2.7),
-    ("Cu", "H"): (2.0, 2.3),
-}
 
 #: pathway -> (reactant names, product name without the surface prefix)
 PATHWAYS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -86,14 +76,8 @@ PATHWAYS: dict[str, tuple[tuple[str, ...], str]] = {
 
 _PREFIX = "*"
 _SITES = {1: "top", 2: "bridge"}
+#: a bond or surface-contact change counts if it lasts this long (fs), unless told otherwise
 DEFAULT_MIN_PERSISTENCE_FS = 50.0
-
-
-def surface_criteria(overrides: Mapping[str | tuple[str, str], Sequence[float]] | None = None
-                     ) -> BondCriteria:
-    """Adsorbate-metal contact cutoffs: :data:`SURFACE_CUTOFFS`, then 1.15 / 1.30 x radii."""
-    return BondCriteria(overrides, on_factor=1.15, off_factor=1.30, defaults=SURFACE_CUTOFFS,
-                        where="surface cutoffs")
 
 
 def classify_pathway(reactants: Sequence[str], products: Sequence[str]) -> str:
@@ -117,87 +101,6 @@ def parse_metals(metal: str | Sequence[str]) -> tuple[str, ...]:
             raise ConfigError(f"unknown element {m!r}", where="--metal",
                               fix="give element symbols, e.g. --metal Cu or --metal Cu,Ag")
     return tuple(items)
-
-
-def load_trajectory(path: str | os.PathLike) -> tuple[list[Atoms], float | None]:
-    """Frames of an ASE-readable trajectory and, for an ASE ``.traj`` written by ASE's MD, the
-    time between frames in fs (``timestep x interval``; ``None`` when the file does not say).
-    """
-    from common.data.io import read_structures
-
-    frames = read_structures(path)
-    dt = None
-    if str(path).endswith(".traj"):
-        try:
-            from ase import units
-            from ase.io.trajectory import Trajectory
-
-            with Trajectory(str(path)) as tr:
-                desc = dict(tr.description or {})
-            if "timestep" in desc:
-                dt = float(desc["timestep"]) * float(desc.get("interval", 1)) / units.fs
-        except Exception:  # a description we cannot read is the same as none
-            dt = None
-    return frames, dt
-
-
-def frame_times_fs(frames: Sequence[Atoms], dt_fs: float | None = None,
-                   file_dt_fs: float | None = None, where: str = "trajectory") -> np.ndarray:
-    """Time of each frame in fs.
-
-    Order of precedence: ``dt_fs`` (given by the user), the frames' ``info["time_fs"]`` or
-    ``info["time"]`` (taken as fs, as written by common.md, CP2K and i-PI), ``file_dt_fs``
-    (an ASE MD ``.traj``).
-
-    Raises
-    ------
-    ConfigError
-        ``dt_fs <= 0``.
-    DataError
-        No time known, or file times that do not increase.
-    """
-    n = len(frames)
-    if dt_fs is not None:
-        if not (math.isfinite(dt_fs) and dt_fs > 0):
-            raise ConfigError(f"time step must be > 0 fs, got {dt_fs}", where="--dt-fs",
-                              fix="give the time between saved frames in fs, e.g. --dt-fs 10")
-        return np.arange(n, dtype=float) * float(dt_fs)
-    for key in ("time_fs", "time"):
-        if all(key in a.info for a in frames):
-            try:
-                t = np.array([float(a.info[key]) for a in frames])
-            except (TypeError, ValueError):
-                continue
-            bad = np.flatnonzero(np.diff(t) <= 0)
-            if len(bad):
-                raise DataError(f"info[{key!r}] does not increase ({t[bad[0]]} then "
-                                f"{t[bad[0] + 1]} fs)", where=f"{where} frame {bad[0] + 1}",
-                                fix="give one continuous trajectory, or --dt-fs to ignore "
-                                    "the file's times")
-            return t
-    if file_dt_fs is not None and file_dt_fs > 0:
-        return np.arange(n, dtype=float) * float(file_dt_fs)
-    raise DataError("no time step known: frames carry no info['time_fs'] or info['time']",
-                    where=where, fix="give the time between saved frames, e.g. --dt-fs 10 "
-                                     "(dt_fs=10 in Python)")
-
-
-def _persistence_frames(times_fs: np.ndarray, min_frames: int | None,
-                        min_fs: float | None) -> int:
-    if min_frames is not None:
-        if int(min_frames) != min_frames or min_frames < 1:
-            raise ConfigError(f"min_persistence_frames must be an integer >= 1, got "
-                              f"{min_frames}", where="min_persistence_frames",
-                              fix="give e.g. 5 (1 = no filtering)")
-        return int(min_frames)
-    fs = DEFAULT_MIN_PERSISTENCE_FS if min_fs is None else float(min_fs)
-    if not (math.isfinite(fs) and fs >= 0):
-        raise ConfigError(f"minimum persistence must be >= 0 fs, got {fs}",
-                          where="--min-persistence-fs", fix="give e.g. 50 (0 = no filtering)")
-    if len(times_fs) < 2 or fs == 0:
-        return 1
-    dt = float(np.median(np.diff(times_fs)))
-    return max(1, math.ceil(fs / dt - 1e-9))
 
 
 @dataclass
@@ -322,8 +225,9 @@ def analyze_frames(frames: Sequence[Atoms], *, label: str = "trajectory",
         raise DataError(f"no {mtext} atoms, so no surface", where=label,
                         fix="give --metal with the slab's element(s), e.g. --metal Cu")
     times_fs = frame_times_fs(frames, dt_fs, file_dt_fs, label)
-    m = _persistence_frames(times_fs, min_persistence_frames, min_persistence_fs)
-    crit = criteria or BondCriteria()
+    min_fs = DEFAULT_MIN_PERSISTENCE_FS if min_persistence_fs is None else min_persistence_fs
+    m = persistence_frames(times_fs, min_fs, min_persistence_frames)
+    crit = criteria or bond_criteria()
     surf = surface or surface_criteria()
 
     bonds = bond_states(frames, ads_idx, crit, where=label).filtered(m)
@@ -433,14 +337,14 @@ def analyze_trajectories(trajectories: str | os.PathLike | Sequence[Atoms]
         Time between frames (fs); default: from the file (``info["time_fs"]``/``["time"]``
         per frame, or an ASE MD ``.traj``'s description).
     criteria
-        Adsorbate-adsorbate bond cutoffs (default :class:`~common.events.BondCriteria`).
+        Adsorbate-adsorbate bond cutoffs (default :func:`catalysis.bonds.bond_criteria`).
     min_persistence_frames, min_persistence_fs
         A bond or surface-contact change counts only if it lasts this long; frames win over fs;
         default 50 fs.
     metal
         Element(s) of the slab, ``"Cu"`` or ``"Cu,Ag"``; these atoms are not in the bond graph.
     surface
-        Adsorbate-metal cutoffs (default :func:`surface_criteria`).
+        Adsorbate-metal cutoffs (default :func:`catalysis.bonds.surface_criteria`).
     library
         Species names (default :class:`~common.events.SpeciesLibrary`).
     include_initial

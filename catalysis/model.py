@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import all_changes
 
+from common.config import ConfigSchema
 from common.errors import ConfigError, DataError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
@@ -28,12 +30,37 @@ META = "mlp-cases-model.json"
 MODEL_FILE = "best_model"
 
 
+@dataclass(frozen=True)
+class SchNetConfig(ConfigSchema):
+    """The keys of ``configs/schnet_*.json``: architecture (features, interactions, radial
+    basis, cutoff in Å) and training (batch size, learning rate, epochs, early-stopping
+    patience, loss weights of energy and forces)."""
+
+    n_atom_basis: int
+    n_interactions: int
+    n_rbf: int
+    cutoff_A: float
+    batch_size: int
+    lr: float
+    max_epochs: int
+    patience: int
+    energy_weight: float
+    force_weight: float
+
+
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
-    """SchNet hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides."""
+    """SchNet hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides;
+    a missing or unknown key is a one-line error naming it."""
     from common.config import load_json_config
 
     return load_json_config(scale_or_path, CONFIGS, "schnet", what="SchNet config",
-                            **overrides)
+                            schema=SchNetConfig, **overrides).to_dict()
+
+
+def _checked_config(config: dict | str | None) -> dict[str, Any]:
+    if isinstance(config, dict):
+        return SchNetConfig.from_dict(config, where="config").to_dict()
+    return load_config(config or "tiny")
 
 
 @contextlib.contextmanager
@@ -107,7 +134,7 @@ class SchNetAdapter:
         import pytorch_lightning as pl
         import torchmetrics
 
-        cfg = config if isinstance(config, dict) else load_config(config or "tiny")
+        cfg = _checked_config(config)
         if len(train) < 2 or len(valid) < 1:
             raise DataError(f"too little data to train ({len(train)} train, {len(valid)} "
                             "valid frames)", where="dataset",
@@ -208,7 +235,7 @@ class SchNetAdapter:
         """A randomly initialised model saved like a trained one: for speed benchmarks and
         plumbing tests only (its predictions mean nothing). ``elements``: the symbols it
         accepts (None: any)."""
-        cfg = config if isinstance(config, dict) else load_config(config)
+        cfg = _checked_config(config)
         torch.manual_seed(seed)
         meta = {"framework": "schnet", "config": cfg, "seed": seed, "trained": False,
                 "elements": elements, "model_file": MODEL_FILE}

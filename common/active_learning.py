@@ -1,38 +1,65 @@
-"""Active learning by ensemble model deviation (the DP-GEN loop), framework-free.
+"""Active learning by committee model deviation (the DP-GEN loop), resumable, framework-free.
 
-Each round: explore with MD driven by the current ensemble, collect frames whose max force
-deviation lies in the trust window [lo, hi) (below lo the ensemble agrees: nothing to learn;
-above hi the configuration is likely unphysical), pick at most ``max_new`` of them, label them
-with the reference method, add them to the training data, retrain. The domain supplies the
-three steps as callables; this module owns the loop, the selection and the record.
+Each round: train a committee of models on the training data, explore with MD driven by it,
+select frames whose max force deviation lies in the trust window [lo, hi) (below lo the
+committee agrees: nothing to learn; above hi the configuration is likely unphysical), at most
+``max_new`` of them, label them with the reference method, and merge them into the training
+data of the next round. The domain supplies train / load / explore / label as callables;
+:class:`ActiveLearning` owns the loop, the selection and the record on disk.
+
+Work folder
+-----------
+::
+
+    workdir/active_learning.json      the settings; a rerun with other settings is refused
+    workdir/round_000/state.json      stages done: trained -> explored -> selected ->
+                                      labelled -> merged (written atomically after each)
+    workdir/round_000/model/          what ``train`` saved (``load`` reads it back)
+    workdir/round_000/explore/        the folder ``explore`` may use (MD output)
+    workdir/round_000/explored.extxyz, selected.extxyz, labelled.extxyz
+
+The training set of round ``r`` is the initial data plus the labelled frames of rounds
+``< r``, read from disk, so a frame can be neither merged twice nor lost. Every file appears
+whole or not at all (:mod:`common.fileio`), and a stage counts as done only once ``state.json``
+says so: after a ``kill -9`` at any point, a rerun continues from the last finished stage
+(a stage cut short runs again; a finished model is loaded, not retrained) and ends with the
+same result as a run that was never interrupted. The last round only trains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 
+from common.errors import ConfigError
+from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
+
+__all__ = [
+    "DEVIATION_KEY",
+    "STAGES",
+    "ActiveLearning",
+    "ActiveLearningResult",
+    "select_candidates",
+]
+
 DEVIATION_KEY = "max_force_deviation_eV_A"
-
-
-@dataclass
-class RoundRecord:
-    round: int
-    n_train: int
-    n_candidates: int
-    n_accurate: int
-    n_selected: int
-    n_failed: int
-    metrics: dict = field(default_factory=dict)
+#: the stages of a round, in order
+STAGES = ("trained", "explored", "selected", "labelled", "merged")
+SETTINGS_FILE = "active_learning.json"
+STATE_FILE = "state.json"
 
 
 def select_candidates(frames: list[Atoms], lo: float, hi: float, max_new: int, seed: int = 0
                       ) -> tuple[list[Atoms], dict[str, int]]:
     """Frames with lo <= deviation < hi (``info[DEVIATION_KEY]``, eV/Å); at most ``max_new``,
-    drawn evenly over the deviation range so that not only the worst frames are taken."""
+    drawn evenly over the deviation range so that not only the worst frames are taken
+    (deterministic: ``seed`` is not used)."""
     dev = np.array([f.info.get(DEVIATION_KEY, np.nan) for f in frames], dtype=float)
     cand = np.nonzero((dev >= lo) & (dev < hi))[0]
     counts = {"accurate": int((dev < lo).sum()), "candidate": int(len(cand)),
@@ -44,28 +71,216 @@ def select_candidates(frames: list[Atoms], lo: float, hi: float, max_new: int, s
     return [frames[i] for i in sorted(cand)], counts
 
 
-def run_active_learning(train_data, *, train: Callable, explore: Callable,
-                        label: Callable, rounds: int, lo: float, hi: float, max_new: int,
-                        seed: int = 0, on_round: Callable | None = None):
-    """Run ``rounds`` rounds. ``train(data, round) -> (potential, metrics)``;
-    ``explore(potential, round) -> frames with info[DEVIATION_KEY]``;
-    ``label(frames) -> labelled frames`` (Dataset-like, may drop failures).
-    Returns (final potential, data, list of RoundRecord as dicts)."""
-    data = train_data
-    history: list[dict] = []
-    potential, metrics = train(data, 0)
-    for r in range(1, rounds + 1):
-        explored = explore(potential, r)
-        picked, counts = select_candidates(list(explored), lo, hi, max_new, seed=seed + r)
-        new = label(picked) if picked else []
-        rec = RoundRecord(round=r, n_train=len(data), n_candidates=counts["candidate"],
-                          n_accurate=counts["accurate"], n_selected=len(new),
-                          n_failed=counts["failed"], metrics=metrics)
-        history.append(asdict(rec))
-        if on_round is not None:
-            on_round(rec)
-        if not len(new):
-            break  # the ensemble agrees everywhere it went: converged
-        data = data + new
-        potential, metrics = train(data, r)
-    return potential, data, history
+@dataclass
+class ActiveLearningResult:
+    """What :meth:`ActiveLearning.run` ends with.
+
+    Attributes
+    ----------
+    model
+        The last trained model (what ``train`` or ``load`` returned).
+    metrics
+        The metrics ``train`` returned for it.
+    data
+        Its training frames (initial + every merged label).
+    rounds
+        Index of its round.
+    history
+        One dict per explored round: ``round, n_train, n_candidates, n_accurate, n_failed,
+        n_selected, n_labelled, metrics``.
+    """
+
+    model: Any
+    metrics: dict
+    data: list[Atoms]
+    rounds: int
+    history: list[dict] = field(default_factory=list)
+
+
+def _write_frames(path: Path, frames: Sequence[Atoms]) -> None:
+    if len(frames):
+        atomic_write_atoms(path, list(frames), format="extxyz")
+    else:
+        atomic_write_text(path, "")
+
+
+def _read_frames(path: Path) -> list[Atoms]:
+    import ase.io
+
+    if path.stat().st_size == 0:
+        return []
+    return list(ase.io.read(path, ":", format="extxyz"))
+
+
+def _frames_sha(frames: Sequence[Atoms]) -> str:
+    import hashlib
+
+    from common.data.io import structure_hash
+
+    return hashlib.sha256("".join(structure_hash(a) for a in frames).encode()).hexdigest()[:16]
+
+
+class ActiveLearning:
+    """A resumable active-learning loop in a work folder (see the module docstring).
+
+    Parameters
+    ----------
+    workdir
+        Folder of the record; a rerun with the same folder continues it.
+    initial
+        Labelled frames to start from (a list of Atoms or a :class:`common.data.Dataset`).
+    train
+        ``train(frames, folder, round) -> (model, metrics)``: fit a committee on ``frames``
+        and save it in ``folder`` (which may not exist yet, or hold what a killed call left);
+        ``metrics`` is a JSON-ready dict.
+    load
+        ``load(folder, round) -> model``: the model ``train`` saved in ``folder``.
+    explore
+        ``explore(model, folder, round) -> frames`` with ``info[DEVIATION_KEY]`` (eV/Å); may
+        keep its own files (e.g. resumable MD) in ``folder``.
+    label
+        ``label(frames) -> labelled frames`` (reference energy/forces on each; may drop
+        failures).
+    lo, hi
+        Trust window of the max force deviation (eV/Å).
+    max_new
+        At most this many frames labelled per round.
+    on_stage
+        Optional ``on_stage(round, stage, info)``, called each time a stage is recorded.
+    """
+
+    def __init__(self, workdir: str | Path, initial: Sequence[Atoms], *,
+                 train: Callable[[list[Atoms], Path, int], tuple[Any, dict]],
+                 load: Callable[[Path, int], Any],
+                 explore: Callable[[Any, Path, int], Sequence[Atoms]],
+                 label: Callable[[list[Atoms]], Sequence[Atoms]],
+                 lo: float, hi: float, max_new: int,
+                 on_stage: Callable[[int, str, dict], None] | None = None):
+        if not 0 <= lo < hi:
+            raise ConfigError(f"need 0 <= lo < hi, got lo={lo}, hi={hi} eV/Å",
+                              where="active learning", fix="give a trust window, e.g. 0.3, 3.0")
+        if int(max_new) < 1:
+            raise ConfigError(f"max_new must be >= 1, got {max_new}", where="active learning",
+                              fix="give the number of frames to label per round, e.g. 50")
+        self.workdir = Path(workdir)
+        self.initial = list(initial)
+        self.train, self.load, self.explore, self.label = train, load, explore, label
+        self.lo, self.hi, self.max_new = float(lo), float(hi), int(max_new)
+        self.on_stage = on_stage
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def round_dir(self, r: int) -> Path:
+        """Folder of round ``r``."""
+        return self.workdir / f"round_{r:03d}"
+
+    def state(self, r: int) -> dict[str, dict]:
+        """``{stage: info}`` of the stages of round ``r`` that are done."""
+        p = self.round_dir(r) / STATE_FILE
+        return json.loads(p.read_text())["stages"] if p.exists() else {}
+
+    def _record(self, r: int, stage: str, info: dict) -> dict:
+        stages = {**self.state(r), stage: info}
+        atomic_write_json(self.round_dir(r) / STATE_FILE, {"round": r, "stages": stages})
+        if self.on_stage is not None:
+            self.on_stage(r, stage, info)
+        return info
+
+    def training_data(self, r: int) -> list[Atoms]:
+        """Training frames of round ``r``: initial + labelled frames of the rounds before."""
+        data = list(self.initial)
+        for k in range(r):
+            if "merged" not in self.state(k):
+                raise ConfigError(f"round {k} is not merged, so round {r} has no data yet",
+                                  where=str(self.round_dir(k)), fix="run the loop")
+            data += _read_frames(self.round_dir(k) / "labelled.extxyz")
+        return data
+
+    def history(self) -> list[dict]:
+        """One dict per round that selected frames (see :class:`ActiveLearningResult`)."""
+        out, r = [], 0
+        while "selected" in (st := self.state(r)):
+            sel, lab = st["selected"], st.get("labelled", {})
+            out.append({"round": r, "n_train": st["trained"]["n_train"],
+                        "n_candidates": sel["candidate"], "n_accurate": sel["accurate"],
+                        "n_failed": sel["failed"], "n_selected": sel["n_selected"],
+                        "n_labelled": lab.get("n_labelled"),
+                        "metrics": st["trained"]["metrics"]})
+            r += 1
+        return out
+
+    def _claim(self) -> None:
+        """Write the settings, or refuse a folder holding a run with other settings."""
+        settings = {"lo": self.lo, "hi": self.hi, "max_new": self.max_new,
+                    "n_initial": len(self.initial), "initial_sha": _frames_sha(self.initial)}
+        p = self.workdir / SETTINGS_FILE
+        if p.exists() and json.loads(p.read_text()) != settings:
+            raise ConfigError("this folder holds an active-learning run with other settings "
+                              "or initial data", where=str(p),
+                              fix="give a new work folder, or the same settings to continue")
+        if not p.exists():
+            atomic_write_json(p, settings)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, rounds: int) -> ActiveLearningResult:
+        """Run (or continue) the loop: ``rounds`` rounds of exploration, then a final training.
+
+        Stops early when a round labels nothing (the committee agrees everywhere it went).
+        """
+        if int(rounds) < 0:
+            raise ConfigError(f"rounds must be >= 0, got {rounds}", where="rounds",
+                              fix="give the number of exploration rounds, e.g. 3")
+        self._claim()
+        r = 0
+        while True:
+            if r < rounds and self._went_on(r):
+                r += 1  # a finished round: its model is not needed again
+                continue
+            data = self.training_data(r)
+            model, metrics = self._trained(r, data)
+            if r >= rounds or self._merged(r, model, len(data)) == 0:
+                return ActiveLearningResult(model, metrics, data, r, self.history())
+            r += 1
+
+    def _went_on(self, r: int) -> bool:
+        """Round ``r`` is merged and added labels, so the loop continued after it."""
+        st = self.state(r)
+        return "merged" in st and st["labelled"]["n_labelled"] > 0
+
+    def _trained(self, r: int, data: list[Atoms]) -> tuple[Any, dict]:
+        folder = self.round_dir(r) / "model"
+        done = self.state(r).get("trained")
+        if done is not None:
+            return self.load(folder, r), done["metrics"]
+        model, metrics = self.train(data, folder, r)
+        self._record(r, "trained", {"n_train": len(data), "metrics": dict(metrics or {})})
+        return model, dict(metrics or {})
+
+    def _merged(self, r: int, model: Any, n_train: int) -> int:
+        """Explore, select, label and merge round ``r``; returns the number of new labels."""
+        d = self.round_dir(r)
+        steps = {"explored": lambda: self._explore(d, model, r),
+                 "selected": lambda: self._select(d), "labelled": lambda: self._label(d)}
+        for stage, step in steps.items():
+            if stage not in self.state(r):
+                self._record(r, stage, step())
+        n_new = self.state(r)["labelled"]["n_labelled"]
+        if "merged" not in self.state(r):
+            self._record(r, "merged", {"n_train_next": n_train + n_new})
+        return n_new
+
+    def _explore(self, d: Path, model: Any, r: int) -> dict:
+        _write_frames(d / "explored.extxyz", self.explore(model, d / "explore", r))
+        return {"n_frames": len(_read_frames(d / "explored.extxyz"))}
+
+    def _select(self, d: Path) -> dict:
+        picked, counts = select_candidates(_read_frames(d / "explored.extxyz"), self.lo, self.hi,
+                                           self.max_new)
+        _write_frames(d / "selected.extxyz", picked)
+        return {**counts, "n_selected": len(picked)}
+
+    def _label(self, d: Path) -> dict:
+        selected = _read_frames(d / "selected.extxyz")
+        _write_frames(d / "labelled.extxyz", self.label(selected) if selected else [])
+        return {"n_labelled": len(_read_frames(d / "labelled.extxyz"))}

@@ -6,7 +6,6 @@ components of the bond graph, named by element-labelled graph isomorphism) -> re
 """
 
 from common.events.bonds import (
-    DEFAULT_BOND_CUTOFFS,
     BondCriteria,
     BondStates,
     bond_series,
@@ -46,7 +45,6 @@ from common.events.species import (
 )
 
 __all__ = [
-    "DEFAULT_BOND_CUTOFFS",
     "DEFAULT_TEMPLATES",
     "BondCriteria",
     "BondStates",

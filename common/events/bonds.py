@@ -6,26 +6,22 @@ previous state is kept, so thermal vibration around one threshold does not flick
 first frame (no history) a pair counts as bonded below the midpoint ``(r_on + r_off) / 2``.
 :func:`persistence_filter` then drops changes whose new state does not last ``min_frames``.
 
-Default cutoffs (Å)
--------------------
-Generic pairs: ``r_on = 1.20 (r_a + r_b)`` and ``r_off = 1.45 (r_a + r_b)`` with ASE's covalent
-radii (Cordero 2008). 1.2 x the radius sum is the usual connectivity rule (it keeps every
-equilibrium bond, thermally stretched, and no non-bonded contact such as an O···H hydrogen
-bond at 1.7-2.0 Å); 1.45 x lies beyond the bond length at typical transition states
-(1.25-1.4 x the equilibrium length), so a bond counts as broken only once the system has
-left the transition-state region. Explicit values for the pairs of C/H/O chemistry:
+Bond cutoffs (Å)
+----------------
+Every element pair gets ``r_on = on_factor (r_a + r_b)`` and ``r_off = off_factor (r_a + r_b)``
+from ASE's covalent radii (Cordero 2008), 1.20 and 1.45 by default. 1.2 x the radius sum is
+the usual connectivity rule (it keeps every equilibrium bond, thermally stretched, and no
+non-bonded contact such as a hydrogen bond's X···H at 1.6-2.0 Å); 1.45 x lies beyond the bond
+length at typical transition states (1.25-1.4 x the equilibrium length), so a bond counts as
+broken only once the system has left the transition-state region. Examples: Li-O 2.33 / 2.81
+(Li+ solvation shell at 1.9-2.1), P-F 1.97 / 2.38 (PF6- 1.60), N-H 1.22 / 1.48 (1.01),
+Ga-N 2.32 / 2.80 (wurtzite 1.95; next Ga-N shell beyond 3.2). The rule knows no charges:
+between two metal atoms it is generous (Ga···Ga 3.19 Å in GaN and Li···Li 2.31 Å in Li2O fall
+inside it), so leave such atoms out of ``atom_indices`` or give their pairs in a table.
 
-====  =====  =====  ==========================================================
-pair  r_on   r_off  why
-====  =====  =====  ==========================================================
-C-C   1.80   2.20   single 1.54, OCCO on Cu 1.5-1.6; C-C coupling TS on Cu ~1.9-2.0
-C-O   1.70   2.05   C=O 1.15-1.25, C-O 1.36-1.43 (COOH, OCH3); C-O scission TS ~1.9
-C-H   1.30   1.55   1.09-1.10; C-H formation/scission TS on Cu ~1.5-1.6
-H-O   1.20   1.45   0.97-1.0, shared protons ~1.2; H-bond acceptor O···H >= 1.6
-O-O   1.60   1.90   O2 1.21, peroxide 1.48; O···O in liquid water ~2.8
-H-H   0.95   1.20   H2 0.74 (the factor rule would put r_on at 0.74, on the bond itself);
-                    the two H of one water are 1.51 apart and must stay unbonded
-====  =====  =====  ==========================================================
+A caller with better values for its chemistry gives them as a ``table`` (its documented
+defaults, e.g. the C/H/O table of the catalysis pipeline) and the user's ``overrides`` on top;
+both win over the radius rule.
 """
 
 from __future__ import annotations
@@ -42,7 +38,6 @@ from ase.data import atomic_numbers, covalent_radii
 from common.errors import ConfigError, DataError
 
 __all__ = [
-    "DEFAULT_BOND_CUTOFFS",
     "BondCriteria",
     "BondStates",
     "bond_series",
@@ -58,16 +53,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: (r_on, r_off) in Å for the pairs of C/H/O chemistry; see the module docstring for why.
-DEFAULT_BOND_CUTOFFS: dict[tuple[str, str], tuple[float, float]] = {
-    ("C", "C"): (1.80, 2.20),
-    ("C", "O"): (1.70, 2.05),
-    ("C", "H"): (1.30, 1.55),
-    ("H", "O"): (1.20, 1.45),
-    ("O", "O"): (1.60, 1.90),
-    ("H", "H"): (0.95, 1.20),
-}
-
 _CUTOFF_FIX = "give r_on < r_off, both > 0 Å, e.g. --cutoff C-C=1.8,2.2"
 
 
@@ -78,7 +63,7 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 def _check_element(symbol: str, where: str) -> None:
     if symbol not in atomic_numbers or symbol == "X":
         raise ConfigError(f"unknown element {symbol!r}", where=where,
-                          fix="use element symbols such as C, O, H, Cu")
+                          fix="use element symbols such as C, O, H, Li")
 
 
 def _parse_key(key: str | tuple[str, str], where: str) -> tuple[str, str]:
@@ -109,17 +94,33 @@ def _check_cutoffs(r_on: float, r_off: float, where: str) -> tuple[float, float]
     return r_on, r_off
 
 
+def _pair_table(values: Mapping[str | tuple[str, str], Sequence[float]] | None, where: str
+                ) -> dict[tuple[str, str], tuple[float, float]]:
+    """Checked ``{(a, b): (r_on, r_off)}`` with sorted pairs, from ``"A-B"`` or tuple keys."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for key, val in (values or {}).items():
+        k = _parse_key(key, where)
+        if len(tuple(val)) != 2:
+            raise ConfigError(f"need two cutoffs (r_on, r_off) for {k[0]}-{k[1]}",
+                              where=where, fix=_CUTOFF_FIX)
+        out[k] = _check_cutoffs(*val, where=f"{where} {k[0]}-{k[1]}")
+    return out
+
+
 class BondCriteria:
     """Element-pair bond cutoffs ``(r_on, r_off)`` in Å, with hysteresis.
 
     Parameters
     ----------
     overrides
-        ``{"C-C": (1.8, 2.0)}`` or ``{("C", "C"): (1.8, 2.0)}``: user values, win over all else.
+        ``{"C-C": (1.8, 2.0)}`` or ``{("C", "C"): (1.8, 2.0)}``: the user's values; win over all.
     on_factor, off_factor
-        Generic rule for pairs not in ``defaults``: ``r = factor * (r_cov,a + r_cov,b)``.
-    defaults
-        The explicit table used before the generic rule (:data:`DEFAULT_BOND_CUTOFFS`).
+        The radius rule for pairs in neither: ``r = factor * (r_cov,a + r_cov,b)``.
+    table
+        The caller's documented cutoffs for the pairs of its chemistry (same form as
+        ``overrides``), used before the radius rule; default none.
+    where
+        Name used in error messages (e.g. the option the values came from).
 
     Raises
     ------
@@ -129,24 +130,14 @@ class BondCriteria:
 
     def __init__(self, overrides: Mapping[str | tuple[str, str], Sequence[float]] | None = None,
                  *, on_factor: float = 1.20, off_factor: float = 1.45,
-                 defaults: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+                 table: Mapping[str | tuple[str, str], Sequence[float]] | None = None,
                  where: str = "bond criteria"):
         _check_cutoffs(on_factor, off_factor, f"{where} (on_factor, off_factor)")
         self.on_factor = float(on_factor)
         self.off_factor = float(off_factor)
-        table = DEFAULT_BOND_CUTOFFS if defaults is None else defaults
-        self._table: dict[tuple[str, str], tuple[float, float]] = {}
-        for key, val in table.items():
-            k = _parse_key(key, where)
-            self._table[k] = _check_cutoffs(*val, where=f"{where} {k[0]}-{k[1]}")
-        self.overrides: dict[tuple[str, str], tuple[float, float]] = {}
-        for key, val in (overrides or {}).items():
-            k = _parse_key(key, where)
-            if len(tuple(val)) != 2:
-                raise ConfigError(f"need two cutoffs (r_on, r_off) for {k[0]}-{k[1]}",
-                                  where=where, fix=_CUTOFF_FIX)
-            self.overrides[k] = _check_cutoffs(*val, where=f"{where} {k[0]}-{k[1]}")
-        self._table.update(self.overrides)
+        self.table = _pair_table(table, where)
+        self.overrides = _pair_table(overrides, where)
+        self._table = {**self.table, **self.overrides}
 
     def cutoffs(self, a: str, b: str) -> tuple[float, float]:
         """``(r_on, r_off)`` in Å for elements ``a`` and ``b`` (order does not matter)."""
@@ -198,7 +189,7 @@ class BondCriteria:
 
     def __repr__(self) -> str:
         return (f"BondCriteria(overrides={self.overrides!r}, on_factor={self.on_factor}, "
-                f"off_factor={self.off_factor})")
+                f"off_factor={self.off_factor}, table={self.table!r})")
 
 
 def parse_cutoff_overrides(items: Iterable[str], where: str = "--cutoff"
@@ -570,7 +561,7 @@ def bond_states(frames: Sequence[Atoms], atom_indices: Sequence[int] | None = No
     atom_indices
         Atoms that may bond (default: all).
     criteria
-        Cutoffs (default :class:`BondCriteria()`).
+        Bond cutoffs (default :class:`BondCriteria()`, the covalent-radius rule).
     where
         Name of the trajectory used in error messages.
     """

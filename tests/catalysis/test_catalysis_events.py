@@ -12,9 +12,10 @@ from ase import Atoms
 from ase.build import fcc111
 
 from catalysis.cli_events import events as events_command
-from catalysis.events import analyze_trajectories, classify_pathway, frame_times_fs
+from catalysis.events import analyze_trajectories, classify_pathway
 from common.cli.app import run_app
 from common.errors import ConfigError, DataError
+from common.trajectory import frame_times_fs, load_trajectory
 
 NX, NY = 6, 4
 DT_FS = 10.0
@@ -279,8 +280,6 @@ def test_times_from_ase_md_traj(tmp_path):
             a = a.copy()
             a.info.clear()
             tr.write(a)
-    from catalysis.events import load_trajectory
-
     got, dt = load_trajectory(path)
     assert dt == pytest.approx(10.0)
     assert frame_times_fs(got, None, dt) == pytest.approx([0.0, 10.0, 20.0])

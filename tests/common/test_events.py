@@ -36,23 +36,59 @@ from common.events import (
 # ----------------------------------------------------------------------------------- bonds
 
 
-def test_criteria_defaults_overrides_and_validation():
+def test_criteria_radius_rule_table_overrides_and_validation():
     c = BondCriteria()
-    assert c.cutoffs("C", "C") == (1.80, 2.20)
-    assert c.cutoffs("O", "H") == c.cutoffs("H", "O") == (1.20, 1.45)
-    r_on, r_off = c.cutoffs("N", "N")  # generic rule: 1.2 / 1.45 x (0.71 + 0.71)
+    r_on, r_off = c.cutoffs("N", "N")  # radius rule: 1.2 / 1.45 x (0.71 + 0.71)
     assert r_on == pytest.approx(1.2 * 1.42) and r_off == pytest.approx(1.45 * 1.42)
-    c2 = BondCriteria({"C-C": (1.7, 2.0)})
+    assert c.cutoffs("C", "O") == c.cutoffs("O", "C")
+    t = BondCriteria(table={"C-C": (1.8, 2.2), ("O", "H"): (1.2, 1.45)})
+    assert t.cutoffs("C", "C") == (1.8, 2.2) and t.cutoffs("H", "O") == (1.2, 1.45)
+    assert t.cutoffs("N", "N") == c.cutoffs("N", "N")
+    c2 = BondCriteria({"C-C": (1.7, 2.0)}, table={"C-C": (1.8, 2.2), "C-O": (1.7, 2.05)})
     assert c2.cutoffs("C", "C") == (1.7, 2.0) and c2.cutoffs("C", "O") == (1.70, 2.05)
     for bad in ({"C-C": (2.0, 1.8)}, {"C-C": (1.8, 1.8)}, {"C-O": (-1.0, 2.0)},
-                {"C-Xx": (1.0, 2.0)}, {"CC": (1.0, 2.0)}):
-        with pytest.raises(ConfigError) as exc:
-            BondCriteria(bad)
-        assert "\n" not in str(exc.value)
+                {"C-Xx": (1.0, 2.0)}, {"CC": (1.0, 2.0)}, {"C-C": (1.0,)}):
+        for kw in ({"overrides": bad}, {"table": bad}):
+            with pytest.raises(ConfigError) as exc:
+                BondCriteria(**kw)
+            assert "\n" not in str(exc.value)
     assert parse_cutoff_overrides(["O-C=1.6,2.0"]) == {("C", "O"): (1.6, 2.0)}
     for bad in ("C-C=2", "C-C", "C-C=a,b", "C-C=2.0,1.0"):
         with pytest.raises(ConfigError):
             parse_cutoff_overrides([bad])
+
+
+@pytest.mark.parametrize(("pair", "bond_A", "next_A"), [
+    (("Li", "O"), 2.00, 2.9),   # Li2O / Li+ first solvation shell ~1.95-2.0; RDF minimum ~2.9
+    (("P", "F"), 1.60, 2.6),    # PF6-; next: F of a neighbouring anion, or Li-F contacts
+    (("N", "H"), 1.01, 1.9),    # NH3; an N···H hydrogen bond starts at ~1.9
+    (("Ga", "N"), 1.95, 3.2),   # wurtzite GaN; the next Ga-N shell is at 3.2 Å
+])
+def test_radius_rule_gives_sensible_cutoffs_beyond_chno(pair, bond_A, next_A):
+    r_on, r_off = BondCriteria().cutoffs(*pair)
+    assert 1.1 * bond_A < r_on < r_off < next_A
+
+
+def _count_bonds(atoms, pair):
+    """Bonds between elements ``pair`` per atom of ``pair[0]``, and bonds within the anions."""
+    bonds = bond_series([atoms])[0]
+    sym = atoms.get_chemical_symbols()
+    kinds = [tuple(sorted((sym[i], sym[j]))) for i, j in bonds]
+    n_first = sym.count(pair[0])
+    return kinds.count(tuple(sorted(pair))) / n_first, kinds.count((pair[1], pair[1]))
+
+
+def test_radius_rule_bonds_in_real_structures():
+    from ase.build import bulk
+
+    gan = bulk("GaN", "wurtzite", a=3.189, c=5.185).repeat((3, 3, 2))
+    assert _count_bonds(gan, ("Ga", "N")) == (4, 0)
+    li2o = bulk("OLi2", "fluorite", a=4.61).repeat(2)
+    assert _count_bonds(li2o, ("Li", "O")) == (4, 0)
+    assert _count_bonds(molecule("NH3"), ("N", "H")) == (3, 0)
+    octahedron = np.vstack([np.eye(3), -np.eye(3)]) * 1.60
+    pf6 = Atoms("PF6", positions=np.vstack([np.zeros(3), octahedron]))
+    assert _count_bonds(pf6, ("P", "F")) == (6, 0)
 
 
 def _dimer_frames(distances, symbols="CC", pbc=False):
@@ -63,11 +99,12 @@ def _dimer_frames(distances, symbols="CC", pbc=False):
 def test_hysteresis():
     # C-C: on below 1.80, off above 2.20, band keeps the previous state
     d = [2.5, 2.0, 1.7, 2.0, 2.15, 2.3, 2.0, 1.79, 2.19, 2.21]
-    got = [bool(s) for s in bond_series(_dimer_frames(d), criteria=BondCriteria())]
+    crit = BondCriteria(table={"C-C": (1.80, 2.20)})
+    got = [bool(s) for s in bond_series(_dimer_frames(d), criteria=crit)]
     assert got == [False, False, True, True, True, False, False, True, True, False]
     # first frame: no history, the midpoint (2.0 A) decides
-    assert bond_series(_dimer_frames([1.95, 2.1]))[0] == {(0, 1)}
-    assert bond_series(_dimer_frames([2.05, 1.9]))[0] == frozenset()
+    assert bond_series(_dimer_frames([1.95, 2.1]), criteria=crit)[0] == {(0, 1)}
+    assert bond_series(_dimer_frames([2.05, 1.9]), criteria=crit)[0] == frozenset()
 
 
 def test_persistence_filter():
