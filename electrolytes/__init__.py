@@ -1,6 +1,66 @@
-"""Electrolytes: DeePMD-kit (PyTorch) on EC/DEC + LiPF6 -- placeholder until its issue lands.
+"""Electrolytes: DeePMD-kit (PyTorch) on EC/DEC + LiPF6, transport and solvation.
 
-The shared layer it will use is ready: common.labels, common.data (deepmd/npy export via
-dpdata), common.potential (registry name "deepmd" -> electrolytes.model:DeepMDAdapter),
-common.active_learning, common.md, common.sweep.
+Ready (framework-free, any trajectory with a cell):
+
+* :mod:`electrolytes.transport` -- unwrapping, MSD by FFT, D per species with errors,
+  Nernst-Einstein and Einstein-Helfand conductivity, Haven ratio, Arrhenius fits and plots;
+  :func:`transport_report` is the JSON of ``mlp-electrolytes transport``.
+* :mod:`electrolytes.solvation` -- Li-O / Li-F RDFs, first-shell cutoffs, coordination,
+  shell compositions (``Li+(EC)3(DEC)1``) and residence times.
+
+Still to come: the DeePMD adapter (registry name "deepmd" -> electrolytes.model:DeepMDAdapter),
+systems, CLI and case study, on the shared layer (common.labels, common.data, common.potential,
+common.active_learning, common.md, common.sweep).
 """
+
+from electrolytes.solvation import (
+    DEFAULT_MOLECULE_NAMES,
+    RDF,
+    SolvationResult,
+    composition_name,
+    continuous_acf,
+    first_shell_cutoff,
+    plot_rdf,
+    rdf,
+    residence_time_ps,
+    solvation_shells,
+)
+from electrolytes.transport import (
+    ArrheniusFit,
+    Conductivity,
+    SpeciesDiffusion,
+    TransportRun,
+    analyse_transport,
+    arrhenius_fit,
+    msd_direct,
+    msd_fft,
+    plot_arrhenius,
+    plot_msd,
+    transport_report,
+    unwrap_positions,
+)
+
+__all__ = [
+    "DEFAULT_MOLECULE_NAMES",
+    "RDF",
+    "ArrheniusFit",
+    "Conductivity",
+    "SolvationResult",
+    "SpeciesDiffusion",
+    "TransportRun",
+    "analyse_transport",
+    "arrhenius_fit",
+    "composition_name",
+    "continuous_acf",
+    "first_shell_cutoff",
+    "msd_direct",
+    "msd_fft",
+    "plot_arrhenius",
+    "plot_msd",
+    "plot_rdf",
+    "rdf",
+    "residence_time_ps",
+    "solvation_shells",
+    "transport_report",
+    "unwrap_positions",
+]
