@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ConfigSchema
+from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -150,7 +151,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     # 1-2. build and sample
     with clock("build_sample_s"):
         starts = systems.seed_library(cfg["scale"], seed=seed)
-        ase.io.write(out / "start_structures.extxyz", starts)
+        atomic_write_atoms(out / "start_structures.extxyz", starts)
         frames = systems.sample_configurations(starts, cfg["n_rattled"],
                                                rattle_A=tuple(cfg["rattle_A"]), seed=seed)
     # 3-4. label, energy window, split
@@ -235,7 +236,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         analysis = analyze_trajectories(good,
                                         min_persistence_fs=cfg["events"]["min_persistence_fs"])
         ev = analysis.to_dict()
-        (out / "events.json").write_text(json.dumps(ev, indent=2))
+        atomic_write_json(out / "events.json", ev)
         try:
             analysis.plot(out / "event_timeline.png")
         except Exception as exc:  # a figure must never cost the numbers
@@ -251,7 +252,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
                               n_images=cfg["barriers"]["n_images"],
                               fmax_eV_A=cfg["barriers"]["fmax_eV_A"],
                               steps=cfg["barriers"]["steps"])
-        (out / "barriers.json").write_text(json.dumps(bars, indent=2))
+        atomic_write_json(out / "barriers.json", bars)
 
     summary = {
         "scale": cfg["scale"], "seed": seed, "labeller": spec.key(),
@@ -273,8 +274,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         "seed_results": SEED_RESULTS,
         "timings_s": clock.t,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain))
-    (out / "report.md").write_text(report_markdown(summary))
+    atomic_write_json(out / "summary.json", summary, default=_plain)
+    atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
 
 
@@ -290,7 +291,7 @@ def _claim_outdir(out: Path, settings: dict) -> None:
         raise ConfigError("this folder holds a case study run with other settings",
                           where=str(out), fix="choose a new --out folder (or rerun with the "
                           "same scale, seed and labeller to continue it)")
-    stamp.write_text(text)
+    atomic_write_text(stamp, text)
 
 
 def _plain(o: Any) -> Any:

@@ -6,40 +6,54 @@ from pathlib import Path
 
 import typer
 
-from common.cli.app import emit_json
+from common.cli import options as opt
+from common.cli.app import emit_json, example
 
-__all__ = ["events"]
+__all__ = ["EXAMPLE", "events"]
+
+EXAMPLE = example("mlp-catalysis events md/traj_*.extxyz --json --plot timeline.png "
+                  "> events.json")
 
 
 def events(
     trajectories: list[Path] = typer.Argument(
-        ..., help="MD trajectories (extxyz with info time_fs, ASE .traj, ...); pooled"),
+        ..., metavar="TRAJECTORIES...", show_default=False,
+        help="MD trajectories (extxyz with info time_fs, ASE .traj, ...); pooled"),
     dt_fs: float | None = typer.Option(
-        None, "--dt-fs", help="time between saved frames, fs (default: from the file)"),
-    metal: str = typer.Option("Cu", "--metal", help="slab element(s), e.g. Cu or Cu,Ag"),
+        None, "--dt-fs", callback=opt.positive, metavar="FS",
+        help="time between saved frames, fs (the MD --timestep-fs times --traj-every); "
+             "default: from the file"),
+    metal: str = typer.Option("Cu", "--metal", metavar="LIST",
+                              help="slab element(s), e.g. Cu or Cu,Ag"),
     min_persistence_fs: float = typer.Option(
-        50.0, "--min-persistence-fs",
+        50.0, "--min-persistence-fs", min=0.0, metavar="FS",
         help="a bond or surface contact change counts if it lasts this long, fs (0 = all)"),
     cutoff: list[str] = typer.Option(
-        [], "--cutoff", help="override cutoffs in Å, PAIR=R_ON,R_OFF, repeatable: "
-                             "--cutoff C-C=1.8,2.2 --cutoff C-Cu=2.3,2.6"),
-    plot: Path | None = typer.Option(None, "--plot", help="save an event timeline figure"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+        [], "--cutoff", metavar="PAIR=R_ON,R_OFF",
+        help="override cutoffs in Å, repeatable: --cutoff C-C=1.8,2.2 --cutoff C-Cu=2.3,2.6"),
+    plot: Path | None = typer.Option(None, "--plot", metavar="FILE",
+                                     help="save an event timeline figure (.png, .pdf, ...)"),
+    json_out: opt.Json = False,
 ) -> None:
     """Find reactions (species = bonded clusters, *X = on the surface), classify C-C coupling
     as A (*CO+*CO), B (*CO+*CHO), C (*CO+*CH2O) or other, with Wilson 95 % intervals."""
-    from catalysis.events import analyze_trajectories, parse_metals, surface_criteria
-    from common.events import BondCriteria, parse_cutoff_overrides
+    from catalysis.bonds import bond_criteria, surface_criteria
+    from catalysis.events import analyze_trajectories, parse_metals
+    from common.events import parse_cutoff_overrides
 
     metals = parse_metals(metal)
     overrides = parse_cutoff_overrides(cutoff, "--cutoff")
     surf = {k: v for k, v in overrides.items() if k[0] in metals or k[1] in metals}
     bond = {k: v for k, v in overrides.items() if k not in surf}
     result = analyze_trajectories(
-        trajectories, dt_fs=dt_fs, criteria=BondCriteria(bond, where="--cutoff"),
-        min_persistence_fs=min_persistence_fs, metal=metals, surface=surface_criteria(surf))
+        trajectories, dt_fs=dt_fs, criteria=bond_criteria(bond, where="--cutoff"),
+        min_persistence_fs=min_persistence_fs, metal=metals,
+        surface=surface_criteria(surf, where="--cutoff"))
     if plot is not None:
-        result.plot(plot)
+        from common.fileio import atomic_path
+
+        with atomic_path(plot, keep_suffix=True) as tmp:
+            result.plot(tmp)
     data = result.to_dict()
     if json_out:
         emit_json(data)

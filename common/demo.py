@@ -11,7 +11,6 @@ the suite has. Both are plumbing, not production chemistry.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ def make_structures(n: int, seed: int = 0):
 def run(outdir: str | Path, scale: str = "tiny", seed: int = 0, progress: bool = True) -> dict:
     from common.data import Dataset
     from common.errors import ConfigError
+    from common.fileio import atomic_write_json, atomic_write_text
     from common.labels import label_structures, labelled_frames
     from common.md.runner import run_md
     from common.potential.analytic import AnalyticAdapter
@@ -103,8 +103,8 @@ def run(outdir: str | Path, scale: str = "tiny", seed: int = 0, progress: bool =
                                        "replica_steps_per_s", "batch_size", "trajectory")},
         "timings_s": timings,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    (out / "report.md").write_text(_report(summary))
+    atomic_write_json(out / "summary.json", summary, default=float)
+    atomic_write_text(out / "report.md", _report(summary))
     return summary
 
 

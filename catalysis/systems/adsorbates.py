@@ -202,5 +202,6 @@ def _adsorbate(species: str | Adsorbate) -> Adsorbate:
     entry = ADSORBATES.get(str(species))
     if entry is None:
         raise ConfigError(f"unknown adsorbate {species!r}", where="species",
-                          fix=f"use one of {', '.join(ADSORBATES)}, or pass an Adsorbate")
+                          fix=f"use one of {', '.join(ADSORBATES)} "
+                              "(or an Adsorbate object, in Python)")
     return entry

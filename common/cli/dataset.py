@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from common.cli.app import emit_json, new_app
+from common.cli import options as opt
+from common.cli.app import emit_json, example, new_app
+from common.cli.options import parse_fractions
 from common.errors import ConfigError
 
-app = new_app("Labelled data: inspect, validate, split and convert (extxyz, ASE db, deepmd...).")
+app = new_app("Labelled data: inspect, validate, split and convert (extxyz, ASE db, deepmd...).",
+              epilog=example("mlp-cases dataset validate labels.extxyz"))
 
 _FILE_HELP = "any ASE-readable file (extxyz, OUTCAR, vasprun.xml, .db...) or a deepmd/npy folder"
+_File = Annotated[Path, typer.Argument(help=_FILE_HELP, metavar="FILE", show_default=False)]
+_REQUIRE_HELP = "labels every frame needs (energy,forces,stress)"
+_SplitOut = opt.out_option("folder for train/valid/test.extxyz")
+_SplitSeed = opt.seed_option("random seed of the split")
+_ConvertOut = opt.out_option("output file (.extxyz, .db) or folder (deepmd)")
+_To = Annotated[str, typer.Option("--to", metavar="FORMAT",
+                                  help="extxyz | deepmd | schnetpack | db")]
 
 
 def _parse_list(text: str | None, what: str) -> list[str] | None:
@@ -24,22 +36,8 @@ def _parse_list(text: str | None, what: str) -> list[str] | None:
     return items
 
 
-def _parse_fractions(text: str) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(t) for t in text.split(","))
-    except ValueError:
-        vals = ()
-    if len(vals) != 3:
-        raise ConfigError(f"cannot read fractions {text!r}", where="--fractions",
-                          fix="give three comma-separated numbers summing to 1, e.g. 0.8,0.1,0.1")
-    return vals  # type: ignore[return-value]
-
-
-@app.command()
-def inspect(
-    file: Path = typer.Argument(..., help=_FILE_HELP),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
-) -> None:
+@app.command(epilog=example("mlp-cases dataset inspect labels.db --json"))
+def inspect(file: _File, json_out: opt.Json = False) -> None:
     """Frames, atoms, elements, energy and force statistics, reference atomic energies."""
     from common.data import Dataset
 
@@ -74,16 +72,17 @@ def inspect(
     Console().print(table)
 
 
-@app.command()
+@app.command(epilog=example("mlp-cases dataset validate labels.extxyz --max-force 30 --json"))
 def validate(
-    file: Path = typer.Argument(..., help=_FILE_HELP),
-    max_force: float = typer.Option(50.0, "--max-force", help="largest allowed |F|, eV/Å"),
-    min_distance: float = typer.Option(0.5, "--min-distance",
+    file: _File,
+    max_force: float = typer.Option(50.0, "--max-force", min=0.0, metavar="EV/A",
+                                    help="largest allowed |F|, eV/Å"),
+    min_distance: float = typer.Option(0.5, "--min-distance", min=0.0, metavar="A",
                                        help="smallest allowed interatomic distance, Å"),
-    elements: str | None = typer.Option(None, "--elements",
+    elements: str | None = typer.Option(None, "--elements", metavar="LIST",
                                         help="allowed elements, comma-separated (e.g. Cu,Pt)"),
-    require: str = typer.Option("energy,forces", "--require",
-                                help="labels every frame needs (energy,forces,stress)"),
+    require: str = typer.Option("energy,forces", "--require", metavar="LIST",
+                                help=_REQUIRE_HELP),
     json_out: bool = typer.Option(False, "--json", help="print every problem as JSON"),
 ) -> None:
     """Check labels, NaN/inf, absurd forces, overlapping atoms, duplicates, unknown elements.
@@ -110,34 +109,49 @@ def validate(
         typer.echo(f"{file}: {len(ds)} frames ok")
 
 
-@app.command()
+@app.command(epilog=example("mlp-cases dataset split labels.extxyz --out data/ "
+                            "--fractions 0.8,0.1,0.1 --seed 1"))
 def split(
-    file: Path = typer.Argument(..., help=_FILE_HELP),
-    out: Path = typer.Option(..., "--out", help="folder for train/valid/test.extxyz"),
-    fractions: str = typer.Option("0.8,0.1,0.1", "--fractions",
-                                  help="train,valid,test fractions summing to 1"),
-    seed: int = typer.Option(0, "--seed", help="random seed of the split"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace existing split files"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+    file: _File,
+    out: _SplitOut,
+    fractions: opt.Fractions = "0.8,0.1,0.1",
+    seed: _SplitSeed = 0,
+    require: str = typer.Option("energy,forces", "--require", metavar="LIST",
+                                help=_REQUIRE_HELP + "; checked, with NaN/inf, before writing "
+                                "('none': split unlabelled structures)"),
+    overwrite: opt.Overwrite = False,
+    json_out: opt.Json = False,
 ) -> None:
-    """Seeded random train/valid/test split written as extxyz files (empty parts skipped)."""
+    """Seeded random train/valid/test split written as extxyz files (empty parts skipped).
+
+    Every frame is checked first (the labels in --require, no NaN/inf), as convert does.
+    """
     from common.data import Dataset
-    from common.data.dataset import check_overwrite
+    from common.data.dataset import check_overwrite, summarize_problems
+    from common.errors import DataError
+    from common.fileio import atomic_path
 
     ds = Dataset.read(file)
-    train, valid, test = ds.split(_parse_fractions(fractions), seed)
+    needed = [] if require.strip().lower() == "none" else _parse_list(require, "require")
+    found = ds.problems(require=needed or (), checks=("labels", "finite"))
+    if found:
+        what, kw = summarize_problems(found, len(ds))
+        raise DataError(what, **kw)
+    train, valid, test = ds.split(parse_fractions(fractions), seed)
     parts = {"train": train, "valid": valid, "test": test}
     paths = {name: out / f"{name}.extxyz" for name in parts}
     for name, p in paths.items():  # check all before writing any
         if len(parts[name]):
             check_overwrite(p, overwrite)
     written: dict[str, dict] = {}
-    for name, part in parts.items():
-        if len(part):
-            part.write(paths[name], overwrite=overwrite)
-            written[name] = {"path": str(paths[name]), "n_frames": len(part)}
-        else:
-            written[name] = {"path": None, "n_frames": 0}
+    with contextlib.ExitStack() as stack:  # all parts are renamed into place together
+        for name, part in parts.items():
+            if len(part):
+                tmp = stack.enter_context(atomic_path(paths[name]))
+                part.write(tmp, overwrite=True, format="extxyz")
+                written[name] = {"path": str(paths[name]), "n_frames": len(part)}
+            else:
+                written[name] = {"path": None, "n_frames": 0}
     if json_out:
         emit_json({"file": str(file), "seed": seed, "splits": written})
     else:
@@ -146,15 +160,16 @@ def split(
                                                            else " (not written)"))
 
 
-@app.command()
+@app.command(epilog=example("mlp-cases dataset convert labels.db --to deepmd --out dp/ "
+                            "--type-map Cu,O,H"))
 def convert(
-    file: Path = typer.Argument(..., help=_FILE_HELP),
-    to: str = typer.Option(..., "--to", help="extxyz | deepmd | schnetpack | db"),
-    out: Path = typer.Option(..., "--out", help="output file (.extxyz, .db) or folder (deepmd)"),
-    type_map: str | None = typer.Option(None, "--type-map",
+    file: _File,
+    to: _To,
+    out: _ConvertOut,
+    type_map: str | None = typer.Option(None, "--type-map", metavar="LIST",
                                         help="deepmd only: element order, e.g. Cu,Pt"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+    overwrite: opt.Overwrite = False,
+    json_out: opt.Json = False,
 ) -> None:
     """Write the data in a framework's own format, with that framework's own writer.
 

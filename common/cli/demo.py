@@ -6,14 +6,20 @@ from pathlib import Path
 
 import typer
 
-from common.cli.app import emit_json
+from common.cli import options as opt
+from common.cli.app import emit_json, example
+
+EXAMPLE = example("mlp-cases demo --scale tiny --out runs/demo")
+_Out = opt.out_option("output folder (labels stay cached there; the rest is redone)",
+                      required=False)
 
 
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="output folder"),
-    scale: str = typer.Option("tiny", "--scale", help="tiny (about a minute) or small"),
-    seed: int = typer.Option(0, "--seed"),
-    json_out: bool = typer.Option(False, "--json", help="print summary.json"),
+    out: _Out = Path("runs/demo"),
+    scale: str = typer.Option("tiny", "--scale", metavar="SCALE",
+                              help="tiny (about a minute) or small"),
+    seed: opt.Seed = 0,
+    json_out: opt.Json = False,
 ) -> None:
     """EMT labels -> dataset -> fitted Morse potential -> batched NVT/NVE MD -> summary.json."""
     from common import demo as demo_mod

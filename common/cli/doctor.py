@@ -6,11 +6,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from common.cli.app import emit_json
+from common.cli import options as opt
+from common.cli.app import emit_json, example
+
+EXAMPLE = example("mlp-cases doctor --pip-check")
 
 
 def doctor(
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+    json_out: opt.Json = False,
     pip_check: bool = typer.Option(False, "--pip-check", help="also run `pip check`"),
 ) -> None:
     """List each framework with its version, whether it imports, and the device."""

@@ -14,17 +14,24 @@ from pathlib import Path
 
 import typer
 
-from common.cli.app import emit_json
+from common.cli import options as opt
+from common.cli.app import emit_json, example
 from common.errors import MlpCasesError
+
+EXAMPLE = example("mlp-cases label samples.extxyz --calc xtb --method GFN1-xTB --db labels.db")
 
 
 def label(
-    structures: Path = typer.Argument(..., help="structures to label (extxyz, ASE db, traj, ...)"),
+    structures: Path = typer.Argument(..., help="structures to label (extxyz, ASE db, traj, ...)",
+                                      metavar="STRUCTURES", show_default=False),
     calc: str = typer.Option(
-        ..., "--calc", help="emt, xtb, pyscf, or module:attr (your ASE calculator)"
+        ..., "--calc", metavar="NAME|MODULE:ATTR",
+        help="emt, xtb, pyscf, or module:attr (your ASE calculator)"
     ),
     db: str = typer.Option(
-        ..., "--db", help="label database: SQLite file (e.g. labels.db) or postgresql:// URL"
+        ..., "--db", metavar="FILE|URL",
+        help="label database: SQLite file (e.g. labels.db), or a postgresql:// URL (needs the "
+        "psycopg2 driver, not installed by scripts/install_env.sh); checked before labelling",
     ),
     method: str | None = typer.Option(
         None,
@@ -32,26 +39,35 @@ def label(
         help="xtb: GFN2-xTB (default) or GFN1-xTB; pyscf: hf, pbe (default), b3lyp, ...",
     ),
     charge: int | None = typer.Option(
-        None, "--charge", help="total charge in e (atoms.info['charge'] wins)"
+        None, "--charge", metavar="E", help="total charge in e (atoms.info['charge'] wins)"
     ),
     multiplicity: int | None = typer.Option(
-        None, "--multiplicity", help="spin multiplicity 2S+1 (atoms.info['multiplicity'] wins)"
+        None, "--multiplicity", min=1, metavar="2S+1",
+        help="spin multiplicity 2S+1 (atoms.info['multiplicity'] wins)",
     ),
-    basis: str | None = typer.Option(None, "--basis", help="pyscf basis (default def2-svp)"),
+    basis: str | None = typer.Option(
+        None, "--basis", metavar="NAME", help="pyscf basis (default def2-svp)"
+    ),
     electronic_temperature_K: float | None = typer.Option(
-        None, "--electronic-temperature-K", help="xtb electronic temperature in K (default 300)"
+        None, "--electronic-temperature-K", min=0.0, metavar="K",
+        help="xtb electronic temperature in K (default 300)",
     ),
     workers: int | None = typer.Option(
-        None, "--workers", help="worker processes (default: one per CPU core)"
+        None, "--workers", min=1, metavar="N", help="worker processes (default: one per CPU core)"
     ),
     cluster: str | None = typer.Option(
         None,
         "--cluster",
+        metavar="SPEC",
         help="'serial', a scheduler address tcp://host:port, or a dask-jobqueue YAML file",
     ),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON object"),
+    json_out: opt.Json = False,
 ) -> None:
-    """Label every structure (energy, forces, stress) with a reference calculator."""
+    """Label every structure (energy, forces, stress) with a reference calculator.
+
+    A progress bar shows on stderr (in a terminal); a rerun labels only what the database
+    lacks.
+    """
     from common.data.io import read_structures
     from common.labels import LabellerSpec, label_structures
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 
 from common.cli import dataset, demo, doctor, label, md
-from common.cli.app import new_app, run_app
+from common.cli.app import example, new_app, run_app
 
-app = new_app("mlp-cases: shared tools for the five MLP pipelines.")
-app.command("doctor")(doctor.doctor)
+app = new_app("mlp-cases: shared tools for the five MLP pipelines.",
+              epilog=example("mlp-cases dataset inspect labels.db"))
+app.command("doctor", epilog=doctor.EXAMPLE)(doctor.doctor)
 app.add_typer(dataset.app, name="dataset")
-app.command("label")(label.label)
-app.command("md")(md.md)
-app.command("demo")(demo.demo)
+app.command("label", epilog=label.EXAMPLE)(label.label)
+app.command("md", epilog=md.EXAMPLE)(md.md)
+app.command("demo", epilog=demo.EXAMPLE)(demo.demo)
 
 
 def main() -> None:

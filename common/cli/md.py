@@ -2,92 +2,116 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
-import typer
+from common.cli import options as opt
+from common.cli.app import emit_json, example, warn
+from common.cli.options import parse_params
 
-from common.cli.app import emit_json
-from common.errors import ConfigError
+__all__ = ["blowup_line", "md", "md_summary_lines", "parse_params", "warn_default_params"]
+
+EXAMPLE = example("mlp-cases md cu.extxyz -p lj --param epsilon=0.0104 --param sigma=3.4 \\",
+                  "    --replicas 8 --steps 2000 --on-blowup stop-system --out md/")
+
+_Out = opt.out_option("output folder: new, or the run to continue with --restart")
+_Seed = opt.seed_option("random seed; replica r uses seed + r")
+_Structures = opt.structures_argument()
 
 
-def parse_params(items: list[str] | None) -> dict:
-    """``["epsilon=0.01", "smooth=true"]`` -> {"epsilon": 0.01, "smooth": True}."""
-    out: dict = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"bad parameter {item!r}", where="--param",
-                              fix="write parameters as NAME=VALUE, e.g. --param epsilon=0.0104")
-        k, v = item.split("=", 1)
-        low = v.strip().lower()
-        if low in ("true", "false"):
-            out[k.strip()] = low == "true"
-            continue
-        try:
-            out[k.strip()] = float(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
+def warn_default_params(potential: str, params: dict[str, Any]) -> None:
+    """Say on stderr which parameters of ``lj``/``morse`` run on their built-in defaults
+    (ε = 1 eV, σ = 1 Å, ...: reduced units, not a material)."""
+    from common.potential.registry import ANALYTIC
+
+    if potential not in ANALYTIC:
+        return
+    import importlib
+
+    module, _, attr = ANALYTIC[potential].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    left = [f"{name}={p.default:g}" for name, p in inspect.signature(cls).parameters.items()
+            if name not in params and isinstance(p.default, int | float)
+            and not isinstance(p.default, bool)]
+    if left:
+        warn(f"--potential {potential}: {', '.join(left)} (built-in defaults, eV and Å: "
+             f"reduced units, not a material); set them with --param NAME=VALUE")
+
+
+def _num(x: Any, fmt: str) -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def blowup_line(summary: dict) -> str | None:
+    """One line about the systems a blow-up stopped (``--on-blowup stop-system``), or None."""
+    failed = summary.get("failed") or {}
+    if not failed:
+        return None
+    first = next(iter(failed.values()))
+    return (f"stopped after a blow-up: {len(failed)} system(s) ({first}); the others ran on; "
+            "every message is in summary.json 'failed'")
+
+
+def md_summary_lines(summary: dict, out: Path) -> list[str]:
+    lines = [f"[bold]{summary['replicas']} replicas x {summary['steps']} steps[/] "
+             f"({summary['ensemble']}, batch size {summary['batch_size']}, "
+             f"{_num(summary.get('replica_steps_per_s'), '.0f')} replica-steps/s)",
+             f"mean temperature: {_num(summary.get('mean_temperature_K'), '.1f')} K"]
+    if "energy_drift_eV_per_atom_per_ps" in summary:
+        drift = _num(summary["energy_drift_eV_per_atom_per_ps"], ".3g")
+        lines.append(f"energy drift: {drift} eV/atom/ps")
+    blown = blowup_line(summary)
+    if blown:
+        lines.append(f"[red]{blown}[/]")
+    lines.append(f"outputs: {out}/ (summary.json, thermo.dat, trajectories)")
+    return lines
 
 
 def md(
-    structures: Path = typer.Argument(..., help="structures file (extxyz, ASE db, any ASE format)"),
-    potential: str = typer.Option(..., "--potential", "-p",
-                                  help="lj, morse, a framework name, or a saved model folder"),
-    param: list[str] = typer.Option(None, "--param", help="potential parameter NAME=VALUE"),
-    ensemble: str = typer.Option("nvt", "--ensemble", help="nve or nvt (Langevin BAOAB)"),
-    temperature_K: float = typer.Option(300.0, "--temperature-K",
-                                        help="NVT target; initial velocities for both, K"),
-    timestep_fs: float = typer.Option(1.0, "--timestep-fs", help="time step, fs"),
-    steps: int = typer.Option(1000, "--steps", help="MD steps"),
-    replicas: int = typer.Option(1, "--replicas", help="independent copies of each structure"),
-    friction_per_ps: float = typer.Option(1.0, "--friction-per-ps", help="Langevin friction"),
-    seed: int = typer.Option(0, "--seed", help="replica r uses seed + r"),
-    out: Path = typer.Option(..., "--out", help="output folder (new, or with --restart)"),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
-    batch_size: str = typer.Option("auto", "--batch-size",
-                                   help="systems per batch, or auto (measured)"),
-    traj_every: int = typer.Option(10, "--traj-every", help="write a frame every N steps"),
-    traj_format: str = typer.Option("extxyz", "--format", help="extxyz or h5"),
-    checkpoint_every: int = typer.Option(0, "--checkpoint-every",
-                                         help="checkpoint every N steps (0: only at the end)"),
-    restart: bool = typer.Option(False, "--restart", help="continue the run in --out"),
-    json_out: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    structures: _Structures,
+    potential: opt.Potential,
+    out: _Out,
+    param: opt.Param = None,
+    ensemble: opt.EnsembleOpt = opt.Ensemble.nvt,
+    temperature_K: opt.TemperatureK = 300.0,
+    timestep_fs: opt.TimestepFs = 1.0,
+    steps: opt.Steps = 1000,
+    replicas: opt.Replicas = 1,
+    friction_per_ps: opt.FrictionPerPs = 1.0,
+    pressure_bar: opt.PressureBar = None,
+    seed: _Seed = 0,
+    device: opt.Device = "cpu",
+    batch_size: opt.BatchSize = "auto",
+    traj_every: opt.TrajEvery = 10,
+    traj_format: opt.TrajFormatOpt = opt.TrajFormat.extxyz,
+    checkpoint_every: opt.CheckpointEvery = 0,
+    restart: opt.Restart = False,
+    on_blowup: opt.OnBlowupOpt = opt.OnBlowup.stop,
+    json_out: opt.Json = False,
 ) -> None:
     """Run batched molecular dynamics and write trajectories, thermo log and summary.json."""
     from common.data.io import read_structures
     from common.md.runner import run_md
     from common.potential.registry import make_potential
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("CUDA is not available on this machine", where="--device",
-                              fix="use --device cpu, or install a CUDA build of torch")
-    pot = make_potential(potential, parse_params(param), device=device)
+    params = parse_params(param)
     frames = read_structures(structures)
-    if batch_size != "auto":
-        try:
-            batch_size = int(batch_size)
-        except ValueError as exc:
-            raise ConfigError(f"bad batch size {batch_size!r}", where="--batch-size",
-                              fix="give a positive integer or auto") from exc
-    summary = run_md(frames, pot, out, ensemble=ensemble, timestep_fs=timestep_fs,
-                     temperature_K=temperature_K, friction_per_ps=friction_per_ps, steps=steps,
+    pot = make_potential(potential, params, device=device)
+    warn_default_params(potential, params)
+    summary = run_md(frames, pot, out, ensemble=ensemble.value, timestep_fs=timestep_fs,
+                     temperature_K=temperature_K, friction_per_ps=friction_per_ps,
+                     pressure_bar=pressure_bar, steps=steps,
                      replicas=replicas, seed=seed, device=device, batch_size=batch_size,
-                     traj_every=traj_every, traj_format=traj_format,
-                     checkpoint_every=checkpoint_every or max(steps, 1), restart=restart,
-                     progress=not json_out, potential_label=f"{potential} {param or ''}")
+                     traj_every=traj_every, traj_format=traj_format.value,
+                     checkpoint_every=checkpoint_every or steps, restart=restart,
+                     on_blowup=on_blowup.runner_value, progress=not json_out,
+                     potential_label=f"{potential} {param or ''}")
     if json_out:
         emit_json(summary)
         return
     from rich.console import Console
 
     con = Console()
-    con.print(f"[bold]{summary['replicas']} replicas x {summary['steps']} steps[/] "
-              f"({summary['ensemble']}, batch size {summary['batch_size']}, "
-              f"{summary['replica_steps_per_s']:.0f} replica-steps/s)")
-    con.print(f"mean temperature: {summary['mean_temperature_K']:.1f} K")
-    if "energy_drift_eV_per_atom_per_ps" in summary:
-        con.print(f"energy drift: {summary['energy_drift_eV_per_atom_per_ps']:.3g} eV/atom/ps")
-    con.print(f"outputs: {out}/ (summary.json, thermo.dat, trajectories)")
+    for line in md_summary_lines(summary, out):
+        con.print(line)

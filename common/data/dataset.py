@@ -9,7 +9,6 @@ it came from so that every error names the file and the frame.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from common.data.io import read_structures, structure_hash
 from common.errors import ConfigError, DataError
+from common.fileio import atomic_path
 
 #: label names kept on a frame's SinglePointCalculator
 LABEL_KEYS = ("energy", "forces", "stress", "free_energy")
@@ -299,29 +299,23 @@ class Dataset:
         if p.is_dir():
             raise DataError("a folder is in the way of the output file", where=str(p),
                             fix="choose another output path")
-        p.parent.mkdir(parents=True, exist_ok=True)
         fmt = format or _format_for(p)
         frames = [with_labels(a, **get_labels(a)) for a in self.frames]
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix or ".tmp",
-                                   dir=p.parent)
-        os.close(fd)
         try:
-            if fmt == "db":
-                os.remove(tmp)  # ase.db wants to create the file itself
-                _write_db(tmp, frames)
-            else:
-                import ase.io
+            with atomic_path(p) as tmp:
+                if fmt == "db":
+                    os.remove(tmp)  # ase.db wants to create the file itself
+                    _write_db(str(tmp), frames)
+                else:
+                    import ase.io
 
-                ase.io.write(tmp, frames, format=fmt)
-            os.replace(tmp, p)
+                    ase.io.write(tmp, frames, format=fmt)
         except Exception as exc:
-            if os.path.exists(tmp):
-                os.remove(tmp)
             if isinstance(exc, DataError):
                 raise
             raise DataError(f"cannot write {fmt} ({type(exc).__name__}: {exc})", where=str(p),
                             fix="choose a suffix ASE writes (.extxyz, .db, .traj) or pass "
-                                "format=") from exc
+                                "`format`") from exc
         return p
 
     # -- validation -----------------------------------------------------------------------------
@@ -457,7 +451,8 @@ class Dataset:
                 raise DataError(
                     f"the {name} split would be empty ({f:g} of {n} frames)",
                     where=self.source or "dataset",
-                    fix="use more frames, a larger fraction, or set that fraction to 0")
+                    fix=f"use more frames, or change `fractions` (a {name} fraction of 0 "
+                        "skips that part)")
         perm = np.random.default_rng(seed).permutation(n)
         parts = (perm[:n_train], perm[n_train:n_train + n_valid], perm[n_train + n_valid:])
         train, valid, test = (self._subset(sorted(int(i) for i in p)) for p in parts)
@@ -595,8 +590,7 @@ def _overlap(atoms: Atoms, min_distance_A: float) -> list[tuple[str, str]]:
 def check_overwrite(p: Path, overwrite: bool) -> None:
     if p.exists() and not overwrite:
         raise DataError("output already exists", where=str(p),
-                        fix="choose another path, remove it, or pass overwrite=True "
-                            "(--overwrite on the command line)")
+                        fix="choose another path, remove it, or pass overwrite=True")
 
 
 def _format_for(p: Path) -> str | None:

@@ -16,7 +16,6 @@ goes back through the framework's own reader, so a round trip tests what the tra
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from common.data.dataset import REF_KEYS, Dataset, check_overwrite, get_labels, with_labels
 from common.errors import ConfigError, DataError
+from common.fileio import atomic_dir, atomic_path
 
 #: export formats and what reads them
 FORMATS = {
@@ -94,9 +94,10 @@ def _require(dataset: Dataset, what: str, require: Sequence[str] = ("energy", "f
 
 
 def _prepare(path: str | os.PathLike, overwrite: bool, folder: bool = False) -> Path:
-    """Check ``path`` may be written (removing an old output when ``overwrite``).
+    """Check ``path`` may be written; the old output (with ``overwrite``) is replaced only when
+    the new one is complete (the writers go through :mod:`common.fileio`).
 
-    Only a file, or a folder of deepmd systems (``folder=True``), is ever removed: anything else
+    Only a file, or a folder of deepmd systems (``folder=True``), is ever replaced: anything else
     in the way is an error, so ``--overwrite`` cannot delete an unrelated folder.
     """
     p = Path(path)
@@ -106,12 +107,9 @@ def _prepare(path: str | os.PathLike, overwrite: bool, folder: bool = False) -> 
         if not folder or not all((c / "type.raw").exists() for c in children):
             raise DataError("a folder that is not an earlier export is in the way", where=str(p),
                             fix="choose another output path")
-        shutil.rmtree(p)
-    elif p.exists():
-        if folder:
-            raise DataError("a file is in the way of the output folder", where=str(p),
-                            fix="choose another output path")
-        p.unlink()
+    elif p.exists() and folder:
+        raise DataError("a file is in the way of the output folder", where=str(p),
+                        fix="choose another output path")
     p.parent.mkdir(parents=True, exist_ok=True)
     return p
 
@@ -146,7 +144,8 @@ def export_extxyz(dataset: Dataset, path: str | os.PathLike, overwrite: bool = F
             b.info[k["stress"]] = _stress_3x3(lab["stress"]).reshape(9)
         frames.append(b)
     p = _prepare(path, overwrite)
-    ase.io.write(p, frames, format="extxyz")
+    with atomic_path(p) as tmp:
+        ase.io.write(tmp, frames, format="extxyz")
     return p
 
 
@@ -227,7 +226,8 @@ def export_deepmd(dataset: Dataset, path: str | os.PathLike, overwrite: bool = F
         systems.append(dpdata.LabeledSystem(data=merged))
     ms = dpdata.MultiSystems(*systems, type_map=list(type_map))
     p = _prepare(path, overwrite, folder=True)
-    ms.to_deepmd_npy(str(p), set_size=set_size)
+    with atomic_dir(p, overwrite=overwrite) as tmp:
+        ms.to_deepmd_npy(str(tmp), set_size=set_size)
     return p
 
 
@@ -298,9 +298,12 @@ def export_schnetpack(dataset: Dataset, path: str | os.PathLike, overwrite: bool
             prop["stress"] = _stress_3x3(lab["stress"])[None]
         props.append(prop)
     p = _prepare(p, overwrite)
-    db = spk.data.ASEAtomsData.create(str(p), distance_unit="Ang", property_unit_dict=units,
-                                      atomrefs=refs)
-    db.add_systems(props, atoms_list)
+    with atomic_path(p, keep_suffix=True) as tmp:
+        os.remove(tmp)  # ASEAtomsData.create refuses an existing file
+        db = spk.data.ASEAtomsData.create(str(tmp), distance_unit="Ang",
+                                          property_unit_dict=units, atomrefs=refs)
+        db.add_systems(props, atoms_list)
+        del db
     return p
 
 

@@ -228,7 +228,8 @@ def label_structures(
     Raises
     ------
     ConfigError
-        Before any compute, if any frame cannot be labelled with ``spec``.
+        Before any compute, if any frame cannot be labelled with ``spec``, or if the database
+        cannot be written.
     """
     from common.sweep import run_tasks
 
@@ -243,6 +244,7 @@ def label_structures(
     for i, atoms in enumerate(frames):
         check_supported(atoms, spec, where=_where(source, i))
     store = db if isinstance(db, LabelDB) else LabelDB(db)
+    store.check_writable()
 
     extra = spec.key()
     keys = [structure_hash(a, extra=extra) for a in frames]

@@ -30,6 +30,46 @@ __all__ = ["LabelDB"]
 # initial charges) shadows a key-value pair of that name when a row is read back.
 _INFO_KVP = {"charge": "total_charge", "multiplicity": "multiplicity"}
 _URL_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
+#: the driver ase.db needs for each kind of URL: (module, pip package)
+_URL_DRIVERS = {"postgres": ("psycopg2", "psycopg2-binary"), "mysql": ("pymysql", "pymysql"),
+                "mariadb": ("pymysql", "pymysql")}
+
+
+def _check_url_driver(url: str) -> None:
+    """A database URL needs its driver installed; say which, before anything is computed."""
+    import importlib.util
+
+    scheme = url.split("://", 1)[0]
+    for prefix, (module, package) in _URL_DRIVERS.items():
+        if scheme.startswith(prefix) and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"a {scheme}:// database needs the {module} driver, which is not installed",
+                where=url,
+                fix=f"pip install {package} into this environment, or give a SQLite file "
+                "such as labels.db",
+            )
+
+
+def check_writable(path: Path) -> None:
+    """Raise ConfigError now if the SQLite file ``path`` could not be written (its folder must
+    take the journal files too), so nothing is computed for a database that cannot store it."""
+    import tempfile
+
+    folder = path.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+        if path.exists():
+            with open(path, "ab"):
+                pass
+    except OSError as exc:
+        raise ConfigError(
+            f"the label database cannot be written ({exc.strerror or type(exc).__name__})",
+            where=str(path),
+            fix="give a path in a folder you can write to (e.g. ./labels.db), or fix the "
+            "permissions",
+        ) from None
 
 
 def _encode_key(key: str) -> str:
@@ -70,6 +110,7 @@ class LabelDB:
         self.is_url = text.startswith(_URL_SCHEMES)
         try:
             if self.is_url:
+                _check_url_driver(text)
                 self._db = ase.db.connect(text, use_lock_file=False)
             else:
                 p = Path(text)
@@ -99,6 +140,12 @@ class LabelDB:
     @property
     def path(self) -> str:
         return self.url
+
+    def check_writable(self) -> None:
+        """Raise ConfigError if results could not be saved here (a SQLite file in a folder
+        that cannot be written, or a read-only file); a URL is checked by its server."""
+        if not self.is_url:
+            check_writable(Path(self.url))
 
     # -- Store protocol ----------------------------------------------------------------------
 

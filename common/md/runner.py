@@ -279,7 +279,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
                         temperature_K=temps[idx], friction_per_ps=frictions[idx],
                         seeds=[seeds[k] for k in idx], skin=skin, terms=sub_terms,
                         stop=sub_stop, guard=guard, reporters=reporters,
-                        checkpoint_path=ckpt, checkpoint_every=checkpoint_every,
+                        checkpoint_path=ckpt, checkpoint_every=0 if trial else checkpoint_every,
                         on_blowup=on_blowup, **extra)
 
     chosen, table = _batch_plan(outdir, restart, config, batch_size, make_engine, n_sys,
@@ -350,7 +350,7 @@ def _npt_settings(ensemble: str, pressure_bar, barostat: str, tau_ps: float,
     if ensemble != "npt":
         if pressure_bar is not None:
             raise ConfigError(f"a pressure only applies to NPT (ensemble is {ensemble})",
-                              where="pressure_bar", fix="use ensemble npt, or drop the pressure")
+                              where="pressure_bar", fix="use ensemble=npt, or drop the pressure")
         return {}
     if pressure_bar is None:
         raise ConfigError("NPT needs a target pressure", where="pressure_bar",
@@ -376,7 +376,7 @@ def _batch_plan(outdir: Path, restart: bool, config: dict, batch_size, make_engi
     if restart:
         if not run_file.exists():
             raise ConfigError("nothing to restart: no run.json", where=str(outdir),
-                              fix="run without restart first, or give the run's output folder")
+                              fix="run without restart=True first, or give the run's output folder")
         previous = json.loads(run_file.read_text())
         if previous["config"] != config:
             raise ConfigError("the run in this folder had other settings or structures: "
@@ -385,7 +385,7 @@ def _batch_plan(outdir: Path, restart: bool, config: dict, batch_size, make_engi
         return previous["batch_size"], previous["batch_table"]
     if outdir.exists() and any(outdir.iterdir()):
         raise ConfigError("output folder is not empty", where=str(outdir),
-                          fix="choose a new output folder, or restart to continue it")
+                          fix="choose a new output folder, or pass restart=True to continue it")
     unsplittable = _stateful_unsplittable(terms)
     if unsplittable and batch_size not in ("auto", n_sys) and int(batch_size) < n_sys:
         raise ConfigError(f"term {unsplittable[0]} keeps state but cannot be split into "

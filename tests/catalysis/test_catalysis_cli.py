@@ -50,3 +50,27 @@ def test_barriers_refuses_a_file_that_is_not_events_json(tmp_path, capsys):
 def test_case_study_refuses_unknown_scale(tmp_path, capsys):
     code, out, err = _run(["case-study", "--scale", "huge", "--out", tmp_path / "cs"], capsys)
     assert code == 2 and "tiny" in err
+
+
+def test_md_takes_the_shared_flags(tmp_path, capsys):
+    """--replicas and --traj-every as in mlp-cases md (the old --trajectories and
+    --frame-every are gone), with --on-blowup, on a saved model folder."""
+    from ase.build import bulk
+
+    from common.potential.analytic import AnalyticAdapter
+
+    model = AnalyticAdapter("morse", {"epsilon": 0.3429, "rho0": 3.894, "r0": 2.866}).save(
+        tmp_path / "model")
+    ase.io.write(tmp_path / "cu.extxyz", bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2))
+    code, out, err = _run(["md", tmp_path / "cu.extxyz", "--model", model, "--replicas", "2",
+                           "--steps", "20", "--traj-every", "5", "--on-blowup", "stop-system",
+                           "--out", tmp_path / "run", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["replicas"] == 2 and summary["steps"] == 20
+    for traj in summary["trajectories"]:
+        assert [f.info["step"] for f in ase.io.read(traj, ":")][-1] == 20
+    for old in (["--trajectories", "2"], ["--frame-every", "5"]):
+        code, out, err = _run(["md", tmp_path / "cu.extxyz", "--model", model, "--out",
+                               tmp_path / "run2", *old], capsys)
+        assert code == 2 and "No such option" in err and out == ""

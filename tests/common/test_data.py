@@ -373,3 +373,35 @@ def test_cli_split(tmp_path, capsys):
     assert "already exists" in one_error_line(capsys.readouterr().err)
     assert cli(["dataset", "split", p, "--out", str(out), "--fractions", "0.5,0.5"]) == 2
     assert "--fractions" in one_error_line(capsys.readouterr().err)
+
+
+def test_cli_split_validates_before_writing(tmp_path, capsys):
+    frames = make_frames(10)
+    frames[3] = with_labels(frames[3], energy=float("nan"), forces=get_labels(frames[3])["forces"])
+    bad = str(Dataset.from_frames(frames).write(tmp_path / "bad.extxyz"))
+    out = tmp_path / "splits"
+    assert cli(["dataset", "split", bad, "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "bad.extxyz frame 3" in line and "nonfinite_energy" in line
+    assert not out.exists()  # nothing written, nothing for a rerun to trip over
+    plain = [a.copy() for a in make_frames(10)]  # Atoms.copy drops the labels
+    unlabelled = tmp_path / "plain.extxyz"
+    import ase.io
+
+    ase.io.write(unlabelled, plain)
+    assert cli(["dataset", "split", str(unlabelled), "--out", str(out)]) == 2
+    assert "missing_energy" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+    # structures to label later may be split on purpose
+    assert cli(["dataset", "split", str(unlabelled), "--out", str(out), "--require", "none",
+                "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert sum(v["n_frames"] for v in rep["splits"].values()) == 10
+
+
+def test_write_replaces_atomically_and_leaves_no_temporary_file(ds, tmp_path):
+    p = ds.write(tmp_path / "d.extxyz")
+    ds[:2].write(p, overwrite=True)
+    assert len(Dataset.read(p)) == 2
+    ds.write(tmp_path / "d.db")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["d.db", "d.extxyz"]

@@ -231,6 +231,39 @@ def test_emt_labels_cached_deduplicated_and_in_order(tmp_path):
     assert len(LabelDB(db_path)) == 3
 
 
+def test_unwritable_database_fails_before_any_labelling(tmp_path, monkeypatch):
+    import common.sweep
+
+    def never(*args, **kwargs):
+        raise AssertionError("labelling started for a database that cannot be written")
+
+    monkeypatch.setattr(common.sweep, "run_tasks", never)
+    frames = [bulk("Cu", cubic=True)]
+    # /proc takes no new files, even for root
+    with pytest.raises(ConfigError, match=r"/proc/labels\.db: the label database cannot be "
+                                          r"written.*fix: give a path in a folder"):
+        label_structures(frames, "emt", "/proc/labels.db", cluster="serial", progress=False)
+    if os.geteuid() != 0:  # a read-only folder (root writes anyway)
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(ConfigError, match="cannot be written"):
+                label_structures(frames, "emt", ro / "labels.db", cluster="serial",
+                                 progress=False)
+        finally:
+            ro.chmod(0o700)
+
+
+def test_database_url_needs_its_driver():
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed here")
+    with pytest.raises(ConfigError, match="psycopg2.*fix: pip install psycopg2-binary"):
+        LabelDB("postgresql://nobody@localhost:1/labels")
+
+
 def test_xtb_labels_match_tblite_with_charge_spin_and_cell(tmp_path):
     from tblite.ase import TBLite
 
