@@ -1,5 +1,58 @@
-"""Drug binding: TorchANI (ANI-2x) + OpenMM ML/MM metadynamics -- placeholder until its issue.
+"""Drug binding: TorchANI (ANI-2x) + OpenMM ML/MM metadynamics, and the analyses around it.
+
+Framework-free analyses (importable without torch or OpenMM):
+
+* :mod:`drug_binding.validation` -- predicted vs experimental binding ΔG (Kd / IC50 /
+  Cheng-Prusoff conversion, R², RMSE, MAE, Kendall τ with bootstrap intervals, parity plot,
+  the JACS 2015 benchmark sets shipped with openmmforcefields).
+* :mod:`drug_binding.folding` -- folding/unfolding events of a small protein from the fraction
+  of native contacts Q or the Kabsch RMSD, with hysteresis, persistence and mean first-passage
+  times.
 
 Registry name "ani" -> drug_binding.model:ANIAdapter; bias potentials plug into common.md as
 extra force terms.
 """
+
+from drug_binding.folding import (
+    FoldingResult,
+    NativeContacts,
+    analyse_folding,
+    fold_trajectory,
+    folding_states,
+    fraction_native_contacts,
+    kabsch_rmsd_A,
+    native_contacts,
+    plot_folding,
+    residue_ids_from_pdb,
+)
+from drug_binding.validation import (
+    benchmark_set,
+    benchmark_sets,
+    bootstrap_ci,
+    cheng_prusoff_ki_nM,
+    kd_to_dg_kcal_per_mol,
+    metrics,
+    plot_validation,
+    validate_table,
+)
+
+__all__ = [
+    "FoldingResult",
+    "NativeContacts",
+    "analyse_folding",
+    "benchmark_set",
+    "benchmark_sets",
+    "bootstrap_ci",
+    "cheng_prusoff_ki_nM",
+    "fold_trajectory",
+    "folding_states",
+    "fraction_native_contacts",
+    "kabsch_rmsd_A",
+    "kd_to_dg_kcal_per_mol",
+    "metrics",
+    "native_contacts",
+    "plot_folding",
+    "plot_validation",
+    "residue_ids_from_pdb",
+    "validate_table",
+]
