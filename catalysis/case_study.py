@@ -85,7 +85,7 @@ class CaseConfig(ConfigSchema):
     al_md_steps: int
     al_flag_deviation_eV_A: float
     al_max_new_frames: int
-    ensemble_size: int
+    committee_size: int
     md: MDSettings
     events: EventSettings
     barriers: BarrierSettings
@@ -133,7 +133,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from common.labels import LabellerSpec, label_structures, labelled_frames
     from common.md.runner import run_md
     from common.potential.calculator import BatchedPotentialCalculator
-    from common.potential.ensemble import ENSEMBLE_META, Ensemble, train_ensemble
+    from common.potential.committee import COMMITTEE_META, Committee, train_committee
 
     cfg = load_case_config(scale)
     out = Path(outdir)
@@ -169,16 +169,16 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         coupling_starts = [a for a in starts if len(a) > len(starts[0])] or starts
 
     def train(frames, folder, r):
-        _, members = train_ensemble(SchNetAdapter, Dataset.from_frames(frames), valid, folder,
-                                    cfg["ensemble_size"], config=schnet_cfg,
+        _, members = train_committee(SchNetAdapter, Dataset.from_frames(frames), valid, folder,
+                                    cfg["committee_size"], config=schnet_cfg,
                                     seed=seed + 100 * r, test=test, device=device)
-        committee = Ensemble([m.batched() for m in members])
+        committee = Committee([m.batched() for m in members])
         return (committee, members), members[0].meta.get("metrics", {})
 
     def load(folder, r):
-        names = json.loads((folder / ENSEMBLE_META).read_text())["members"]
+        names = json.loads((folder / COMMITTEE_META).read_text())["members"]
         members = [SchNetAdapter.load(folder / m, device=device) for m in names]
-        return Ensemble([m.batched() for m in members]), members
+        return Committee([m.batched() for m in members]), members
 
     def explore(pot, folder, r):
         committee, _ = pot
@@ -260,7 +260,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         "dataset": {"n_final_train": len(al.data), "n_valid": len(valid),
                     "n_test": len(test)},
         "model": {"framework": "schnetpack SchNet", "config": schnet_cfg,
-                  "ensemble_size": cfg["ensemble_size"], "metrics": metrics},
+                  "committee_size": cfg["committee_size"], "metrics": metrics},
         "active_learning": al.history,
         "md": {**{k: md.get(k) for k in ("replicas", "steps", "timestep_fs",
                                          "mean_temperature_K", "replica_steps_per_s",
@@ -328,8 +328,8 @@ def report_markdown(s: dict) -> str:
     lines = [
         f"# Catalysis case study: CO2 reduction on Cu(111) ({s['scale']})",
         "",
-        f"Reference labels: `{s['labeller']}`. Model: SchNet (schnetpack), ensemble of "
-        f"{s['model']['ensemble_size']}. "
+        f"Reference labels: `{s['labeller']}`. Model: SchNet (schnetpack), committee of "
+        f"{s['model']['committee_size']}. "
         f"Test-set errors: energy MAE {_fmt(m.get('energy_mae_eV_per_atom'), '.4f')} eV/atom, "
         f"force MAE {_fmt(m.get('force_mae_eV_A'), '.3f')} eV/Å.",
         "",

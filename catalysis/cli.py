@@ -155,7 +155,7 @@ def train(
     from catalysis.model import SchNetAdapter, load_config
     from common.data import Dataset
     from common.fileio import atomic_dir
-    from common.potential.ensemble import train_ensemble
+    from common.potential.committee import train_committee
 
     _check_new_output(out, overwrite, "model folder")
     cfg = load_config(config)
@@ -163,7 +163,7 @@ def train(
     tr, va, te = ds.split(opt.parse_fractions(fractions), seed=seed)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         if committee > 1:
-            _, members = train_ensemble(SchNetAdapter, tr, va, tmp, committee, config=cfg,
+            _, members = train_committee(SchNetAdapter, tr, va, tmp, committee, config=cfg,
                                         seed=seed, test=te, device=device)
             metrics = [m.meta.get("metrics") for m in members]
         else:

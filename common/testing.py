@@ -18,8 +18,8 @@ The checks, each against a stated tolerance (:class:`Tolerances`):
                 symmetric strains of cell and positions (only where ``has_stress``)
 ``batch``       one mixed batch (different sizes, periodic + molecule) == each frame alone
 ``save_load``   ``load(save())`` predicts what the adapter did, and keeps its elements
-``ensemble``    a committee saved as an ensemble folder and loaded by
-                ``load_ensemble_folder`` predicts the mean of its members
+``committee``   a committee saved as a committee folder and loaded by
+                ``load_committee_folder`` predicts the mean of its members
 ``float32``     the batched module after ``.to(torch.float32)`` agrees with float64
 ``elements``    an element the model never saw is refused with a DataError naming it, by the
                 batched module and by the calculator (skipped when ``elements`` is None)
@@ -46,7 +46,7 @@ from ase import Atoms
 from common.errors import ConfigError, DataError
 
 CHECKS: tuple[str, ...] = ("contract", "calculator", "forces", "stress", "batch", "save_load",
-                           "ensemble", "float32", "elements")
+                           "committee", "float32", "elements")
 
 #: elements tried, in order, as "never seen" in the ``elements`` check
 FOREIGN_ELEMENTS: tuple[str, ...] = ("U", "H", "Xe", "He", "Ar")
@@ -58,7 +58,7 @@ class Tolerances:
 
     The finite-difference tolerances cover the O(h²) truncation error of central differences
     with h = 1e-4 Å (strain 1e-4) on smooth potentials; the float32 ones cover single
-    precision on systems of a few hundred atoms; save/load, ensemble and batching are
+    precision on systems of a few hundred atoms; save/load, committee and batching are
     float64 computations that should agree to rounding.
     """
 
@@ -73,8 +73,8 @@ class Tolerances:
     save_load_energy_eV_per_atom: float = 1e-12
     save_load_forces_eV_A: float = 1e-10
     save_load_violations: float = 0.0
-    ensemble_energy_eV_per_atom: float = 1e-12
-    ensemble_forces_eV_A: float = 1e-10
+    committee_energy_eV_per_atom: float = 1e-12
+    committee_forces_eV_A: float = 1e-10
     float32_energy_eV_per_atom: float = 1e-5
     float32_forces_eV_A: float = 5e-4
     elements_violations: float = 0.0
@@ -111,8 +111,8 @@ class _Skip(Exception):
 @dataclass
 class _Context:
     adapter: Any
-    members: list  # the committee for the ensemble check, adapter first
-    ensemble_folder: Path | None  # written by train_ensemble, when the checker trained
+    members: list  # the committee for the committee check, adapter first
+    committee_folder: Path | None  # written by train_committee, when the checker trained
     frames: list[Atoms]  # evaluation frames: mixed sizes, unlabelled
     workdir: Path
     fd_step_A: float
@@ -135,7 +135,7 @@ def check_adapter(adapter: Any, frames: Iterable[Atoms], workdir: str | Path, *,
     Parameters
     ----------
     adapter : an adapter class (a committee of ``n_models`` is trained on ``frames`` with
-        :func:`~common.potential.ensemble.train_ensemble` and ``train_kwargs``; the first
+        :func:`~common.potential.committee.train_committee` and ``train_kwargs``; the first
         member is checked) or a trained adapter instance.
     frames : labelled ASE Atoms (a Dataset works): the training data when ``adapter`` is a
         class, and the source of the evaluation frames (up to 3 sizes, plus a one-atom-smaller
@@ -145,7 +145,7 @@ def check_adapter(adapter: Any, frames: Iterable[Atoms], workdir: str | Path, *,
     checks : which checks to run (see :data:`CHECKS`).
     tolerances : a :class:`Tolerances`, or a dict overriding some of the defaults.
     committee : with an adapter instance, the other members of the committee saved for the
-        ensemble check (default: a second copy of ``adapter``).
+        committee check (default: a second copy of ``adapter``).
     molecules : whether the adapter takes non-periodic structures next to periodic ones.
     fd_step_A, strain_step : finite-difference steps (Å, dimensionless strain).
     n_fd_atoms : atoms per frame whose forces are checked by finite differences.
@@ -211,11 +211,11 @@ def _train_committee(cls, frames, workdir, train_kwargs, n_models) -> tuple[Path
     """Train ``n_models`` members with the adapter's own ``train``: every 5th frame is the
     validation set, the rest the training set."""
     from common.data import Dataset
-    from common.potential.ensemble import train_ensemble
+    from common.potential.committee import train_committee
 
     ds = Dataset.from_frames(frames)
     is_valid = np.arange(len(ds)) % 5 == 0
-    folder, members = train_ensemble(cls, ds[~is_valid], ds[is_valid], workdir / "ensemble",
+    folder, members = train_committee(cls, ds[~is_valid], ds[is_valid], workdir / "committee",
                                      max(n_models, 2), **train_kwargs)
     return Path(folder), list(members)
 
@@ -424,27 +424,27 @@ def _check_save_load(ctx: _Context) -> list[_Measure]:
     return out
 
 
-def _check_ensemble(ctx: _Context) -> list[_Measure]:
-    """A committee loaded from its ensemble folder == the mean of its members."""
-    from common.potential.ensemble import load_ensemble_folder
+def _check_committee(ctx: _Context) -> list[_Measure]:
+    """A committee loaded from its committee folder == the mean of its members."""
+    from common.potential.committee import load_committee_folder
 
-    folder = ctx.ensemble_folder or _save_committee(ctx)
-    loaded = _predict(load_ensemble_folder(folder), ctx.frames)
+    folder = ctx.committee_folder or _save_committee(ctx)
+    loaded = _predict(load_committee_folder(folder), ctx.frames)
     parts = [_predict(m.batched(), ctx.frames) for m in ctx.members]
     mean = _Prediction(np.mean([p.energy for p in parts], axis=0),
                        [np.mean(fs, axis=0) for fs in zip(*(p.forces for p in parts),
                                                           strict=True)],
                        None, parts[0].n_atoms)
-    return _compare("ensemble", loaded, mean)
+    return _compare("committee", loaded, mean)
 
 
 def _save_committee(ctx: _Context) -> Path:
-    from common.potential.ensemble import save_ensemble_folder
+    from common.potential.committee import save_committee_folder
 
-    folder = ctx.workdir / "check_ensemble"
+    folder = ctx.workdir / "check_committee"
     dirs = [m.save(folder / f"member_{k}") or folder / f"member_{k}"
             for k, m in enumerate(ctx.members)]
-    return Path(save_ensemble_folder(folder, dirs, framework=type(ctx.adapter).name))
+    return Path(save_committee_folder(folder, dirs, framework=type(ctx.adapter).name))
 
 
 def _check_float32(ctx: _Context) -> list[_Measure]:
@@ -496,5 +496,5 @@ def _refusal(run: Callable[[], Any], symbol: str, who: str, where: str | None) -
 _CHECK_FUNCTIONS: dict[str, Callable[[_Context], list[_Measure]]] = {
     "contract": _check_contract, "calculator": _check_calculator, "forces": _check_forces,
     "stress": _check_stress, "batch": _check_batch, "save_load": _check_save_load,
-    "ensemble": _check_ensemble, "float32": _check_float32, "elements": _check_elements,
+    "committee": _check_committee, "float32": _check_float32, "elements": _check_elements,
 }

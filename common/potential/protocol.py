@@ -31,7 +31,7 @@ from common.md.neighbors import NeighborList
 from common.md.state import BatchState
 
 #: keyword arguments callers pass to ``ModelAdapter.train`` (catalysis.cli, catalysis.case_study,
-#: common.potential.ensemble.train_ensemble); every adapter's ``train`` accepts all of them
+#: common.potential.committee.train_committee); every adapter's ``train`` accepts all of them
 TRAIN_KEYWORDS: tuple[str, ...] = ("config", "seed", "test", "device", "progress")
 
 
@@ -92,7 +92,7 @@ class ModelMeta(TypedDict, total=False):
     elements : element symbols the model was trained on (sorted by Z); absent or None for a
         model that takes any element
     metrics : errors per split (``"train"``, ``"valid"``, ``"test"``), read by the CLIs, the
-        case studies and ``train_ensemble``
+        case studies and ``train_committee``
     config : the hyperparameters trained with; seed : the training seed
     trained : False for a randomly initialised model (benchmarks only)
     """

@@ -131,10 +131,10 @@ def load_saved(path: Path, device: str = "cpu"):
         raise ConfigError("unreadable model metadata", where=str(meta),
                           fix="retrain the model, or restore the file from the train folder"
                           ) from exc
-    if framework == "ensemble":
-        from common.potential.ensemble import load_ensemble_folder
+    if framework in ("committee", "ensemble"):  # "ensemble": folders saved before 0.2
+        from common.potential.committee import load_committee_folder
 
-        return load_ensemble_folder(path, device=device)
+        return load_committee_folder(path, device=device)
     if framework in ANALYTIC:
         from common.potential.analytic import AnalyticAdapter
 

@@ -14,7 +14,7 @@ from catalysis import case_study
 def test_case_study_runs_end_to_end(tmp_path):
     cfg = case_study.load_case_config("tiny")
     cfg.update({"n_rattled": 16, "schnet_overrides": {"max_epochs": 4, "patience": 4},
-                "al_md_steps": 40, "al_max_new_frames": 4, "ensemble_size": 2})
+                "al_md_steps": 40, "al_max_new_frames": 4, "committee_size": 2})
     cfg["md"].update({"trajectories": 3, "steps": 100})
     cfg["barriers"].update({"max_events": 1, "steps": 20})
     path = tmp_path / "case.json"

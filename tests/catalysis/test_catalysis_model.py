@@ -17,7 +17,7 @@ from common.labels import label_now
 from common.md.engine import MDEngine
 from common.md.noise import maxwell_boltzmann
 from common.md.state import BatchState
-from common.potential.ensemble import Ensemble
+from common.potential.committee import Committee
 from common.potential.protocol import ModelAdapter, evaluate
 from common.potential.registry import load_saved
 from common.testing import check_adapter
@@ -103,7 +103,7 @@ def test_ensemble_md_flags_uncertain_frames(tmp_path):
 
     members = [SchNetAdapter.untrained(tmp_path / f"m{k}", load_config(
         "tiny", n_atom_basis=8, n_interactions=1), seed=k).batched() for k in range(2)]
-    ens = Ensemble(members)
+    ens = Committee(members)
     s = run_md([_slab_co()], ens, tmp_path / "md", ensemble="nvt", temperature_K=300.0,
                timestep_fs=0.5, steps=10, replicas=3, traj_every=5, progress=False,
                flag_deviation_eV_A=0.0)
@@ -127,7 +127,7 @@ def test_untrained_model_round_trips_through_save_and_load(tmp_path):
 
 
 def test_schnet_passes_check_adapter(trained, tmp_path):
-    """The shared adapter checks (common.testing); the committee for the ensemble-folder
+    """The shared adapter checks (common.testing); the committee for the committee-folder
     round trip is the trained model and an untrained one with the same elements."""
     model, _, te = trained
     assert isinstance(model, ModelAdapter)

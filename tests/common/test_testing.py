@@ -81,11 +81,11 @@ def test_fitted_morse_adapter_passes_every_check(cu_frames, tmp_path):
     assert report["forces"]["fd_forces_eV_A"] < 1e-6
     assert report["stress"]["fd_stress_eV_A3"] < 1e-7
     assert report["float32"]["float32_forces_eV_A"] < 1e-4
-    assert (tmp_path / "ensemble" / "mlp-cases-model.json").exists()  # train_ensemble's folder
+    assert (tmp_path / "committee" / "mlp-cases-model.json").exists()  # train_committee's folder
 
 
 def test_a_trained_instance_is_checked_too(fitted, cu_frames, tmp_path):
-    report = check_adapter(fitted, cu_frames, tmp_path, checks=("batch", "ensemble"))
+    report = check_adapter(fitted, cu_frames, tmp_path, checks=("batch", "committee"))
     assert report["batch"]["batch_forces_eV_A"] < 1e-10
     assert isinstance(fitted, ModelAdapter)
 
@@ -129,7 +129,7 @@ def test_a_calculator_that_disagrees_fails(fitted, cu_frames, tmp_path):
                       checks=("calculator",))
 
 
-def test_a_save_that_loses_a_parameter_fails_save_load_and_ensemble(fitted, cu_frames,
+def test_a_save_that_loses_a_parameter_fails_save_load_and_committee(fitted, cu_frames,
                                                                      tmp_path):
     class Forgetful(MorseAdapter):
         def save(self, path):
@@ -137,10 +137,10 @@ def test_a_save_that_loses_a_parameter_fails_save_load_and_ensemble(fitted, cu_f
 
     with pytest.raises(AdapterCheckFailed) as err:
         check_adapter(fitted.copy_as(Forgetful), cu_frames, tmp_path,
-                      checks=("save_load", "ensemble"))
+                      checks=("save_load", "committee"))
     failed = _failures(err.value)
     assert any(f.startswith("save_load: save_load_energy_eV_per_atom") for f in failed)
-    assert any(f.startswith("ensemble: ensemble_energy_eV_per_atom") for f in failed)
+    assert any(f.startswith("committee: committee_energy_eV_per_atom") for f in failed)
 
 
 def test_claimed_elements_that_are_not_enforced_fail(fitted, cu_frames, tmp_path):

@@ -1,4 +1,4 @@
-"""Ensembles (common.potential.ensemble): mean prediction and the DP-GEN model deviation,
+"""Ensembles (common.potential.committee): mean prediction and the DP-GEN model deviation,
 max_devi_f = max_i sqrt( mean_m |F_m,i - <F_i>_m|^2 ), on cases worked by hand."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ase.cluster import Icosahedron
 
 from common.md.engine import MDEngine
 from common.md.state import BatchState
-from common.potential.ensemble import Ensemble, force_deviation
+from common.potential.committee import Committee, force_deviation
 from common.potential.pair import LennardJones
 from common.potential.protocol import BatchedPotential, evaluate
 
@@ -49,7 +49,7 @@ def test_three_members_by_hand():
         [[0, 3, 0], [1, 1, 1], [0, 0, 2]],
     ]
     e = [[1.0, 0.0], [2.0, 0.0], [6.0, 3.0]]
-    ens = Ensemble([FixedForces(fm, em) for fm, em in zip(f, e, strict=True)])
+    ens = Committee([FixedForces(fm, em) for fm, em in zip(f, e, strict=True)])
     out = evaluate(ens, two_systems())
     np.testing.assert_allclose(out["atom_force_deviation"].numpy(), [2.0, 0.0, np.sqrt(2 / 3)],
                                atol=1e-14)
@@ -70,7 +70,7 @@ def test_two_members_by_hand():
     """Two members: the deviation is half the distance between the two force vectors."""
     fa = [[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]
     fb = [[0, 1.0, 0], [0, 0, 0], [0, 0, -4.0]]
-    ens = Ensemble([FixedForces(fa, [0, 0]), FixedForces(fb, [0, 0])])
+    ens = Committee([FixedForces(fa, [0, 0]), FixedForces(fb, [0, 0])])
     out = evaluate(ens, two_systems())
     np.testing.assert_allclose(out["max_force_deviation"].numpy(), [np.sqrt(2) / 2, 2.0],
                                atol=1e-14)
@@ -86,7 +86,7 @@ def test_lj_members_with_different_epsilon():
               Icosahedron("Ar", 2, latticeconstant=5.26)]
     frames[0].rattle(0.1, seed=1)
     frames[1].rattle(0.1, seed=2)
-    ens = Ensemble([LennardJones(e, 3.40, rc=8.5) for e in eps])
+    ens = Committee([LennardJones(e, 3.40, rc=8.5) for e in eps])
     out = evaluate(ens, frames)
     ref = evaluate(LennardJones(1.0, 3.40, rc=8.5), frames)  # per unit epsilon
     fnorm = ref["forces"].norm(dim=-1).numpy()
@@ -120,8 +120,8 @@ def test_force_deviation_function_matches_numpy():
 
 def test_ensemble_needs_two_members_and_runs_in_md():
     with pytest.raises(ValueError):
-        Ensemble([LennardJones(0.0104, 3.4)])
-    ens = Ensemble([LennardJones(e, 3.40, rc=8.5) for e in (0.0100, 0.0108)])
+        Committee([LennardJones(0.0104, 3.4)])
+    ens = Committee([LennardJones(e, 3.40, rc=8.5) for e in (0.0100, 0.0108)])
     at = bulk("Ar", "fcc", a=5.26, cubic=True).repeat((2, 2, 2))
     at.rattle(0.05, seed=3)
     st = BatchState.from_atoms([at, at])

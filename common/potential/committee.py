@@ -1,4 +1,5 @@
-"""Ensembles of models: mean prediction and the DP-GEN model deviation.
+"""Committees of models (called ensembles in much of the MLP literature; "committee" here,
+because "ensemble" is the thermodynamic one): mean prediction and the DP-GEN model deviation.
 
 For M models predicting forces F_m on atom i, the force deviation of atom i is
 ``sqrt(mean_m |F_m,i - <F_i>|^2)`` and the system's ``max_force_deviation`` is its maximum over
@@ -37,14 +38,14 @@ def force_deviation(forces: torch.Tensor, system_idx: torch.Tensor, n_systems: i
             "min_force_deviation": mn, "mean_force_deviation": avg}
 
 
-class Ensemble(BatchedPotential):
+class Committee(BatchedPotential):
     """Runs every member on the same batch; returns the mean energy/forces plus
     ``max_force_deviation`` (per system) and ``energy_std_per_atom`` (eV/atom)."""
 
     def __init__(self, members: Sequence[BatchedPotential]):
         super().__init__()
         if len(members) < 2:
-            raise ValueError("an ensemble needs at least two models")
+            raise ValueError("a committee needs at least two models")
         self.members = torch.nn.ModuleList(members)
         self.cutoff = max(m.cutoff for m in members)
         self.has_stress = all(m.has_stress for m in members)
@@ -64,11 +65,11 @@ class Ensemble(BatchedPotential):
         return result
 
 
-ENSEMBLE_META = "mlp-cases-model.json"
+COMMITTEE_META = "mlp-cases-model.json"
 
 
-def save_ensemble_folder(path, member_dirs: Sequence, framework: str, extra: dict | None = None):
-    """Record an ensemble: ``path/mlp-cases-model.json`` lists the member model folders
+def save_committee_folder(path, member_dirs: Sequence, framework: str, extra: dict | None = None):
+    """Record a committee: ``path/mlp-cases-model.json`` lists the member model folders
     (relative to ``path``) and the framework that trained them."""
     import json
     from pathlib import Path
@@ -76,27 +77,27 @@ def save_ensemble_folder(path, member_dirs: Sequence, framework: str, extra: dic
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     members = [str(Path(m).resolve().relative_to(path.resolve())) for m in member_dirs]
-    (path / ENSEMBLE_META).write_text(json.dumps(
-        {"framework": "ensemble", "member_framework": framework, "members": members,
+    (path / COMMITTEE_META).write_text(json.dumps(
+        {"framework": "committee", "member_framework": framework, "members": members,
          **(extra or {})}, indent=2))
     return path
 
 
-def load_ensemble_folder(path, device: str = "cpu") -> Ensemble:
+def load_committee_folder(path, device: str = "cpu") -> Committee:
     import json
     from pathlib import Path
 
     from common.potential.registry import load_saved
 
     path = Path(path)
-    meta = json.loads((path / ENSEMBLE_META).read_text())
-    return Ensemble([load_saved(path / m, device=device) for m in meta["members"]])
+    meta = json.loads((path / COMMITTEE_META).read_text())
+    return Committee([load_saved(path / m, device=device) for m in meta["members"]])
 
 
-def train_ensemble(adapter_cls, train, valid, workdir, n_models: int, config=None,
+def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=None,
                    seed: int = 0, **train_kw):
     """Train ``n_models`` members with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
-    ``workdir/member_k`` and record the ensemble folder (members, their metrics and their
+    ``workdir/member_k`` and record the committee folder (members, their metrics and their
     common elements). Returns (folder, members)."""
     from pathlib import Path
 
@@ -109,7 +110,7 @@ def train_ensemble(adapter_cls, train, valid, workdir, n_models: int, config=Non
         dirs.append(d)
     elements = {getattr(m, "elements", None) for m in members}
     common = elements.pop() if len(elements) == 1 else None
-    save_ensemble_folder(workdir, dirs, framework=adapter_cls.name,
+    save_committee_folder(workdir, dirs, framework=adapter_cls.name,
                          extra={"metrics": [getattr(m, "meta", {}).get("metrics")
                                             for m in members],
                                 "elements": None if common is None else list(common)})
