@@ -19,7 +19,7 @@ import torch
 from ase import Atoms
 
 from common.errors import ConfigError, DataError, SimulationError
-from common.fileio import atomic_write_json
+from common.fileio import atomic_write_atoms, atomic_write_json
 from common.md.batching import choose_batch_size
 from common.md.engine import ENSEMBLES, MDEngine
 from common.md.guard import BlowUpGuard
@@ -28,6 +28,8 @@ from common.md.reporters import DeviationFlagger, ExtxyzTrajectory, HDF5Trajecto
 from common.md.state import BatchState
 
 RUN_FILE = "run.json"
+#: every system's last state (positions, velocities, energy, forces; info: system, step)
+FINAL_FILE = "final.extxyz"
 
 
 def check_structures(frames: Sequence[Atoms], min_distance_A: float = 0.5) -> None:
@@ -95,8 +97,8 @@ def _validate(steps: int, timestep_fs: float, temperatures: np.ndarray, ensemble
              "give a positive temperature, e.g. 300")
     need(bool((temperatures >= 0).all()), "temperature must be >= 0 K (got "
          f"{_plain_list(temperatures)})", "temperature_K", "give a non-negative temperature")
-    need(traj_every >= 1, f"trajectory interval must be >= 1 step (got {traj_every})",
-         "traj_every", "write a frame every N >= 1 steps")
+    need(traj_every >= 0, f"trajectory interval must be >= 0 steps (got {traj_every})",
+         "traj_every", "write a frame every N >= 1 steps, or 0 for no trajectory")
     need(thermo_every is None or thermo_every >= 1,
          f"thermo interval must be >= 1 step (got {thermo_every})", "thermo_every",
          "log every N >= 1 steps")
@@ -256,7 +258,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         compile = state.n_atoms * steps > 20_000_000
     if compile and hasattr(potential, "use_compiled_kernel"):
         potential.use_compiled_kernel()
-    thermo_every = thermo_every or traj_every
+    thermo_every = thermo_every or traj_every or max(1, steps // 100)
     config = {"n_systems": n_sys, "ensemble": ensemble, "timestep_fs": timestep_fs,
               "temperature_K": _plain_list(temps), "friction_per_ps": _plain_list(frictions),
               "steps": steps, "replicas": replicas, "seed": seed, "potential": potential_label,
@@ -287,6 +289,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
     totals = {"replica_steps": 0, "wall_s": 0.0, "neighbor_rebuilds": 0}
     failed: dict[int, str] = {}
     stopped: dict[int, int] = {}
+    finals: list[Atoms] = []
     trajectories: list[str] = []
     thermo_path = outdir / "thermo.dat"
     for first in range(0, n_sys, chosen):
@@ -316,6 +319,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         for k in ("replica_steps", "wall_s", "neighbor_rebuilds"):
             totals[k] += info[k]
         failed.update({first + s: why for s, why in engine.failed.items()})
+        finals += _final_frames(engine, first)
         stopped.update({first + s: int(at) for s, at in enumerate(engine.stopped_at)
                         if at is not None and s not in engine.failed})
     summary = summarize(thermo_path, state, ensemble, exclude=set(failed))
@@ -332,6 +336,8 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
                                 if totals["wall_s"] > 0 else None),
         "neighbor_rebuilds": totals["neighbor_rebuilds"],
         "trajectory": trajectories[0] if len(trajectories) == 1 else str(outdir),
+        "final_structures": str(atomic_write_atoms(outdir / FINAL_FILE, finals,
+                                                   format="extxyz")),
         "trajectories": trajectories, "thermo": str(thermo_path),
         "failed": {str(k): v for k, v in sorted(failed.items())},
         "stopped": {str(k): v for k, v in sorted(stopped.items())},
@@ -342,6 +348,17 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         summary["target_pressure_bar"] = _plain_list(npt["pressure_bar"])
     atomic_write_json(outdir / "summary.json", summary)
     return summary
+
+
+def _final_frames(engine: MDEngine, first: int) -> list[Atoms]:
+    """The batch's systems as they ended: stopped or failed systems at the step they froze."""
+    out = engine.out
+    frames = engine.state.to_atoms(out.get("energy"), out.get("forces"))
+    for s, a in enumerate(frames):
+        a.info.update(system=first + s, step=int(engine.stopped_at[s] or engine.step),
+                      time_fs=float((engine.stopped_at[s] or engine.step) * engine.timestep_fs),
+                      stopped=engine.stopped_at[s] is not None, failed=s in engine.failed)
+    return frames
 
 
 def _npt_settings(ensemble: str, pressure_bar, barostat: str, tau_ps: float,
@@ -408,15 +425,17 @@ def _batch_plan(outdir: Path, restart: bool, config: dict, batch_size, make_engi
 
 def _reporters(outdir: Path, traj_format: str, traj_every: int, thermo_every: int, first: int,
                n: int, flag_deviation_eV_A: float | None) -> tuple[list, list[str]]:
-    if traj_format == "extxyz":
+    if traj_format == "extxyz" and traj_every:
         traj = ExtxyzTrajectory(outdir, every=traj_every, system_offset=first, n_systems=n)
         paths = [str(traj.path(s)) for s in range(n)]
-    else:
+    elif traj_every:
         traj = HDF5Trajectory(outdir / "trajectory.h5", every=traj_every, system_offset=first,
                               n_systems=n)
         paths = [str(traj.path)]
-    reporters = [traj, ThermoLog(outdir / "thermo.dat", every=thermo_every, system_offset=first,
-                                 n_systems=n)]
+    if not traj_every:  # no trajectory: the final structures are still written
+        traj, paths = None, []
+    reporters = [r for r in (traj, ThermoLog(outdir / "thermo.dat", every=thermo_every,
+                                             system_offset=first, n_systems=n)) if r]
     if flag_deviation_eV_A is not None:
         reporters.append(DeviationFlagger(outdir / "flagged_frames.extxyz", flag_deviation_eV_A,
                                           every=thermo_every, system_offset=first, n_systems=n))

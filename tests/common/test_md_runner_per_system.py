@@ -234,6 +234,23 @@ def test_stop_conditions_per_system_through_run_md(tmp_path):
         frozen = [f.positions for f in x if f.info["step"] >= at]
         assert all(np.array_equal(frozen[0], p) for p in frozen), steps
     assert log["step"].max() == 40
+    final = ase.io.read(s["final_structures"], ":")
+    assert [f.info["system"] for f in final] == [0, 1, 2]
+    assert [f.info["step"] for f in final] == [10, 25, 40]
+    assert [f.info["stopped"] for f in final] == [True, True, False]
+    last0 = ase.io.read(s["trajectories"][0], "-1")
+    np.testing.assert_array_equal(final[0].positions, last0.positions)
+
+
+def test_no_trajectory_still_gives_final_structures(tmp_path):
+    """traj_every=0 (thousands of short trajectories, QCT): no trajectory files, the thermo
+    log and every system's final state are still written."""
+    s = run_md([argon()] * 3, lj(), tmp_path / "quiet", steps=20, traj_every=0, batch_size=2,
+               **QUIET)
+    assert s["trajectories"] == [] and not list((tmp_path / "quiet").glob("traj_*"))
+    final = ase.io.read(s["final_structures"], ":")
+    assert len(final) == 3 and all(f.info["step"] == 20 for f in final)
+    assert read_thermo(s["thermo"])["step"].max() == 20
 
 
 # ------------------------------------------------------------------------------------------
@@ -350,7 +367,7 @@ def _nan_frame():
 
 @pytest.mark.parametrize("kwargs,frames,err,word", [
     (dict(steps=0), None, ConfigError, "steps"),
-    (dict(traj_every=0), None, ConfigError, "trajectory interval"),
+    (dict(traj_every=-1), None, ConfigError, "trajectory interval"),
     (dict(thermo_every=-1), None, ConfigError, "thermo interval"),
     (dict(checkpoint_every=-5), None, ConfigError, "checkpoint interval"),
     (dict(batch_size=0), None, ConfigError, "batch size"),
