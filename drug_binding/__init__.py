@@ -5,12 +5,15 @@ Framework-free analyses (importable without torch or OpenMM):
 * :mod:`drug_binding.validation` -- predicted vs experimental binding ΔG (Kd / IC50 /
   Cheng-Prusoff conversion, R², RMSE, MAE, Kendall τ with bootstrap intervals, parity plot,
   the JACS 2015 benchmark sets shipped with openmmforcefields).
+* :mod:`drug_binding.metad` -- well-tempered metadynamics with OpenMM's ``Metadynamics`` on
+  any OpenMM System (centre-of-mass distance CVs between atom groups), free-energy profile,
+  ΔG between basins with block errors, ΔG_bind with the standard-state correction, PLUMED-style
+  HILLS/COLVAR (OpenMM is imported only when a function needs it).
 * :mod:`drug_binding.folding` -- folding/unfolding events of a small protein from the fraction
   of native contacts Q or the Kabsch RMSD, with hysteresis, persistence and mean first-passage
   times.
 
-Registry name "ani" -> drug_binding.model:ANIAdapter; bias potentials plug into common.md as
-extra force terms.
+The ANI adapter (entry point "ani") comes with the pipeline's next increment.
 """
 
 from drug_binding.folding import (
@@ -25,6 +28,21 @@ from drug_binding.folding import (
     plot_folding,
     residue_ids_from_pdb,
 )
+from drug_binding.metad import (
+    STANDARD_VOLUME_NM3,
+    CVSpec,
+    basin_free_energy_kJ,
+    cv_value_nm,
+    delta_g_kJ,
+    load_openmm_inputs,
+    parse_cv,
+    parse_range_nm,
+    plot_convergence,
+    plot_profile,
+    run_metad,
+    shell_volume_nm3,
+    standard_state_correction_kJ,
+)
 from drug_binding.validation import (
     benchmark_set,
     benchmark_sets,
@@ -37,6 +55,19 @@ from drug_binding.validation import (
 )
 
 __all__ = [
+    "STANDARD_VOLUME_NM3",
+    "CVSpec",
+    "basin_free_energy_kJ",
+    "cv_value_nm",
+    "delta_g_kJ",
+    "load_openmm_inputs",
+    "parse_cv",
+    "parse_range_nm",
+    "plot_convergence",
+    "plot_profile",
+    "run_metad",
+    "shell_volume_nm3",
+    "standard_state_correction_kJ",
     "FoldingResult",
     "NativeContacts",
     "analyse_folding",
