@@ -1,8 +1,12 @@
 """The batched MD engine: one loop over time, all systems of a batch advanced together.
 
-Per step: integrator (VV or BAOAB) -> neighbour-list check (rebuild only the systems that moved
-more than skin/2) -> potential + extra force terms -> blow-up guard -> stop conditions ->
-reporters -> checkpoint. Everything stays in torch tensors on the chosen device.
+Per step: integrator (VV or BAOAB; NPT adds a stochastic-cell-rescaling step in the middle of
+BAOAB) -> neighbour-list check (rebuild only the systems that moved more than skin/2; under NPT
+the lists follow the cell) -> potential + extra force terms -> blow-up guard -> stop conditions
+-> reporters -> checkpoint. Everything stays in torch tensors on the chosen device.
+
+Stress: always computed under NPT; in NVE/NVT only at steps a reporter reports (for the thermo
+log's pressure column), and only when the potential has a stress and some system has a cell.
 """
 
 from __future__ import annotations
@@ -16,15 +20,22 @@ import numpy as np
 import torch
 
 from common.errors import ConfigError, SimulationError
+from common.md.barostat import (
+    BAR_EV_PER_A3,
+    BAROSTATS,
+    MAX_EXPANSION_UNDER_TENSION,
+    MAX_SHAPE_CHANGE,
+    StochasticCellRescaling,
+)
 from common.md.guard import BlowUpGuard
 from common.md.integrators import LangevinBAOAB, VelocityVerlet
 from common.md.neighbors import NeighborList
 from common.md.noise import NoiseStreams
 from common.md.reporters import Reporter
-from common.md.state import BatchState
-from common.units import fs_to_ase, per_ps_to_ase
+from common.md.state import BatchState, cell_det, cell_inv
+from common.units import PS, fs_to_ase, per_ps_to_ase
 
-ENSEMBLES = ("nve", "nvt")
+ENSEMBLES = ("nve", "nvt", "npt")
 StopCondition = Callable[[BatchState, dict, int], torch.Tensor]
 
 
@@ -56,6 +67,17 @@ class MDEngine:
         is frozen from then on, and the run ends when all are frozen
     on_blowup : "raise" (stop everything with a SimulationError) or "stop_system" (freeze
         only the system that blew up, record it in ``failed``, go on with the others)
+    pressure_bar : NPT target pressure, one value or one per system, bar (a negative value is
+        a tension: fine for a dense liquid or solid; a system that cavitates under it, volume
+        x4, stops the run with a ConfigError)
+    barostat : "isotropic" (liquids, gases: the cell keeps its shape), "anisotropic" (solids:
+        the full cell shape relaxes, rotations excluded) or "orthorhombic" (axis lengths only)
+        -- stochastic cell rescaling, see :mod:`common.md.barostat`
+    barostat_tau_ps : barostat relaxation time, ps
+    compressibility_per_bar : the compressibility the barostat assumes, 1/bar (default 4.5e-5,
+        water; solids ~1e-6, argon liquid ~2e-4, an ideal gas 1/P). With ``barostat_tau_ps`` it
+        sets how fast the volume relaxes, not the distribution sampled: too small a value only
+        slows the relaxation, too large a value makes the volume jitter
     """
 
     def __init__(self, potential, state: BatchState, *, ensemble: str = "nvt",
@@ -64,7 +86,9 @@ class MDEngine:
                  terms: Sequence = (), stop: StopCondition | None = None,
                  guard: BlowUpGuard | None = None, reporters: Sequence[Reporter] = (),
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
-                 noise_block_steps: int = 64, on_blowup: str = "raise"):
+                 noise_block_steps: int = 64, on_blowup: str = "raise",
+                 pressure_bar=1.0, barostat: str = "isotropic", barostat_tau_ps: float = 1.0,
+                 compressibility_per_bar: float = 4.5e-5):
         if ensemble not in ENSEMBLES:
             raise ConfigError(f"unknown ensemble {ensemble!r}", where="ensemble",
                               fix=f"use one of {', '.join(ENSEMBLES)}")
@@ -78,9 +102,10 @@ class MDEngine:
                                          state.device)
         self.friction_per_ps = _per_system(friction_per_ps, n, "friction_per_ps", state.dtype,
                                            state.device)
-        if ensemble == "nvt":
+        if ensemble in ("nvt", "npt"):
             if not bool((self.temperature_K > 0).all()):
-                raise ConfigError("temperature must be > 0 K for NVT", where="temperature_K",
+                raise ConfigError(f"temperature must be > 0 K for {ensemble.upper()}",
+                                  where="temperature_K",
                                   fix="give a positive temperature, e.g. 300")
             if not bool((self.friction_per_ps > 0).all()):
                 raise ConfigError("Langevin friction must be > 0 /ps", where="friction_per_ps",
@@ -101,8 +126,12 @@ class MDEngine:
                 r.n_systems = n
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = int(checkpoint_every)
+        self.npt = ensemble == "npt"
+        self.barostat = self._make_barostat(pressure_bar, barostat, barostat_tau_ps,
+                                            compressibility_per_bar, noise_block_steps) \
+            if self.npt else None
         cutoff = max([potential.cutoff] + [getattr(t, "cutoff", 0.0) for t in self.terms])
-        self.neighbors = NeighborList(cutoff, skin=skin)
+        self.neighbors = NeighborList(cutoff, skin=skin, follow_cell=self.npt)
         dt = fs_to_ase(self.timestep_fs)
         if ensemble == "nve":
             self.integrator = VelocityVerlet(dt)
@@ -110,9 +139,15 @@ class MDEngine:
             noise = NoiseStreams(self.seeds, state.atoms_per_system().tolist(),
                                  block_steps=noise_block_steps, device=state.device,
                                  dtype=state.dtype)
-            self.integrator = LangevinBAOAB(dt, self.temperature_K,
-                                            self.friction_per_ps * per_ps_to_ase(1.0), noise)
+            self.integrator = LangevinBAOAB(
+                dt, self.temperature_K, self.friction_per_ps * per_ps_to_ase(1.0), noise,
+                middle=self._barostat_step if self.npt else None)
+        periodic = state.pbc.any(-1) & (torch.linalg.det(state.cells).abs() > 0)
+        self._stress_possible = bool(getattr(potential, "has_stress", False)) \
+            and bool(periodic.any())
+        self._want_stress = self.npt or self._stress_possible
         self._initial_positions = state.positions.detach().cpu().clone()
+        self._initial_cells = state.cells.detach().cpu().clone()
         self.step = 0
         self._last_reported: int | None = None
         self.active = torch.ones(n, dtype=torch.bool, device=state.device)
@@ -122,16 +157,81 @@ class MDEngine:
             self.forces = self._compute(state)
         self._check_guard(at_start=True)
 
+    # -- NPT -----------------------------------------------------------------------------
+    def _make_barostat(self, pressure_bar, mode: str, tau_ps: float, compressibility: float,
+                       block_steps: int) -> StochasticCellRescaling:
+        st = self.state
+        if mode not in BAROSTATS:
+            raise ConfigError(f"unknown barostat {mode!r}", where="barostat",
+                              fix=f"use one of {', '.join(BAROSTATS)}")
+        if not tau_ps > 0:
+            raise ConfigError(f"barostat time constant must be > 0 ps (got {tau_ps})",
+                              where="barostat_tau_ps", fix="use e.g. 1.0 ps (0.1-10 ps)")
+        if not compressibility > 0:
+            raise ConfigError(f"compressibility must be > 0 /bar (got {compressibility})",
+                              where="compressibility_per_bar",
+                              fix="use e.g. 4.5e-5 (water), 1e-6 (a stiff solid)")
+        self.pressure_bar = _per_system(pressure_bar, st.n_systems, "pressure_bar", st.dtype,
+                                        st.device)
+        if not bool(torch.isfinite(self.pressure_bar).all()):
+            raise ConfigError("pressure must be a finite number of bar", where="pressure_bar",
+                              fix="give e.g. 1.0 (bar)")
+        _check_npt_input(self.potential, st)
+        self.barostat_mode, self.barostat_tau_ps = mode, float(tau_ps)
+        self.compressibility_per_bar = float(compressibility)
+        self._initial_volumes = torch.linalg.det(st.cells).abs()
+        return StochasticCellRescaling(
+            mode, self.pressure_bar * BAR_EV_PER_A3, self.temperature_K,
+            compressibility / BAR_EV_PER_A3, tau_ps * PS, fs_to_ase(self.timestep_fs),
+            self.seeds, block_steps=block_steps)
+
+    def _barostat_step(self, state: BatchState) -> None:
+        self.barostat.step(state, self.out["stress"], self.active)
+
+    def _check_cells(self) -> None:
+        """Stop with a ConfigError when a system under tension has cavitated (volume x4), or
+        when a flexible cell drifted out of shape (no shear stiffness: a liquid or a gas)."""
+        st = self.state
+        if bool((self.pressure_bar < 0).any()):
+            grown = cell_det(st.cells).abs() / self._initial_volumes
+            bad = self.active & (self.pressure_bar < 0) & (grown > MAX_EXPANSION_UNDER_TENSION)
+            if bool(bad.any()):
+                s = int(torch.nonzero(bad)[0])
+                raise ConfigError(
+                    f"the barostat cannot hold {float(self.pressure_bar[s]):g} bar: the cell "
+                    f"grew {float(grown[s]):.1f}-fold (the system cavitated or evaporated under "
+                    "tension)", where=f"system {s}, step {self.step}",
+                    fix="use a pressure >= 0 bar, or a smaller tension on a dense liquid or solid")
+        if self.barostat_mode == "isotropic" or self.step % 10:
+            return
+        sv = torch.linalg.svdvals(cell_inv(self._initial_cells.to(st.device, st.dtype))
+                                  @ st.cells)
+        ratio = sv[:, 0] / sv[:, -1]
+        bad = self.active & ~(ratio <= MAX_SHAPE_CHANGE)
+        if bool(bad.any()):
+            s = int(torch.nonzero(bad)[0])
+            raise ConfigError(
+                f"the cell lost its shape under the {self.barostat_mode} barostat (stretched "
+                f"{float(ratio[s]):.2g}-fold in one direction against another): the system "
+                "resists no shear, as a liquid or gas", where=f"system {s}, step {self.step}",
+                fix="use barostat='isotropic' for liquids and gases (anisotropic is for solids)")
+
     # -- forces --------------------------------------------------------------------------
     def _compute(self, state: BatchState) -> torch.Tensor:
         self.neighbors.update(state)
-        out = dict(self.potential(state, self.neighbors))
+        want = self._want_stress
+        out = dict(self.potential(state, self.neighbors, compute_stress=want))
         for term in self.terms:
             t = term(state, self.neighbors)
             out["energy"] = out["energy"] + t["energy"]
             out["forces"] = out["forces"] + t["forces"]
+            if want and "stress" in t and "stress" in out:
+                out["stress"] = out["stress"] + t["stress"]
         self.out = out
         return out["forces"]
+
+    def _reports_at(self, step: int) -> bool:
+        return any(step % r.every == 0 for r in self.reporters)
 
     def _mobile(self) -> torch.Tensor:
         m = (~self.state.fixed) & self.active[self.state.system_idx]
@@ -155,10 +255,14 @@ class MDEngine:
                 n_active = int(self.active.sum())
                 if n_active == 0:
                     break
+                self._want_stress = self.npt or (self._stress_possible
+                                                 and self._reports_at(self.step + 1))
                 self.forces = self.integrator.step(state, self.forces, mobile, self._compute)
                 self.step += 1
                 done_steps += 1
                 replica_steps += n_active
+                if self.npt:
+                    self._check_cells()
                 if self._check_guard():
                     mobile = self._mobile()
                 for term in self.terms:
@@ -245,12 +349,16 @@ class MDEngine:
         into an engine with the same fingerprint."""
         h = hashlib.sha256()
         st = self.state
-        for t in (st.numbers, st.masses, st.fixed, st.cells, st.pbc, st.system_idx,
+        for t in (st.numbers, st.masses, st.fixed, self._initial_cells, st.pbc, st.system_idx,
                   self.temperature_K, self.friction_per_ps, self._initial_positions):
             h.update(t.detach().cpu().numpy().tobytes())
         params = getattr(self.potential, "params", lambda: {})()
         h.update(repr((self.ensemble, self.timestep_fs, self.seeds, type(self.potential).__name__,
                        sorted(params.items()), self.neighbors.skin)).encode())
+        if self.npt:
+            h.update(self.pressure_bar.detach().cpu().numpy().tobytes())
+            h.update(repr((self.barostat_mode, self.barostat_tau_ps,
+                           self.compressibility_per_bar)).encode())
         return h.hexdigest()[:24]
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
@@ -260,11 +368,12 @@ class MDEngine:
         data = {
             "format": "mlp-cases-md-checkpoint/1", "fingerprint": self.fingerprint(),
             "step": self.step, "positions": st.positions.cpu(), "velocities": st.velocities.cpu(),
-            "forces": self.forces.cpu(),
+            "cells": st.cells.cpu(), "forces": self.forces.cpu(),
             "out": {k: v.detach().cpu() for k, v in self.out.items()},
             "active": self.active.cpu(), "stopped_at": self.stopped_at, "failed": self.failed,
             "neighbors": self.neighbors.state_dict(),
-            "noise": self.integrator.noise.state_dict() if self.ensemble == "nvt" else None,
+            "noise": self.integrator.noise.state_dict() if self.ensemble != "nve" else None,
+            "barostat": self.barostat.state_dict() if self.npt else None,
             "terms": [t.state_dict() if hasattr(t, "state_dict") else None for t in self.terms],
         }
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -293,6 +402,8 @@ class MDEngine:
         self.step = int(data["step"])
         self.state.positions.copy_(data["positions"].to(dev, dt))
         self.state.velocities.copy_(data["velocities"].to(dev, dt))
+        if "cells" in data:
+            self.state.cells.copy_(data["cells"].to(dev, dt))
         self.forces = data["forces"].to(dev, dt)
         self.out = {k: v.to(dev) for k, v in data["out"].items()}
         self.active = data["active"].to(dev)
@@ -301,12 +412,34 @@ class MDEngine:
         self.neighbors.load_state_dict(data["neighbors"], self.state)
         if data["noise"] is not None:
             self.integrator.noise.load_state_dict(data["noise"])
+        if data.get("barostat") is not None:
+            self.barostat.load_state_dict(data["barostat"])
         for t, sd in zip(self.terms, data["terms"], strict=False):
             if sd is not None:
                 t.load_state_dict(sd)
         for r in self.reporters:
             r.truncate_after(self.step)
         self._last_reported = self.step
+
+
+def _check_npt_input(potential, state: BatchState) -> None:
+    """NPT needs a stress from the potential, a cell periodic in 3D and no fixed atoms."""
+    if not getattr(potential, "has_stress", False):
+        raise ConfigError(f"the potential ({type(potential).__name__}) gives no stress, which "
+                          "constant pressure needs", where="ensemble=npt",
+                          fix="use a model with stress (the adapters' strain derivative, "
+                              "common.potential.stress) or run NVT")
+    vol = torch.linalg.det(state.cells).abs()
+    for s in range(state.n_systems):
+        if not bool(state.pbc[s].all()) or not float(vol[s]) > 0:
+            raise ConfigError("NPT needs a cell periodic along x, y and z"
+                              + ("" if bool(state.pbc[s].any()) else " (this one has no cell)"),
+                              where=f"system {s}",
+                              fix="give the structure a 3D-periodic cell, or run it in NVT")
+    if bool(state.fixed.any()):
+        s = int(state.system_idx[torch.nonzero(state.fixed)[0]])
+        raise ConfigError("NPT rescales every atom with the cell, fixed atoms included",
+                          where=f"system {s}", fix="remove the FixAtoms constraint, or run NVT")
 
 
 class _Bar:

@@ -1,4 +1,5 @@
-"""Integrators on a BatchState: velocity-Verlet (NVE) and Langevin BAOAB (NVT).
+"""Integrators on a BatchState: velocity-Verlet (NVE) and Langevin BAOAB (NVT, and NPT with a
+barostat step in the middle of the drift, next to the thermostat: B A O [cell] A).
 
 Both update in place, leave fixed atoms and stopped systems untouched, and call ``compute``
 (positions -> forces) exactly once per step. Per-system temperature and friction are tensors
@@ -37,15 +38,18 @@ class LangevinBAOAB:
     """Langevin dynamics, BAOAB splitting (Leimkuhler & Matthews 2013).
 
     ``temperature_K`` and ``friction`` are per system (friction in 1/ASE time); the O step
-    mixes velocities with fresh per-system noise from :class:`NoiseStreams`.
+    mixes velocities with fresh per-system noise from :class:`NoiseStreams`. ``middle``, if
+    given, is called with the state right after the O step (the NPT engine rescales the cells
+    there, in the middle of the drift as in Bernetti & Bussi's time-reversible splitting).
     """
 
     def __init__(self, dt: float, temperature_K: torch.Tensor, friction: torch.Tensor,
-                 noise: NoiseStreams):
+                 noise: NoiseStreams, middle: Callable[[BatchState], None] | None = None):
         self.dt = float(dt)
         self.temperature_K = temperature_K
         self.friction = friction
         self.noise = noise
+        self.middle = middle
 
     def step(self, state: BatchState, forces: torch.Tensor, mobile: torch.Tensor,
              compute: Callable[[BatchState], torch.Tensor]) -> torch.Tensor:
@@ -60,6 +64,8 @@ class LangevinBAOAB:
         xi = self.noise.next()
         v_new = c1 * state.velocities + c2 * xi                      # O
         state.velocities.copy_(torch.where(mobile > 0, v_new, state.velocities))
+        if self.middle is not None:
+            self.middle(state)
         state.positions.add_(state.velocities * (0.5 * dt * mobile))  # A
         forces = compute(state)
         state.velocities.add_(forces * half)                        # B

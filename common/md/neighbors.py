@@ -10,14 +10,22 @@ what message-passing models take. Two views are offered:
   over K are several times faster on a CPU than scattering per pair. Padding entries point an
   atom at itself with an offset far beyond any cutoff, so they contribute nothing.
 
-Cells are taken as fixed between rebuilds (NVE/NVT); a changed cell rebuilds everything.
+By default a changed cell rebuilds everything (NVE/NVT, or a user editing the cell). With
+``follow_cell=True`` (NPT, where the cell changes every step) the pair list is kept when the cell
+changes: offsets are recomputed from the integer shifts (S @ cell) and a system is rebuilt only
+when the list may miss a pair. With h0 the cell of the last build and h the current one, atoms
+are compared in the frame of the build (x' = x h^-1 h0, displacement d = max |x' - x_build|); a
+pair beyond rc + skin at the build is beyond rc now as long as
+(rc + skin - 2 d) * s_min(h0^-1 h) >= rc, s_min the smallest singular value, bounded from below
+(cheaply, and tightly for small strains) by 1 / (1 + |h^-1 h0 - 1|_F). Without a cell change this
+is the usual d <= skin / 2.
 """
 
 from __future__ import annotations
 
 import torch
 
-from common.md.state import BatchState
+from common.md.state import BatchState, cell_inv
 
 _PAD_OFFSET = 1.0e4  # Å: puts padding "neighbours" far outside every cutoff
 
@@ -25,14 +33,17 @@ _PAD_OFFSET = 1.0e4  # Å: puts padding "neighbours" far outside every cutoff
 class NeighborList:
     """Full neighbour list over a :class:`BatchState`, rebuilt per system only when needed."""
 
-    def __init__(self, cutoff: float, skin: float = 0.5):
+    def __init__(self, cutoff: float, skin: float = 0.5, follow_cell: bool = False):
         if not cutoff > 0:
             raise ValueError("cutoff must be > 0")
         self.cutoff = float(cutoff)
         self.skin = float(max(skin, 0.0))
+        self.follow_cell = bool(follow_cell)
         self._per_system: list = []
         self._ref_positions: torch.Tensor | None = None
-        self._cells: torch.Tensor | None = None
+        self._cells: torch.Tensor | None = None  # cells the offsets were computed for
+        self._ref_cells: torch.Tensor | None = None  # cell of each system's last build
+        self._dense_shifts: torch.Tensor | None = None  # (3, n, K), NaN on padding
         self._vesin = None
         self._pairs: tuple | None = None
         self._dense: tuple | None = None
@@ -57,32 +68,67 @@ class NeighborList:
 
     def update(self, state: BatchState, force: bool = False) -> list[int]:
         """Rebuild the lists of systems whose atoms moved more than skin/2 (all of them the
-        first time, when ``force``, or when the cells changed). Returns the rebuilt systems."""
+        first time, when ``force``, or when the cells changed and ``follow_cell`` is off).
+        Returns the rebuilt systems."""
         n_sys = state.n_systems
         off = state.offsets().tolist()
+        cells_changed = self._cells is not None and not torch.equal(self._cells, state.cells)
         if (force or self._ref_positions is None or len(self._per_system) != n_sys
                 or self._ref_positions.shape != state.positions.shape
-                or not torch.equal(self._cells, state.cells)):
+                or (cells_changed and not self.follow_cell)):
             todo = list(range(n_sys))
             self._per_system = [None] * n_sys
             self._ref_positions = state.positions.detach().clone()
             self._cells = state.cells.detach().clone()
-            self._dense = None
+            self._ref_cells = self._cells.clone()
+            self._dense = self._dense_shifts = None
         else:
-            disp2 = ((state.positions.detach() - self._ref_positions) ** 2).sum(-1)
-            max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
-                                    ).scatter_reduce_(0, state.system_idx, disp2, "amax")
-            todo = torch.nonzero(max_disp2 > (0.5 * self.skin) ** 2).flatten().tolist()
+            if cells_changed:
+                self._follow(state)
+            todo = self._stale_systems(state)
             if not todo:
                 return []
         for s in todo:
             self._per_system[s] = self._build_system(state, s, off[s], off[s + 1])
             self._ref_positions[off[s]:off[s + 1]] = state.positions[off[s]:off[s + 1]].detach()
+            self._ref_cells[s] = state.cells[s].detach()
         self.n_builds += len(todo)
         self._pairs = None
         if self._dense is not None:
             self._update_dense(state, todo, off)
         return todo
+
+    def _stale_systems(self, state: BatchState) -> list[int]:
+        """Systems whose list may miss a pair now (criterion in the module docstring)."""
+        n_sys = state.n_systems
+        pos = state.positions.detach()
+        moved = (self._ref_cells != state.cells).flatten(1).any(-1) if self.follow_cell \
+            else torch.zeros(n_sys, dtype=torch.bool, device=pos.device)
+        if bool(moved.any()):
+            eye = torch.eye(3, dtype=pos.dtype, device=pos.device).expand(n_sys, 3, 3)
+            safe = torch.where(moved[:, None, None], state.cells.detach(), eye)
+            ref = torch.where(moved[:, None, None], self._ref_cells, eye)
+            to_ref = cell_inv(safe) @ ref  # h^-1 h0
+            pos = torch.einsum("na,nab->nb", pos, to_ref[state.system_idx])
+            s_min = 1.0 / (1.0 + torch.linalg.matrix_norm(to_ref - eye))  # <= s_min(h0^-1 h)
+        disp2 = ((pos - self._ref_positions) ** 2).sum(-1)
+        max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
+                                ).scatter_reduce_(0, state.system_idx, disp2, "amax")
+        stale = max_disp2 > (0.5 * self.skin) ** 2
+        if bool(moved.any()):
+            reach = (self.cutoff + self.skin - 2.0 * torch.sqrt(max_disp2)) * s_min
+            stale = torch.where(moved, ~(reach >= self.cutoff), stale)  # NaN: rebuild
+        return torch.nonzero(stale).flatten().tolist()
+
+    def _follow(self, state: BatchState) -> None:
+        """The cells changed: recompute every pair's offset (S @ cell) for the new cells."""
+        self._cells = state.cells.detach().clone()
+        self._pairs = None
+        if self._dense is not None:
+            nbr, _ = self._dense
+            offs = torch.einsum("anK,nab->bnK", self._dense_shifts,
+                                self._cells[state.system_idx])
+            self._dense = (nbr, torch.nan_to_num(offs, nan=_PAD_OFFSET))
 
     # -- flat edge list -----------------------------------------------------------------
     def pairs(self) -> tuple[torch.Tensor, ...]:
@@ -94,6 +140,8 @@ class NeighborList:
                             for k in range(4))
             psys = torch.cat([torch.full((len(p[0]),), s, dtype=torch.long, device=i.device)
                               for s, p in enumerate(parts)])
+            if self.follow_cell:  # the cells may have changed since some systems were built
+                off = torch.einsum("pa,pab->pb", S, self._cells[psys])
             self._pairs = (i, j, S, off, psys)
         return self._pairs
 
@@ -111,13 +159,15 @@ class NeighborList:
             nbr = torch.arange(n, device=state.device).unsqueeze(1)
             offs = torch.full((3, n, 1), _PAD_OFFSET, dtype=state.dtype, device=state.device)
             self._dense = (nbr, offs)
+            self._dense_shifts = torch.full_like(offs, float("nan"))
             self._update_dense(state, list(range(state.n_systems)), state.offsets().tolist())
         return self._dense
 
     def _update_dense(self, state: BatchState, systems: list[int], off: list[int]) -> None:
         nbr, offs = self._dense
+        shifts = self._dense_shifts
         for s in systems:
-            i, j, _, o = self._per_system[s]
+            i, j, S, o = self._per_system[s]
             a, b = off[s], off[s + 1]
             counts = torch.bincount(i - a, minlength=b - a)
             k_needed = int(counts.max()) if len(i) else 0
@@ -128,22 +178,29 @@ class NeighborList:
                     1, extra)], 1)
                 offs = torch.cat([offs, torch.full((3, n, extra), _PAD_OFFSET, dtype=offs.dtype,
                                                    device=offs.device)], 2)
+                shifts = torch.cat([shifts, torch.full((3, n, extra), float("nan"),
+                                                       dtype=offs.dtype, device=offs.device)], 2)
             # reset this system's rows to padding, then fill (i sorted: slot = rank within i)
             nbr[a:b] = torch.arange(a, b, device=nbr.device).unsqueeze(1)
             offs[:, a:b] = _PAD_OFFSET
+            shifts[:, a:b] = float("nan")
             starts = torch.cumsum(counts, 0) - counts
             slot = torch.arange(len(i), device=i.device) - starts[i - a]
             nbr[i, slot] = j
             offs[:, i, slot] = o.t()
+            shifts[:, i, slot] = S.t()
         self._dense = (nbr, offs)
+        self._dense_shifts = shifts
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"cutoff": self.cutoff, "skin": self.skin,
+        return {"cutoff": self.cutoff, "skin": self.skin, "follow_cell": self.follow_cell,
                 "per_system": [tuple(t.cpu() for t in p) for p in self._per_system],
                 "ref_positions": self._ref_positions.cpu(), "cells": self._cells.cpu(),
-                "n_builds": self.n_builds,
-                "dense": None if self._dense is None else tuple(t.cpu() for t in self._dense)}
+                "ref_cells": self._ref_cells.cpu(), "n_builds": self.n_builds,
+                "dense": None if self._dense is None else tuple(t.cpu() for t in self._dense),
+                "dense_shifts": None if self._dense_shifts is None
+                else self._dense_shifts.cpu()}
 
     def load_state_dict(self, d: dict, state: BatchState) -> None:
         dev = state.device
@@ -151,5 +208,11 @@ class NeighborList:
         self._per_system = [tuple(t.to(dev) for t in p) for p in d["per_system"]]
         self._ref_positions = d["ref_positions"].to(dev)
         self._cells = d["cells"].to(dev)
+        self._ref_cells = d.get("ref_cells", d["cells"]).to(dev)
+        self.follow_cell = d.get("follow_cell", self.follow_cell)
         self._pairs = None
         self._dense = None if d["dense"] is None else tuple(t.to(dev) for t in d["dense"])
+        shifts = d.get("dense_shifts")
+        self._dense_shifts = None if shifts is None else shifts.to(dev)
+        if self._dense is not None and self._dense_shifts is None:  # an older checkpoint
+            self._dense = None

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.md.barostat import BAR_EV_PER_A3, pressure
 from common.md.state import BatchState
 
 
@@ -66,10 +67,15 @@ class ExtxyzTrajectory(Reporter):
             tmp.replace(p)
 
 
+_FRAME_DATA = ("positions", "velocities", "forces", "energy", "step", "time_fs",
+               "temperature_K", "cells")
+
+
 class HDF5Trajectory(Reporter):
     """One HDF5 file, a group per system with resizable datasets ``positions`` (T, n, 3, Å),
-    ``velocities``, ``forces``, ``energy`` (T, eV), ``step``, ``time_fs``, ``temperature_K``;
-    ``numbers``, ``masses``, ``cell`` and ``pbc`` are stored once."""
+    ``velocities``, ``forces``, ``energy`` (T, eV), ``step``, ``time_fs``, ``temperature_K``
+    and ``cells`` (T, 3, 3, Å: the cell changes under NPT); ``numbers``, ``masses``, ``cell``
+    (the first frame's) and ``pbc`` are stored once."""
 
     def __init__(self, path: str | Path, every: int = 10, system_offset: int = 0,
                  n_systems: int | None = None):
@@ -87,6 +93,7 @@ class HDF5Trajectory(Reporter):
         frc = out["forces"].detach().cpu().numpy()
         en = out["energy"].detach().cpu().numpy()
         temps = state.temperature_K().cpu().numpy()
+        cells = state.cells.detach().cpu().numpy()
         with h5py.File(self.path, "a") as h5:
             for s in range(state.n_systems):
                 a, b = off[s], off[s + 1]
@@ -98,7 +105,8 @@ class HDF5Trajectory(Reporter):
                     g["pbc"] = state.pbc[s].cpu().numpy()
                 for name, val in (("positions", pos[a:b]), ("velocities", vel[a:b]),
                                   ("forces", frc[a:b]), ("energy", en[s]), ("step", step),
-                                  ("time_fs", time_fs), ("temperature_K", temps[s])):
+                                  ("time_fs", time_fs), ("temperature_K", temps[s]),
+                                  ("cells", cells[s])):
                     val = np.asarray(val)
                     if name not in g:
                         g.create_dataset(name, shape=(0, *val.shape), maxshape=(None, *val.shape),
@@ -117,9 +125,9 @@ class HDF5Trajectory(Reporter):
                 if "step" not in g or not self._mine(name):
                     continue
                 keep = int((g["step"][:] <= step).sum())
-                for name in ("positions", "velocities", "forces", "energy", "step", "time_fs",
-                             "temperature_K"):
-                    g[name].resize(keep, axis=0)
+                for name in _FRAME_DATA:
+                    if name in g:
+                        g[name].resize(keep, axis=0)
 
     def _mine(self, group: str) -> bool:
         k = int(group.split("_")[-1]) - self.system_offset
@@ -128,9 +136,13 @@ class HDF5Trajectory(Reporter):
 
 class ThermoLog(Reporter):
     """Whitespace-separated text, one line per system per report:
-    ``step time_ps system T_K Epot_eV Ekin_eV Etot_eV``. Also kept in memory for summaries."""
+    ``step time_ps system T_K Epot_eV Ekin_eV Etot_eV P_bar V_A3``. Also kept in memory for
+    summaries. ``P_bar`` is the instantaneous pressure (virial + kinetic, bar), NaN when the
+    potential gave no stress or the system is not periodic in 3D; ``V_A3`` the cell volume (Å^3),
+    NaN without a cell. Read columns by the header's names."""
 
-    header = "# step time_ps system T_K Epot_eV Ekin_eV Etot_eV\n"
+    header = "# step time_ps system T_K Epot_eV Ekin_eV Etot_eV P_bar V_A3\n"
+    columns = tuple(header[2:].split())
 
     def __init__(self, path: str | Path, every: int = 10, system_offset: int = 0,
                  n_systems: int | None = None):
@@ -146,12 +158,17 @@ class ThermoLog(Reporter):
         temps = state.temperature_K().tolist()
         epot = out["energy"].detach().tolist()
         ekin = state.kinetic_energy().tolist()
+        stress = out.get("stress")
+        p_bar = (pressure(state, None if stress is None else stress.detach())
+                 / BAR_EV_PER_A3).tolist()
+        vol = state.volumes().tolist()
         lines = []
         for s in range(state.n_systems):
             row = (int(step), time_fs / 1000.0, s + self.system_offset, temps[s], epot[s],
-                   ekin[s], epot[s] + ekin[s])
+                   ekin[s], epot[s] + ekin[s], p_bar[s], vol[s])
             self.rows.append(row)
-            lines.append("{:d} {:.6f} {:d} {:.4f} {:.10f} {:.10f} {:.10f}\n".format(*row))
+            lines.append("{:d} {:.6f} {:d} {:.4f} {:.10f} {:.10f} {:.10f} {:.6f} {:.6f}\n"
+                         .format(*row))
         with open(self.path, "a") as fh:
             fh.writelines(lines)
 
@@ -169,8 +186,8 @@ class ThermoLog(Reporter):
         self.rows = [r for r in self.rows if r[0] <= step]
 
     def array(self) -> np.ndarray:
-        """(n_rows, 7) array of what this run reported."""
-        return np.array(self.rows, dtype=float).reshape(-1, 7)
+        """(n_rows, 9) array of what this run reported, columns as in ``columns``."""
+        return np.array(self.rows, dtype=float).reshape(-1, len(self.columns))
 
 
 class DeviationFlagger(Reporter):

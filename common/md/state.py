@@ -11,6 +11,21 @@ from ase import Atoms
 from common.errors import DataError
 
 
+def cell_det(cells: torch.Tensor) -> torch.Tensor:
+    """Determinants of (n, 3, 3) matrices by the explicit formula (far cheaper than
+    ``torch.linalg.det`` for small batches of 3x3 cells, called every NPT step)."""
+    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
+    return (a * torch.linalg.cross(b, c)).sum(-1)
+
+
+def cell_inv(cells: torch.Tensor) -> torch.Tensor:
+    """Inverses of (n, 3, 3) non-singular matrices (adjugate / determinant)."""
+    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
+    adj = torch.stack([torch.linalg.cross(b, c), torch.linalg.cross(c, a),
+                       torch.linalg.cross(a, b)], -1)
+    return adj / cell_det(cells)[:, None, None]
+
+
 @dataclass
 class BatchState:
     """Atoms of ``n_systems`` independent systems, concatenated.
@@ -72,6 +87,21 @@ class BatchState:
         ke_atom = 0.5 * self.masses * (self.velocities**2).sum(-1)
         return torch.zeros(self.n_systems, dtype=self.dtype, device=self.device
                            ).index_add_(0, self.system_idx, ke_atom)
+
+    def kinetic_tensor(self) -> torch.Tensor:
+        """Sum over each system's atoms of m v (x) v, (n_systems, 3, 3), eV (twice the kinetic
+        energy tensor: its trace is 2 Ekin)."""
+        mv = self.masses.unsqueeze(-1) * self.velocities
+        per_atom = (mv.unsqueeze(-1) * self.velocities.unsqueeze(-2)).reshape(-1, 9)
+        return torch.zeros(self.n_systems, 9, dtype=self.dtype, device=self.device
+                           ).index_add_(0, self.system_idx, per_atom).reshape(-1, 3, 3)
+
+    def volumes(self) -> torch.Tensor:
+        """Cell volume per system, Å^3 (NaN for a system that is not periodic along any axis or
+        has no cell of non-zero volume)."""
+        vol = cell_det(self.cells).abs()
+        ok = self.pbc.any(-1) & (vol > 0)
+        return torch.where(ok, vol, torch.full_like(vol, float("nan")))
 
     def temperature_K(self) -> torch.Tensor:
         """Instantaneous kinetic temperature per system, K."""

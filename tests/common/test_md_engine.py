@@ -353,7 +353,7 @@ def test_engine_rejects_bad_settings():
                       (dict(temperature_K=[30.0, -1.0, 20.0]), "temperature"),
                       (dict(temperature_K=[30.0, 40.0]), "temperature"),
                       (dict(friction_per_ps=0.0), "friction"), (dict(seeds=[1, 2]), "seeds"),
-                      (dict(ensemble="npt"), "ensemble")]:
+                      (dict(ensemble="npe"), "ensemble")]:
         with pytest.raises(ConfigError) as e:
             MDEngine(lj(), st, **kw)
         assert where in str(e.value) and "\n" not in str(e.value)

@@ -71,7 +71,7 @@ def test_run_md_nve_summary_and_files(tmp_path):
         assert len(frames[0]) == 32
         assert Path(p).name == f"traj_{k:04d}.extxyz"
     rows = read_thermo(s["thermo"])
-    assert rows.shape == (2 * 11, 7)
+    assert rows.shape == (2 * 11, 9)  # ... Etot_eV P_bar V_A3
     # the summary's mean temperature is the second half of each replica's thermo rows
     means = [rows[rows[:, 2] == r][:, 3][len(rows[rows[:, 2] == r]) // 2:].mean()
              for r in (0, 1)]
