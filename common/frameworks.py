@@ -100,6 +100,9 @@ def import_deepmd_pt() -> ModuleType:
 
 
 def import_torchani() -> ModuleType:
+    """torchani, without its warning that the CUDA extensions (cuAEV) are not compiled: the
+    pure-torch AEV is what the adapter uses on every device."""
+    os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
     return _import("torchani", "torchani")
 
 

@@ -13,7 +13,10 @@ Framework-free analyses (importable without torch or OpenMM):
   of native contacts Q or the Kabsch RMSD, with hysteresis, persistence and mean first-passage
   times.
 
-The ANI adapter (entry point "ani") comes with the pipeline's next increment.
+The model: :mod:`drug_binding.model` -- the TorchANI adapter (entry point "ani"): torchani's
+own ANI architecture trained on our labels, or the pretrained ANI-2x from a local state dict
+(never downloaded); imported on first use (``drug_binding.ANIAdapter``), so the analyses above
+load no torch.
 """
 
 from drug_binding.folding import (
@@ -87,3 +90,14 @@ __all__ = [
     "residue_ids_from_pdb",
     "validate_table",
 ]
+
+_MODEL_NAMES = ("ANI2X_ELEMENTS", "ANIAdapter", "ANIBatched", "ANIConfig", "build_model",
+                "fit_self_energies", "load_config", "pretrained_path")
+
+
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        from drug_binding import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'drug_binding' has no attribute {name!r}")
