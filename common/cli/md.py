@@ -61,6 +61,11 @@ def md_summary_lines(summary: dict, out: Path) -> list[str]:
     if "energy_drift_eV_per_atom_per_ps" in summary:
         drift = _num(summary["energy_drift_eV_per_atom_per_ps"], ".3g")
         lines.append(f"energy drift: {drift} eV/atom/ps")
+    if "mean_pressure_bar" in summary:
+        lines.append(f"mean pressure: {_num(summary['mean_pressure_bar'], '.1f')} bar")
+    if "mean_volume_A3" in summary:
+        lines.append(f"mean volume: {_num(summary['mean_volume_A3'], '.2f')} Å^3, density "
+                     f"{_num(summary.get('mean_density_g_per_cm3'), '.4f')} g/cm^3")
     blown = blowup_line(summary)
     if blown:
         lines.append(f"[red]{blown}[/]")
@@ -80,6 +85,8 @@ def md(
     replicas: opt.Replicas = 1,
     friction_per_ps: opt.FrictionPerPs = 1.0,
     pressure_bar: opt.PressureBar = None,
+    barostat: opt.BarostatOpt = opt.Barostat.isotropic,
+    barostat_tau_ps: opt.BarostatTauPs = 1.0,
     seed: _Seed = 0,
     device: opt.Device = "cpu",
     batch_size: opt.BatchSize = "auto",
@@ -101,7 +108,8 @@ def md(
     warn_default_params(potential, params)
     summary = run_md(frames, pot, out, ensemble=ensemble.value, timestep_fs=timestep_fs,
                      temperature_K=temperature_K, friction_per_ps=friction_per_ps,
-                     pressure_bar=pressure_bar, steps=steps,
+                     pressure_bar=pressure_bar, barostat=barostat.value,
+                     barostat_tau_ps=barostat_tau_ps, steps=steps,
                      replicas=replicas, seed=seed, device=device, batch_size=batch_size,
                      traj_every=traj_every, traj_format=traj_format.value,
                      checkpoint_every=checkpoint_every or steps, restart=restart,

@@ -128,6 +128,14 @@ class Ensemble(StrEnum):
     npt = "npt"
 
 
+class Barostat(StrEnum):
+    """Stochastic cell rescaling (Bernetti & Bussi 2020; Del Tatto et al. 2022)."""
+
+    isotropic = "isotropic"
+    orthorhombic = "orthorhombic"
+    anisotropic = "anisotropic"
+
+
 class TrajFormat(StrEnum):
     extxyz = "extxyz"
     h5 = "h5"
@@ -208,6 +216,13 @@ FrictionPerPs = Annotated[float, typer.Option(
 PressureBar = Annotated[float | None, typer.Option(
     "--pressure-bar", callback=finite, metavar="BAR",
     help="npt target pressure, bar (required with --ensemble npt, refused otherwise)")]
+BarostatOpt = Annotated[Barostat, typer.Option(
+    "--barostat", case_sensitive=False,
+    help="npt cell moves: isotropic (liquids, gases), orthorhombic (axes change length) or "
+         "anisotropic (crystals: full cell shape)")]
+BarostatTauPs = Annotated[float, typer.Option(
+    "--barostat-tau-ps", callback=positive, metavar="PS",
+    help="npt barostat time constant, ps (how fast the volume relaxes; not what is sampled)")]
 BatchSize = Annotated[str, typer.Option(
     "--batch-size", callback=_batch_size, metavar="N|auto",
     help="systems per batch, or auto (the fastest size, measured)")]

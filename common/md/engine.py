@@ -88,7 +88,8 @@ class MDEngine:
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
                  noise_block_steps: int = 64, on_blowup: str = "raise",
                  pressure_bar=1.0, barostat: str = "isotropic", barostat_tau_ps: float = 1.0,
-                 compressibility_per_bar: float = 4.5e-5):
+                 compressibility_per_bar: float = 4.5e-5, system_offset: int = 0):
+        self.system_offset = int(system_offset)
         if ensemble not in ENSEMBLES:
             raise ConfigError(f"unknown ensemble {ensemble!r}", where="ensemble",
                               fix=f"use one of {', '.join(ENSEMBLES)}")
@@ -310,12 +311,14 @@ class MDEngine:
                 return frozen
             s, what = bad
             t_ps = self.step * self.timestep_fs / 1000
-            where = f"system {s}, step {self.step} (t = {t_ps:.4f} ps)"
-            kept = self._dump_blowup(s)
+            where = f"system {s + self.system_offset}, step {self.step} (t = {t_ps:.4f} ps)"
+            kept = None if at_start else self._dump_blowup(s)
             if self.on_blowup == "raise" or at_start:
                 raise SimulationError(
-                    f"simulation blew up: {what}; trajectory up to here kept"
-                    + (f", last frame in {kept}" if kept else ""), where=where,
+                    (f"simulation blew up at the start: {what}" if at_start else
+                     f"simulation blew up: {what}"
+                     + (f"; trajectory up to here kept, last frame in {kept}" if kept else "")),
+                    where=where,
                     fix="reduce the timestep, check the starting structure (overlaps), or check "
                         "the model on this configuration (it may be outside the training data)")
             self.failed[s] = f"{where}: {what}"
@@ -338,7 +341,7 @@ class MDEngine:
             return None
         import ase.io
 
-        path = outdir / f"blowup_system_{s:04d}_step_{self.step}.extxyz"
+        path = outdir / f"blowup_system_{s + self.system_offset:04d}_step_{self.step}.extxyz"
         at = self.state.select([s]).to_atoms()[0]
         ase.io.write(path, at, format="extxyz")
         return path
@@ -444,9 +447,11 @@ def _check_npt_input(potential, state: BatchState) -> None:
 
 class _Bar:
     def __init__(self, total: int, description: str):
+        from rich.console import Console
         from rich.progress import Progress
 
-        self.p = Progress(transient=False)
+        # stderr: stdout is for results and --json
+        self.p = Progress(transient=False, console=Console(stderr=True))
         self.p.start()
         self.task = self.p.add_task(description, total=total)
         self.every = max(1, total // 200)

@@ -20,6 +20,7 @@ from ase import Atoms
 
 from common.errors import ConfigError, DataError, SimulationError
 from common.fileio import atomic_write_atoms, atomic_write_json
+from common.md.barostat import BAROSTATS
 from common.md.batching import choose_batch_size
 from common.md.engine import ENSEMBLES, MDEngine
 from common.md.guard import BlowUpGuard
@@ -223,8 +224,9 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
     ``stop``: callable(state, out, step) -> bool per system of the batch; a system that
     returns True is frozen (its step is in the summary's ``stopped``); sliced like a term when
     it defines ``select``. ``guard``: a :class:`~common.md.guard.BlowUpGuard` (limits).
-    ``ensemble="npt"``: Langevin thermostat + barostat (``barostat`` "isotropic" for liquids,
-    "anisotropic" for crystals) at ``pressure_bar``; needs periodic cells and a potential
+    ``ensemble="npt"``: Langevin thermostat + stochastic cell rescaling (``barostat``
+    "isotropic" for liquids, "orthorhombic" or "anisotropic" for crystals; time constant
+    ``barostat_tau_ps``) at ``pressure_bar``; needs periodic cells and a potential
     with stress.
     ``compile``: use the potential's torch.compile-d kernel where it has one (pair
     potentials); "auto" does so when the run is long enough to repay 10-30 s of compilation.
@@ -282,7 +284,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
                         seeds=[seeds[k] for k in idx], skin=skin, terms=sub_terms,
                         stop=sub_stop, guard=guard, reporters=reporters,
                         checkpoint_path=ckpt, checkpoint_every=0 if trial else checkpoint_every,
-                        on_blowup=on_blowup, **extra)
+                        on_blowup=on_blowup, system_offset=idx[0], **extra)
 
     chosen, table = _batch_plan(outdir, restart, config, batch_size, make_engine, n_sys,
                                 steps, terms)
@@ -303,8 +305,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
         except SimulationError as exc:
             if first == 0 and not restart:  # nothing was run: leave nothing behind
                 shutil.rmtree(outdir, ignore_errors=True)
-                raise SimulationError("blew up at the start (nothing written): "
-                                      + exc.what.split("; trajectory")[0],
+                raise SimulationError(f"{exc.what} (nothing written)",
                                       where=exc.where, fix=exc.fix) from exc
             raise
         if restart and ckpt.exists():
@@ -372,9 +373,9 @@ def _npt_settings(ensemble: str, pressure_bar, barostat: str, tau_ps: float,
     if pressure_bar is None:
         raise ConfigError("NPT needs a target pressure", where="pressure_bar",
                           fix="give the pressure in bar, e.g. 1.0")
-    if barostat not in ("isotropic", "anisotropic"):
+    if barostat not in BAROSTATS:
         raise ConfigError(f"unknown barostat {barostat!r}", where="barostat",
-                          fix="use isotropic (liquids) or anisotropic (crystals)")
+                          fix="use isotropic (liquids), orthorhombic or anisotropic (crystals)")
     if not tau_ps > 0:
         raise ConfigError(f"barostat time constant must be > 0 ps (got {tau_ps})",
                           where="barostat_tau_ps", fix="use e.g. 1.0 ps")
@@ -413,8 +414,7 @@ def _batch_plan(outdir: Path, restart: bool, config: dict, batch_size, make_engi
             chosen, table = choose_batch_size(lambda idx: make_engine(idx, trial=True), n_sys,
                                               trial_steps=min(5, max(1, steps)))
         except SimulationError as exc:
-            raise SimulationError(f"blew up in the first steps (batch-size trial, nothing "
-                                  f"written): {exc.what.split('; trajectory')[0]}",
+            raise SimulationError(f"{exc.what} (in the batch-size trial: nothing written)",
                                   where=exc.where, fix=exc.fix) from exc
     else:
         chosen, table = (n_sys if batch_size == "auto" else min(int(batch_size), n_sys)), []

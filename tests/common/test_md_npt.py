@@ -632,3 +632,47 @@ def test_barostat_step_noise_and_frame_independence(mode):
     for name in ("cells", "positions", "velocities"):
         np.testing.assert_allclose(getattr(a, name).numpy() @ rot, getattr(b, name).numpy(),
                                    rtol=0, atol=1e-12)
+
+
+def test_cli_md_npt_reports_pressure_volume_density(tmp_path):
+    """`mlp-cases md --ensemble npt --pressure-bar P`: the --json summary has the mean
+    pressure, volume and density (second half, over replicas); an NVT run of a periodic
+    structure with a stress-capable potential has the mean pressure too. The density is
+    the total mass over the mean volume of the thermo log, recomputed here."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ase.io
+    from ase.build import bulk
+
+    from common.md.runner import read_thermo
+
+    src = tmp_path / "ar.extxyz"
+    ase.io.write(src, bulk("Ar", "fcc", a=5.26, cubic=True).repeat((2, 2, 2)))
+    exe = str(Path(sys.executable).parent / "mlp-cases")
+    base = [exe, "md", str(src), "-p", "lj", "--param", "epsilon=0.0104", "--param",
+            "sigma=3.4", "--param", "rc=8.5", "--temperature-K", "40", "--timestep-fs", "5",
+            "--steps", "100", "--replicas", "2", "--json"]
+    runs = {}
+    for name, extra in (("npt", ["--ensemble", "npt", "--pressure-bar", "100",
+                                 "--barostat", "anisotropic"]), ("nvt", [])):
+        p = subprocess.run(base + extra + ["--out", str(tmp_path / name)], capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[name] = json.loads(p.stdout)
+    npt, nvt = runs["npt"], runs["nvt"]
+    assert npt["target_pressure_bar"] == 100.0 and npt["ensemble"] == "npt"
+    for key in ("mean_pressure_bar", "mean_volume_A3", "mean_density_g_per_cm3"):
+        assert np.isfinite(npt[key]), key
+    assert "mean_pressure_bar" in nvt and "mean_volume_A3" not in nvt
+    log = read_thermo(npt["thermo"])
+    vols = [log["V_A3"][log["system"] == s] for s in (0, 1)]
+    mean_v = np.mean([v[len(v) // 2:].mean() for v in vols])
+    assert npt["mean_volume_A3"] == pytest.approx(mean_v, rel=1e-12)
+    mass = 32 * 39.948 * 1.66053906660  # g/cm^3 * Å^3
+    assert npt["mean_density_g_per_cm3"] == pytest.approx(mass / mean_v, rel=2e-3)
+    # the cell moved (anisotropic) and ends in final.extxyz
+    final = ase.io.read(npt["final_structures"], ":")
+    assert abs(final[0].get_volume() - 5.26**3 * 8) > 1e-6
