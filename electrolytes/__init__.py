@@ -8,9 +8,14 @@ Ready (framework-free, any trajectory with a cell):
 * :mod:`electrolytes.solvation` -- Li-O / Li-F RDFs, first-shell cutoffs, coordination,
   shell compositions (``Li+(EC)3(DEC)1``) and residence times.
 
-Still to come: the DeePMD adapter (registry name "deepmd" -> electrolytes.model:DeepMDAdapter),
-systems, CLI and case study, on the shared layer (common.labels, common.data, common.potential,
-common.active_learning, common.md, common.sweep).
+The model: :mod:`electrolytes.model` -- the DeePMD-kit adapter (entry point "deepmd"):
+deepmd's own PyTorch trainer and freezer, deepmd's ASE calculator, one batched call of the
+frozen model for the MD engine, a committee of 4; imported on first use
+(``electrolytes.DeepMDAdapter``), so the analyses above load no framework.
+
+Still to come: systems (liquid cells), active learning over conditions, screening and the case
+study, on the shared layer (common.labels, common.data, common.active_learning, common.md,
+common.sweep).
 """
 
 from electrolytes.solvation import (
@@ -64,3 +69,14 @@ __all__ = [
     "transport_report",
     "unwrap_positions",
 ]
+
+_MODEL_NAMES = ("COMMITTEE_SIZE", "DeepMDAdapter", "DeepMDBatched", "DeepMDConfig",
+                "train_committee")
+
+
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        from electrolytes import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'electrolytes' has no attribute {name!r}")
