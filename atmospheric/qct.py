@@ -248,7 +248,7 @@ def _reactant(x: Atoms | Sequence[Atoms], name: str) -> _Reactant:
                             where=name, fix="give states of one molecule, same atom order")
         if s.pbc.any():
             raise DataError(f"reactant {name} is periodic; QCT needs isolated molecules",
-                            where=name, fix="give the molecule without a cell (pbc=False)")
+                            where=name, fix="give the molecule as a non-periodic structure")
     from common.md.runner import check_structures
 
     check_structures(states)

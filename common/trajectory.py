@@ -183,8 +183,7 @@ def frame_times_fs(frames: Sequence[Atoms], dt_fs: float | None = None,
     if dt_fs is not None:
         if not (math.isfinite(dt_fs) and dt_fs > 0):
             raise ConfigError(f"time step must be > 0 fs, got {dt_fs}", where="dt_fs",
-                              fix="give the time between saved frames in fs: dt_fs=10 "
-                                  "(--dt-fs 10)")
+                              fix="give the time between saved frames in fs: dt_fs=10")
         return np.arange(n, dtype=float) * float(dt_fs)
     for key in ("time_fs", "time"):
         t = _info_times(frames, key, where)
@@ -193,8 +192,7 @@ def frame_times_fs(frames: Sequence[Atoms], dt_fs: float | None = None,
     if file_dt_fs is not None and file_dt_fs > 0:
         return np.arange(n, dtype=float) * float(file_dt_fs)
     raise DataError("no time step known: frames carry no info['time_fs'] or info['time']",
-                    where=where, fix="give the time between saved frames in fs: dt_fs=10 "
-                                     "(--dt-fs 10)")
+                    where=where, fix="give the time between saved frames in fs: dt_fs=10")
 
 
 def _info_times(frames: Sequence[Atoms], key: str, where: str) -> np.ndarray | None:
@@ -209,7 +207,7 @@ def _info_times(frames: Sequence[Atoms], key: str, where: str) -> np.ndarray | N
     if len(bad):
         raise DataError(f"info[{key!r}] does not increase ({t[bad[0]]} then {t[bad[0] + 1]} fs)",
                         where=f"{where} frame {bad[0] + 1}",
-                        fix="give one continuous trajectory, or dt_fs (--dt-fs) to ignore "
+                        fix="give one continuous trajectory, or `dt_fs` to ignore "
                             "the file's times")
     return t
 

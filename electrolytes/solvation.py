@@ -324,7 +324,7 @@ def _ligands(symbols: Sequence[str], ligands: Sequence[str] | None, where: str) 
         found = [e for e in ("O", "F") if e in present]
         if not found:
             raise ConfigError("no O or F atoms to coordinate the cation", where=where,
-                              fix="give the ligand elements, e.g. ligands=['N']")
+                              fix="give the ligand elements, e.g. `ligands` N")
         return found
     for e in ligands:
         _indices(symbols, e, where)

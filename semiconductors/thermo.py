@@ -104,7 +104,7 @@ def check_crystal(atoms: Atoms) -> None:
     if not (atoms.pbc.all() and abs(atoms.cell.volume) > 1e-8):
         raise DataError("Frenkel-Ladd needs a crystal periodic along x, y and z (pbc="
                         f"{atoms.pbc.tolist()})", where="structure",
-                        fix="give a bulk cell with a 3D cell and pbc=True (a supercell of the "
+                        fix="give a bulk cell, periodic along all three axes (a supercell of the "
                             "crystal, with or without the defect)")
     if len(atoms) < 2:
         raise DataError(f"a crystal of {len(atoms)} atom has no vibrations once the centre of "

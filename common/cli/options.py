@@ -70,6 +70,35 @@ def finite(value: float | None) -> float | None:
     return value
 
 
+def positive_finite(value: float | None) -> float | None:
+    """A number > 0 and finite (temperatures of an analysis or a run, K), else a usage error."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a finite number > 0")
+    return value
+
+
+def parse_temperatures(value: str | None) -> list[float] | None:
+    """``"300,350,400"`` -> [300.0, 350.0, 400.0]: each finite and > 0 K, else a usage error
+    (a click callback for ``--temperatures``)."""
+    import math
+
+    if value is None:
+        return None
+    try:
+        temps = [float(t) for t in str(value).split(",") if t.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not comma-separated numbers (K), e.g. "
+                                 "300,350,400") from None
+    if not temps:
+        raise typer.BadParameter("no temperature given; write e.g. 300,350,400 (K)")
+    bad = [t for t in temps if not (math.isfinite(t) and t > 0)]
+    if bad:
+        raise typer.BadParameter(f"temperature {bad[0]:g} K is not > 0")
+    return temps
+
+
 def _batch_size(value: str) -> int | str:
     text = str(value).strip().lower()
     if text == "auto":
@@ -171,6 +200,19 @@ def structures_argument(help: str = "structures file (extxyz, ASE db, traj, any 
     return Annotated[Path, typer.Argument(help=help, metavar="STRUCTURES", show_default=False)]
 
 
+def temperature_option(help: str) -> Any:
+    """``--temperature-K`` where the temperature must be > 0 K (analyses, QCT, metadynamics):
+    0 or a negative value is a usage error."""
+    return Annotated[float | None, typer.Option("--temperature-K", callback=positive_finite,
+                                                metavar="K", help=help)]
+
+
+def temperatures_option(help: str) -> Any:
+    """``--temperatures T1,T2,...`` (K, each > 0), parsed to a list of floats."""
+    return Annotated[str | None, typer.Option("--temperatures", callback=parse_temperatures,
+                                              metavar="T1,T2,...", help=help)]
+
+
 # -- general ------------------------------------------------------------------------------
 
 Json = Annotated[bool, typer.Option(
@@ -185,6 +227,11 @@ Overwrite = Annotated[bool, typer.Option(
 Fractions = Annotated[str, typer.Option(
     "--fractions", metavar="TRAIN,VALID,TEST",
     help="train,valid,test fractions summing to 1 (a 0 skips that part)")]
+
+DtFs = Annotated[float | None, typer.Option(
+    "--dt-fs", callback=positive, metavar="FS",
+    help="time between saved frames, fs (the MD --timestep-fs times --traj-every); wins over "
+         "the times stored in the file")]
 
 # -- molecular dynamics -------------------------------------------------------------------
 
