@@ -7,6 +7,9 @@ after replica. Both are timed here, in this process, on this machine; the ratio 
 (engine replica-steps/s) / (ASE replica-steps/s).
 
     .venv/bin/python benchmarks/md_throughput.py [--replicas 1,4,16,64,256] [--steps 200]
+        [--device cpu|cuda] [--dtype float64|float32]
+
+The ASE baseline always runs on the CPU in float64 (that is what ASE does).
 """
 
 from __future__ import annotations
@@ -40,8 +43,14 @@ def replicas(n: int):
     return out
 
 
-def bench_engine(n: int, steps: int, compiled: bool) -> dict:
-    state = BatchState.from_atoms(replicas(n))
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bench_engine(n: int, steps: int, compiled: bool, device: str = "cpu",
+                 dtype: torch.dtype = torch.float64) -> dict:
+    state = BatchState.from_atoms(replicas(n), device=device, dtype=dtype)
     pot = LennardJones(**LJ)
     if compiled:
         pot.use_compiled_kernel()
@@ -49,9 +58,11 @@ def bench_engine(n: int, steps: int, compiled: bool) -> dict:
     eng = MDEngine(pot, state, ensemble="nvt", timestep_fs=DT_FS,
                    temperature_K=T_K, friction_per_ps=1.0, seeds=list(range(n)))
     eng.run(10)  # warm-up: first forces (compilation, cached on disk after the first run)
+    _sync(device)
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     eng.run(steps)
+    _sync(device)
     wall = time.perf_counter() - t0
     return {"replica_steps_per_s": n * steps / wall, "wall_s": wall, "warmup_s": warm}
 
@@ -71,21 +82,25 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--no-compile", action="store_true",
                     help="eager torch only (no torch.compile of the pair kernel)")
+    ap.add_argument("--device", default="cpu", help="engine device: cpu or cuda")
+    ap.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    dtype = getattr(torch, args.dtype)
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} cores, float64")
+          f"{os.cpu_count()} cores; engine on {args.device} in {args.dtype}, ASE on cpu float64")
     compiled = not args.no_compile
     print(f"pair kernel: {'torch.compile' if compiled else 'eager'}; rs/s = replica-steps/s")
     print(f"{'replicas':>8} {'engine rs/s':>12} {'ASE rs/s':>10} {'ratio':>7} {'warm-up s':>10}")
     for n in [int(x) for x in args.replicas.split(",")]:
-        e = bench_engine(n, args.steps, compiled)
+        e = bench_engine(n, args.steps, compiled, args.device, dtype)
         a = bench_ase(n, args.steps)
         row = {"replicas": n, "engine_replica_steps_per_s": e["replica_steps_per_s"],
                "ase_replica_steps_per_s": a["replica_steps_per_s"],
                "ratio": e["replica_steps_per_s"] / a["replica_steps_per_s"],
-               "engine_warmup_s": e["warmup_s"], "compiled": compiled}
+               "engine_warmup_s": e["warmup_s"], "compiled": compiled,
+               "device": args.device, "dtype": args.dtype}
         rows.append(row)
         print(f"{n:>8} {row['engine_replica_steps_per_s']:>12.0f} "
               f"{row['ase_replica_steps_per_s']:>10.0f} {row['ratio']:>7.1f} "

@@ -102,9 +102,11 @@ class NeighborList:
         """Systems whose list may miss a pair now (criterion in the module docstring)."""
         n_sys = state.n_systems
         pos = state.positions.detach()
+        # cells move only under NPT (follow_cell); NVE/NVT skip the strain terms entirely
         moved = (self._ref_cells != state.cells).flatten(1).any(-1) if self.follow_cell \
-            else torch.zeros(n_sys, dtype=torch.bool, device=pos.device)
-        if bool(moved.any()):
+            else None
+        any_moved = moved is not None and bool(moved.any())
+        if any_moved:
             eye = torch.eye(3, dtype=pos.dtype, device=pos.device).expand(n_sys, 3, 3)
             safe = torch.where(moved[:, None, None], state.cells.detach(), eye)
             ref = torch.where(moved[:, None, None], self._ref_cells, eye)
@@ -115,7 +117,7 @@ class NeighborList:
         max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
                                 ).scatter_reduce_(0, state.system_idx, disp2, "amax")
         stale = max_disp2 > (0.5 * self.skin) ** 2
-        if bool(moved.any()):
+        if any_moved:
             reach = (self.cutoff + self.skin - 2.0 * torch.sqrt(max_disp2)) * s_min
             stale = torch.where(moved, ~(reach >= self.cutoff), stale)  # NaN: rebuild
         return torch.nonzero(stale).flatten().tolist()
