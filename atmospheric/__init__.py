@@ -9,8 +9,12 @@ Framework-free rate machinery (this package's first rooms):
 * :mod:`atmospheric.kinetics` -- Arrhenius / modified Arrhenius fits of k(T), branching
   against T, Arrhenius plots and a KPP/MCM mechanism file.
 
-Registry name "nequip" -> atmospheric.model:NequIPAdapter (to come); transition path sampling
-uses common.md stop conditions; products are identified with common.events.
+The model: :mod:`atmospheric.model` -- the NequIP adapter (entry point "nequip"): nequip's own
+Hydra-configured trainer, eager and aotinductor-compiled inference, its ASE calculator, a
+batched module for the engine; imported on first use (``atmospheric.NequIPAdapter``).
+
+Still to come: transition interface sampling (channels with a barrier), systems (OH + VOC)
+and the case study.
 """
 
 from atmospheric.kinetics import (
@@ -54,3 +58,13 @@ __all__ = [
     "run_qct",
     "sample_internal_states",
 ]
+
+_MODEL_NAMES = ("NequIPAdapter", "NequIPBatched", "NequIPConfig", "train_committee")
+
+
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        from atmospheric import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'atmospheric' has no attribute {name!r}")
