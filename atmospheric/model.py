@@ -46,7 +46,7 @@ import torch
 from ase.calculators.calculator import all_changes
 
 from common.config import ConfigSchema
-from common.errors import ConfigError, DataError
+from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
 from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
@@ -416,10 +416,11 @@ class NequIPAdapter:
         progress : show nequip's output and Lightning's progress bar.
         """
         from common.md.runner import check_device
+        from common.training import check_training_data
 
         check_device(device)
         cfg = _checked_config(config)
-        _check_training_data(train, valid, test)
+        check_training_data(train, valid, test)
         symbols = elements_of(train)
         shifts = fit_energy_shifts(train, symbols)
         workdir = _prepare_workdir(workdir, train, valid, cfg)
@@ -554,21 +555,6 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
 
 
 # -- helpers of train / load ------------------------------------------------------------------
-
-
-def _check_training_data(train, valid, test) -> None:
-    if len(train) < 2 or len(valid) < 1:
-        raise DataError(f"too little data to train ({len(train)} train, {len(valid)} valid "
-                        "frames)", where="dataset",
-                        fix="label more structures (at least 2 train and 1 valid)")
-    known = set(elements_of(train))
-    for split, frames in (("valid", valid), ("test", test)):
-        for k, a in enumerate(frames if frames is not None else []):
-            extra = sorted(set(a.get_chemical_symbols()) - known)
-            if extra:
-                raise DataError(f"element {extra[0]} is not in the training set "
-                                f"({', '.join(sorted(known))})", where=f"{split} frame {k}",
-                                fix=f"add structures with {extra[0]} to the training set")
 
 
 def _prepare_workdir(workdir, train, valid, cfg) -> Path:

@@ -20,7 +20,7 @@ import torch
 from ase.calculators.calculator import all_changes
 
 from common.config import ConfigSchema
-from common.errors import ConfigError, DataError
+from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
 from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
@@ -127,7 +127,12 @@ class SchNetAdapter:
         from common.data.export import export_schnetpack
         from common.frameworks import import_schnetpack
         from common.md.runner import check_device
-        from common.training import error_metrics, parity_plot, seed_everything
+        from common.training import (
+            check_training_data,
+            error_metrics,
+            parity_plot,
+            seed_everything,
+        )
 
         check_device(device)
         spk = import_schnetpack()
@@ -135,10 +140,7 @@ class SchNetAdapter:
         import torchmetrics
 
         cfg = _checked_config(config)
-        if len(train) < 2 or len(valid) < 1:
-            raise DataError(f"too little data to train ({len(train)} train, {len(valid)} "
-                            "valid frames)", where="dataset",
-                            fix="label more structures (at least 2 train and 1 valid)")
+        check_training_data(train, valid, test)
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         parts = [train, valid] + ([test] if test is not None and len(test) else [])

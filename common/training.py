@@ -91,3 +91,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def check_training_data(train, valid, test=None) -> None:
+    """Refuse data no adapter can train on, before anything is written: fewer than 2 training
+    or 1 validation frames, or a validation/test frame with an element the training set
+    lacks (the model would have no weights for it)."""
+    from common.errors import DataError
+
+    if len(train) < 2 or len(valid) < 1:
+        raise DataError(f"too little data to train ({len(train)} train, {len(valid)} valid "
+                        "frames)", where="dataset",
+                        fix="label more structures (at least 2 train and 1 valid)")
+    known = {s for a in train for s in a.get_chemical_symbols()}
+    for split, frames in (("valid", valid), ("test", test)):
+        for k, a in enumerate(frames if frames is not None else []):
+            extra = sorted(set(a.get_chemical_symbols()) - known)
+            if extra:
+                raise DataError(f"element {extra[0]} is not in the training set "
+                                f"({', '.join(sorted(known))})", where=f"{split} frame {k}",
+                                fix=f"add structures with {extra[0]} to the training set")

@@ -222,11 +222,11 @@ class ANIAdapter:
         progress : draw a progress bar over epochs.
         """
         from common.md.runner import check_device
-        from common.training import seed_everything
+        from common.training import check_training_data, seed_everything
 
         check_device(device)
         cfg = _checked_config(config)
-        _check_training_data(train, valid, test)
+        check_training_data(train, valid, test)
         symbols = elements_of(train)
         seed_everything(seed)
         saes = fit_self_energies(train, symbols)
@@ -474,21 +474,6 @@ def _half_list(i: torch.Tensor, j: torch.Tensor, shifts: torch.Tensor) -> torch.
 
 
 # -- training loop ----------------------------------------------------------------------------
-
-
-def _check_training_data(train, valid, test) -> None:
-    if len(train) < 2 or len(valid) < 1:
-        raise DataError(f"too little data to train ({len(train)} train, {len(valid)} valid "
-                        "frames)", where="dataset",
-                        fix="label more structures (at least 2 train and 1 valid)")
-    known = set(elements_of(train))
-    for split, frames in (("valid", valid), ("test", test)):
-        for k, a in enumerate(frames if frames is not None else []):
-            extra = sorted(set(a.get_chemical_symbols()) - known)
-            if extra:
-                raise DataError(f"element {extra[0]} is not in the training set "
-                                f"({', '.join(sorted(known))})", where=f"{split} frame {k}",
-                                fix=f"add structures with {extra[0]} to the training set")
 
 
 @dataclass

@@ -40,7 +40,7 @@ import torch
 from ase.calculators.calculator import all_changes
 
 from common.config import ConfigSchema
-from common.errors import ConfigError, DataError
+from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState, cell_det
 from common.potential.protocol import (
@@ -361,10 +361,11 @@ class DeepMDAdapter:
         stopping, so ``valid`` is scored, not used to stop.
         """
         from common.md.runner import check_device
+        from common.training import check_training_data
 
         check_device(device)
         cfg = _checked_config(config)
-        _check_training_data(train, valid, test)
+        check_training_data(train, valid, test)
         _import_deepmd()
         workdir = Path(workdir).resolve()
         inp, stat = _write_input(train, valid, workdir, cfg, seed)
@@ -483,21 +484,6 @@ def _deepmd_version() -> str:
     import deepmd
 
     return str(getattr(deepmd, "__version__", "unknown"))
-
-
-def _check_training_data(train, valid, test) -> None:
-    if len(train) < 2 or len(valid) < 1:
-        raise DataError(f"too little data to train ({len(train)} train, {len(valid)} valid "
-                        "frames)", where="dataset",
-                        fix="label more structures (at least 2 train and 1 valid)")
-    known = set(elements_of(train))
-    for split, frames in (("valid", valid), ("test", test)):
-        for k, a in enumerate(frames if frames is not None else []):
-            extra = sorted(set(a.get_chemical_symbols()) - known)
-            if extra:
-                raise DataError(f"element {extra[0]} is not in the training set "
-                                f"({', '.join(sorted(known))})", where=f"{split} frame {k}",
-                                fix=f"add structures with {extra[0]} to the training set")
 
 
 def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int
