@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -49,10 +48,14 @@ from common.config import ConfigSchema
 from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
+from common.potential.model_folder import (
+    checked_model_config,
+    read_model_meta,
+    write_model_meta,
+)
 from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
 
 CONFIGS = Path(__file__).parent / "configs"
-META = "mlp-cases-model.json"
 MODEL_FILE = "best.ckpt"
 CONFIG_FILE = "config.yaml"
 TRAIN_FILE, VALID_FILE = "train.xyz", "valid.xyz"
@@ -113,11 +116,7 @@ def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[st
 
 
 def _checked_config(config: dict | str | Path | None) -> dict[str, Any]:
-    if isinstance(config, dict):
-        cfg = NequIPConfig.from_dict(config, where="config").to_dict()
-        _check_values(cfg, where="config")
-        return cfg
-    return load_config(config or "tiny")
+    return checked_model_config(config, NequIPConfig, load_config, _check_values)
 
 
 def _check_values(cfg: dict[str, Any], where: str) -> None:
@@ -433,10 +432,10 @@ class NequIPAdapter:
                 "epochs": _epochs_run(workdir), "training_time_s": round(wall, 2),
                 "model_file": MODEL_FILE, "n_train": len(train), "n_valid": len(valid),
                 "nequip_version": _nequip_version()}
-        (workdir / META).write_text(json.dumps(meta, indent=2))
+        write_model_meta(workdir, meta)
         adapter = cls.load(workdir, device=device)
         adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
-        (workdir / META).write_text(json.dumps(adapter.meta, indent=2))
+        write_model_meta(workdir, adapter.meta)
         return adapter
 
     # -- loading / saving ---------------------------------------------------------------
@@ -447,7 +446,7 @@ class NequIPAdapter:
 
         check_device(device)
         path = Path(path)
-        meta = _read_meta(path)
+        meta = read_model_meta(path, NequIPAdapter.name, "NequIP")
         ckpt = path / meta.get("model_file", MODEL_FILE)
         if not ckpt.exists():
             raise ConfigError("the model file is missing", where=str(ckpt),
@@ -465,7 +464,7 @@ class NequIPAdapter:
             src = self.path / name
             if src.exists() and src.resolve() != (path / name).resolve():
                 shutil.copy2(src, path / name)
-        (path / META).write_text(json.dumps(self.meta, indent=2))
+        write_model_meta(path, self.meta)
         return path
 
     def compile(self, target: str = "ase", device: str | None = None) -> Path:
@@ -492,7 +491,7 @@ class NequIPAdapter:
         self.meta.setdefault("compiled", {})[target] = out
         self.meta.setdefault("compile_time_s", {})[target] = round(wall, 2)
         self.meta.setdefault("compiled_device", {})[target] = device
-        (self.path / META).write_text(json.dumps(self.meta, indent=2))
+        write_model_meta(self.path, self.meta)
         return self.path / out
 
     # -- using --------------------------------------------------------------------------
@@ -611,18 +610,6 @@ def _nequip_version() -> str:
     from importlib.metadata import version
 
     return version("nequip")
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META
-    if not meta_path.exists():
-        raise ConfigError("not a NequIP model folder (no mlp-cases-model.json)",
-                          where=str(path), fix="give the folder written by `train` or `save`")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("framework") != NequIPAdapter.name:
-        raise ConfigError(f"this folder holds a {meta.get('framework')!r} model, not a NequIP "
-                          "one", where=str(path), fix="load it with its own adapter (load_saved)")
-    return meta
 
 
 def load_checkpoint(ckpt: str | Path, device: str = "cpu") -> torch.nn.Module:

@@ -133,7 +133,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from common.labels import LabellerSpec, label_structures, labelled_frames
     from common.md.runner import run_md
     from common.potential.calculator import BatchedPotentialCalculator
-    from common.potential.committee import COMMITTEE_META, Committee, train_committee
+    from common.potential.committee import Committee, train_committee
+    from common.potential.model_folder import META
 
     cfg = load_case_config(scale)
     out = Path(outdir)
@@ -176,7 +177,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         return (committee, members), members[0].meta.get("metrics", {})
 
     def load(folder, r):
-        names = json.loads((folder / COMMITTEE_META).read_text())["members"]
+        names = json.loads((folder / META).read_text())["members"]
         members = [SchNetAdapter.load(folder / m, device=device) for m in names]
         return Committee([m.batched() for m in members]), members
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,10 @@ from common.config import ConfigSchema
 from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
+from common.potential.model_folder import checked_model_config, read_model_meta, write_model_meta
 from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
 
 CONFIGS = Path(__file__).parent / "configs"
-META = "mlp-cases-model.json"
 MODEL_FILE = "best_model"
 
 
@@ -58,9 +57,7 @@ def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[st
 
 
 def _checked_config(config: dict | str | None) -> dict[str, Any]:
-    if isinstance(config, dict):
-        return SchNetConfig.from_dict(config, where="config").to_dict()
-    return load_config(config or "tiny")
+    return checked_model_config(config, SchNetConfig, load_config)
 
 
 @contextlib.contextmanager
@@ -159,7 +156,7 @@ class SchNetAdapter:
         meta = {"framework": "schnet", "config": cfg, "seed": seed,
                 "elements": elements_of(train), "epochs": int(trainer.current_epoch),
                 "model_file": MODEL_FILE, "n_train": n_tr, "n_valid": n_va}
-        (workdir / META).write_text(json.dumps(meta, indent=2))
+        write_model_meta(workdir, meta)
         adapter = cls.load(workdir, device=device)
         metrics = {"valid": error_metrics(adapter.batched(), valid)}
         if test is not None and len(test):
@@ -167,7 +164,7 @@ class SchNetAdapter:
             parity_plot(adapter.batched(), test, workdir / "parity_test.png",
                         title=f"SchNet, test set ({len(test)} frames)")
         adapter.meta["metrics"] = metrics
-        (workdir / META).write_text(json.dumps(adapter.meta, indent=2))
+        write_model_meta(workdir, adapter.meta)
         return adapter
 
     @staticmethod
@@ -218,11 +215,7 @@ class SchNetAdapter:
 
         import_schnetpack()  # registers schnetpack's classes for weights_only loading
         path = Path(path)
-        meta_path = path / META
-        if not meta_path.exists():
-            raise ConfigError("not a SchNet model folder (no mlp-cases-model.json)",
-                              where=str(path), fix="give the folder written by `train`")
-        meta = json.loads(meta_path.read_text())
+        meta = read_model_meta(path, cls.name, "SchNet")
         model_file = path / meta.get("model_file", MODEL_FILE)
         if not model_file.exists():
             raise ConfigError("the model file is missing", where=str(model_file),
@@ -249,7 +242,7 @@ class SchNetAdapter:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         torch.save(self.model, path / MODEL_FILE)
-        (path / META).write_text(json.dumps(self.meta, indent=2))
+        write_model_meta(path, self.meta)
         return path
 
     # -- using --------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,11 @@ from common.config import ConfigSchema
 from common.errors import ConfigError, DataError, EnvironmentProblem
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
+from common.potential.model_folder import (
+    checked_model_config,
+    read_model_meta,
+    write_model_meta,
+)
 from common.potential.protocol import (
     BatchedPotential,
     check_elements,
@@ -54,7 +58,6 @@ from common.potential.protocol import (
 )
 
 CONFIGS = Path(__file__).parent / "configs"
-META = "mlp-cases-model.json"
 MODEL_FILE = "ani_state_dict.pt"
 #: elements of the published ANI-2x, sorted by atomic number
 ANI2X_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "S", "Cl")
@@ -108,11 +111,7 @@ def _import_torchani():
 
 
 def _checked_config(config: dict | str | Path | None) -> dict[str, Any]:
-    if isinstance(config, dict):
-        cfg = ANIConfig.from_dict(config, where="config").to_dict()
-        _check_values(cfg, where="config")
-        return cfg
-    return load_config(config or "tiny")
+    return checked_model_config(config, ANIConfig, load_config, _check_values)
 
 
 def _check_values(cfg: dict[str, Any], where: str) -> None:
@@ -250,7 +249,7 @@ class ANIAdapter:
     def load(cls, path: str | Path, device: str = "cpu") -> ANIAdapter:
         """A model folder written by ``train``/``save`` (a pretrained one reloads ANI-2x)."""
         path = Path(path)
-        meta = _read_meta(path)
+        meta = read_model_meta(path, ANIAdapter.name, "ANI")
         if meta.get("pretrained"):
             adapter = cls.pretrained(meta["pretrained"], device=device)
             adapter.path = path
@@ -309,7 +308,7 @@ class ANIAdapter:
         path.mkdir(parents=True, exist_ok=True)
         if not self.meta.get("pretrained"):
             torch.save(self.model.state_dict(), path / MODEL_FILE)
-        (path / META).write_text(json.dumps(self.meta, indent=2))
+        write_model_meta(path, self.meta)
         return path
 
     # -- using --------------------------------------------------------------------------
@@ -326,18 +325,6 @@ class ANIAdapter:
     def batched(self, dtype: torch.dtype = torch.float64) -> ANIBatched:
         """The torch module for the batched MD engine (eV, eV/Å, eV/Å^3), a copy in ``dtype``."""
         return ANIBatched(self.model, dtype=dtype, elements=element_numbers(self.elements))
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META
-    if not meta_path.exists():
-        raise ConfigError("not an ANI model folder (no mlp-cases-model.json)",
-                          where=str(path), fix="give the folder written by `train` or `save`")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("framework") != ANIAdapter.name:
-        raise ConfigError(f"this folder holds a {meta.get('framework')!r} model, not an ANI one",
-                          where=str(path), fix="load it with its own adapter (load_saved)")
-    return meta
 
 
 # -- pretrained ANI-2x ----------------------------------------------------------------------

@@ -43,6 +43,11 @@ from common.config import ConfigSchema
 from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState, cell_det
+from common.potential.model_folder import (
+    checked_model_config,
+    read_model_meta,
+    write_model_meta,
+)
 from common.potential.protocol import (
     BatchedPotential,
     check_elements,
@@ -52,7 +57,6 @@ from common.potential.protocol import (
 )
 
 CONFIGS = Path(__file__).parent / "configs"
-META = "mlp-cases-model.json"
 MODEL_FILE = "frozen_model.pth"
 CHECKPOINT = "model.ckpt.pt"
 INPUT = "input.json"
@@ -114,11 +118,7 @@ def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[st
 
 
 def _checked_config(config: dict | str | Path | None) -> dict[str, Any]:
-    if isinstance(config, dict):
-        cfg = DeepMDConfig.from_dict(config, where="config").to_dict()
-        _check_values(cfg, where="config")
-        return cfg
-    return load_config(config or "tiny")
+    return checked_model_config(config, DeepMDConfig, load_config, _check_values)
 
 
 def _check_values(cfg: dict[str, Any], where: str) -> None:
@@ -388,7 +388,7 @@ class DeepMDAdapter:
 
         check_device(device)
         path = Path(path)
-        adapter = cls(path, _read_meta(path), device)
+        adapter = cls(path, read_model_meta(path, DeepMDAdapter.name, "DeePMD"), device)
         if not adapter.model_file.exists():
             raise ConfigError("the frozen model is missing", where=str(adapter.model_file),
                               fix="retrain, or copy the whole model folder")
@@ -432,7 +432,7 @@ class DeepMDAdapter:
             for name in MODEL_FILES:
                 if (self.path / name).exists():
                     shutil.copyfile(self.path / name, path / name)  # follows deepmd's symlink
-        (path / META).write_text(json.dumps(self.meta, indent=2))
+        write_model_meta(path, self.meta)
         return path
 
     # -- using --------------------------------------------------------------------------
@@ -466,18 +466,6 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
 
     return train_members(DeepMDAdapter, train, valid, workdir, n_models, config=config,
                          seed=seed, **train_kw)
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META
-    if not meta_path.exists():
-        raise ConfigError("not a DeePMD model folder (no mlp-cases-model.json)",
-                          where=str(path), fix="give the folder written by `train` or `save`")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("framework") != DeepMDAdapter.name:
-        raise ConfigError(f"this folder holds a {meta.get('framework')!r} model, not a DeePMD "
-                          "one", where=str(path), fix="load it with its own adapter (load_saved)")
-    return meta
 
 
 def _deepmd_version() -> str:

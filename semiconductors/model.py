@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import os
 import subprocess
 import sys
@@ -40,10 +39,14 @@ from common.config import ConfigSchema
 from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
+from common.potential.model_folder import (
+    checked_model_config,
+    read_model_meta,
+    write_model_meta,
+)
 from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
 
 CONFIGS = Path(__file__).parent / "configs"
-META = "mlp-cases-model.json"
 NAME = "mace"  # mace's --name: files mace.model, mace_stagetwo.model
 MODEL_FILE = f"{NAME}.model"
 STAGE_TWO_FILE = f"{NAME}_stagetwo.model"
@@ -105,11 +108,7 @@ def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[st
 
 
 def _checked_config(config: dict | str | Path | None) -> dict[str, Any]:
-    if isinstance(config, dict):
-        cfg = MACEConfig.from_dict(config, where="config").to_dict()
-        _check_values(cfg, where="config")
-        return cfg
-    return load_config(config or "tiny")
+    return checked_model_config(config, MACEConfig, load_config, _check_values)
 
 
 def _check_values(cfg: dict[str, Any], where: str) -> None:
@@ -314,7 +313,7 @@ class MACEAdapter:
                 "train_seconds": round(seconds, 1), "mace_version": _mace_version()}
         adapter = cls(workdir, _load_model(workdir / model_file, device), meta, device)
         adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
-        (workdir / META).write_text(json.dumps(adapter.meta, indent=2))
+        write_model_meta(workdir, adapter.meta)
         return adapter
 
     # -- loading / saving ---------------------------------------------------------------
@@ -325,7 +324,7 @@ class MACEAdapter:
 
         check_device(device)
         path = Path(path)
-        meta = _read_meta(path)
+        meta = read_model_meta(path, MACEAdapter.name, "MACE")
         model_file = path / meta.get("model_file", MODEL_FILE)
         if not model_file.exists():
             raise ConfigError("the model file is missing", where=str(model_file),
@@ -337,7 +336,7 @@ class MACEAdapter:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         torch.save(self.model, path / self.meta.get("model_file", MODEL_FILE))
-        (path / META).write_text(json.dumps(self.meta, indent=2))
+        write_model_meta(path, self.meta)
         return path
 
     # -- using --------------------------------------------------------------------------
@@ -376,18 +375,6 @@ def _load_model(path: Path, device: str) -> torch.nn.Module:
     _import_mace()
     model = torch.load(path, map_location=device, weights_only=False)
     return model.eval()
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META
-    if not meta_path.exists():
-        raise ConfigError("not a MACE model folder (no mlp-cases-model.json)",
-                          where=str(path), fix="give the folder written by `train` or `save`")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("framework") != MACEAdapter.name:
-        raise ConfigError(f"this folder holds a {meta.get('framework')!r} model, not a MACE "
-                          "one", where=str(path), fix="load it with its own adapter (load_saved)")
-    return meta
 
 
 def _clear_previous_run(workdir: Path) -> None:

@@ -18,11 +18,11 @@ import torch
 from common.errors import ConfigError, DataError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
+from common.potential.model_folder import META, write_model_meta
 from common.potential.pair import LennardJones, Morse, PairPotential
 
 KINDS: dict[str, type[PairPotential]] = {"lj": LennardJones, "morse": Morse}
 FITTED = {"lj": ("epsilon", "sigma"), "morse": ("epsilon", "rho0", "r0")}
-META = "mlp-cases-model.json"
 
 
 class AnalyticAdapter:
@@ -63,9 +63,9 @@ class AnalyticAdapter:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / META).write_text(json.dumps(
-            {"framework": self.kind, "params": self.params,
-             "energy_per_atom": self.energy_per_atom, "metrics": self.metrics}, indent=2))
+        write_model_meta(path, {"framework": self.kind, "params": self.params,
+                                "energy_per_atom": self.energy_per_atom,
+                                "metrics": self.metrics})
         return path
 
     @classmethod

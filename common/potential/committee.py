@@ -15,6 +15,7 @@ import torch
 
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
+from common.potential.model_folder import META, write_model_meta
 from common.potential.protocol import BatchedPotential
 
 
@@ -65,21 +66,18 @@ class Committee(BatchedPotential):
         return result
 
 
-COMMITTEE_META = "mlp-cases-model.json"
 
 
 def save_committee_folder(path, member_dirs: Sequence, framework: str, extra: dict | None = None):
     """Record a committee: ``path/mlp-cases-model.json`` lists the member model folders
     (relative to ``path``) and the framework that trained them."""
-    import json
     from pathlib import Path
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     members = [str(Path(m).resolve().relative_to(path.resolve())) for m in member_dirs]
-    (path / COMMITTEE_META).write_text(json.dumps(
-        {"framework": "committee", "member_framework": framework, "members": members,
-         **(extra or {})}, indent=2))
+    write_model_meta(path, {"framework": "committee", "member_framework": framework,
+                            "members": members, **(extra or {})})
     return path
 
 
@@ -90,7 +88,7 @@ def load_committee_folder(path, device: str = "cpu") -> Committee:
     from common.potential.registry import load_saved
 
     path = Path(path)
-    meta = json.loads((path / COMMITTEE_META).read_text())
+    meta = json.loads((path / META).read_text())
     return Committee([load_saved(path / m, device=device) for m in meta["members"]])
 
 
