@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from common.cv import CVSpec, parse_range
+from common.cv import parse_cv as _parse_cv
 from common.errors import ConfigError, DataError, EnvironmentProblem
 from common.fileio import atomic_path, atomic_write_json, atomic_write_text
 
@@ -71,80 +72,15 @@ KJ_PER_KCAL = 4.184
 #: the volume per molecule at 1 mol/L, nm^3 (1 / (N_A * 1 mol/L) = 1660.54 A^3)
 STANDARD_VOLUME_NM3 = 1.66054
 
-_CV_KINDS = ("distance",)
-_GROUP_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-
-
-# ---------------------------------------------------------------------------------------------
-# inputs
-
-
-@dataclass(frozen=True)
-class CVSpec:
-    """A parsed collective variable: its kind and the 0-based atom indices of each group."""
-
-    kind: str
-    groups: tuple[tuple[int, ...], ...]
-    text: str = ""
-
-
-def _parse_group(text: str, spec: str) -> tuple[int, ...]:
-    if not _GROUP_RE.match(text):
-        raise ConfigError(f"bad atom group {text!r} in CV {spec!r}", where="cv_spec",
-                          fix="write each side as 0-based indices: 5, 0,1,2 or 0-9,12")
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        first, last = int(lo), int(hi or lo)
-        if last < first:
-            raise ConfigError(f"range {part!r} runs backwards in CV {spec!r}", where="cv_spec",
-                              fix=f"write it as {last}-{first}")
-        out.extend(range(first, last + 1))
-    return tuple(dict.fromkeys(out))
-
-
 def parse_cv(spec: str, n_atoms: int) -> CVSpec:
-    """Parse ``distance:I:J`` (0-based indices, comma lists or inclusive ranges per side).
-
-    Raises :class:`ConfigError` (one line) for bad syntax, an unknown CV kind, an index outside
-    ``0..n_atoms-1`` or groups that share atoms.
-    """
-    parts = str(spec).strip().split(":")
-    if len(parts) != 3 or not all(parts):
-        raise ConfigError(f"bad CV syntax {spec!r}", where="cv_spec",
-                          fix="write distance:I:J, e.g. distance:0,1,2:15 (0-based indices)")
-    kind = parts[0].lower()
-    if kind not in _CV_KINDS:
-        raise ConfigError(f"unknown CV kind {parts[0]!r} in {spec!r}", where="cv_spec",
-                          fix=f"use one of: {', '.join(_CV_KINDS)}")
-    groups = tuple(_parse_group(p.replace(" ", ""), spec) for p in parts[1:])
-    for g in groups:
-        bad = [i for i in g if i >= n_atoms]
-        if bad:
-            raise ConfigError(f"atom index {bad[0]} in CV {spec!r} is out of range for a "
-                              f"system of {n_atoms} atoms", where="cv_spec",
-                              fix=f"use 0-based indices 0..{n_atoms - 1}")
-    shared = sorted(set(groups[0]) & set(groups[1]))
-    if shared:
-        raise ConfigError(f"atom {shared[0]} is in both groups of CV {spec!r}", where="cv_spec",
-                          fix="give the two groups disjoint atoms")
-    return CVSpec(kind, groups, str(spec))
+    """``distance:I:J`` (0-based indices; see :func:`common.cv.parse_cv`)."""
+    return _parse_cv(spec, n_atoms, where="cv_spec")
 
 
 def parse_range_nm(text: str | Sequence[float], name: str) -> tuple[float, float]:
     """``"LO,HI"`` (nm) or a pair -> ``(lo, hi)`` with ``0 <= lo < hi``; ``name`` is the
     parameter named in the error."""
-    try:
-        vals = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
-    except (TypeError, ValueError):
-        vals = []
-    if len(vals) != 2 or not all(math.isfinite(v) for v in vals):
-        raise ConfigError(f"bad range {text!r}", where=name, fix="give LO,HI in nm, e.g. 0.2,0.5")
-    lo, hi = vals
-    if not 0.0 <= lo < hi:
-        raise ConfigError(f"range {lo:g},{hi:g} nm is empty or negative", where=name,
-                          fix="give 0 <= LO < HI (nm)")
-    return lo, hi
+    return parse_range(text, name, "nm")
 
 
 def load_openmm_inputs(system_xml: str | os.PathLike, pdb: str | os.PathLike):
