@@ -24,6 +24,7 @@ from common.md.neighbors import NeighborList
 from common.md.state import BatchState
 from common.potential.model_folder import checked_model_config, read_model_meta, write_model_meta
 from common.potential.protocol import BatchedPotential, check_elements, element_numbers, elements_of
+from common.potential.stress import edge_vectors, energy_forces_stress
 
 CONFIGS = Path(__file__).parent / "configs"
 MODEL_FILE = "best_model"
@@ -286,37 +287,59 @@ def _checked_calculator_class(spk):
 
 class SchNetBatched(BatchedPotential):
     """A schnetpack model as a BatchedPotential: the engine's neighbour list (filtered to the
-    model's cutoff) becomes schnetpack's ``_idx_i/_idx_j/_offsets`` inputs."""
+    model's cutoff) becomes schnetpack's ``_idx_i/_idx_j/_offsets`` inputs.
+
+    The model's own modules give the energy (input modules, the SchNet representation, the
+    atomwise energy head and the postprocessors that add the mean and atom references); its
+    ``Forces`` head is skipped and forces and stress come from one autograd pass through
+    :func:`common.potential.stress.energy_forces_stress`: the periodic offsets are built from
+    the (strained) cells, so the strain derivative reaches every edge. This works for any
+    trained model folder, also those saved before stress was supported (schnetpack's own route,
+    a ``Strain`` input module with ``Forces(calc_stress=True)``, would need the model rebuilt).
+    """
 
     needs_grad = True
+    has_stress = True
 
     def __init__(self, model: torch.nn.Module, cutoff: float, dtype=torch.float64,
                  elements: frozenset[int] | None = None):
         super().__init__()
         import copy
 
+        from common.frameworks import import_schnetpack
+
+        spk = import_schnetpack()
         self.model = copy.deepcopy(model).to(dtype)
         self.model.eval()
+        self._energy_heads = [m for m in self.model.output_modules
+                              if not isinstance(m, spk.atomistic.Forces)]
         self.cutoff = float(cutoff)
         self.elements = elements
 
-    def forward(self, state: BatchState, neighbors: NeighborList,
-                compute_stress: bool = False) -> dict[str, torch.Tensor]:
+    def _energy(self, state: BatchState, neighbors: NeighborList) -> torch.Tensor:
         from schnetpack import properties as P
 
-        i, j, _, off, _ = neighbors.pairs()
-        rij = state.positions[j] - state.positions[i] + off
-        keep = (rij * rij).sum(-1) < self.cutoff**2
+        i, j, rij, _ = edge_vectors(state, neighbors)
+        keep = (rij.detach() ** 2).sum(-1) < self.cutoff**2
+        i, j = i[keep], j[keep]
+        offsets = rij[keep] - (state.positions[j] - state.positions[i])
         inputs = {
-            P.Z: state.numbers, P.R: state.positions.detach().clone(),
-            P.cell: state.cells, P.pbc: state.pbc, P.idx_m: state.system_idx,
-            P.n_atoms: state.atoms_per_system(), P.idx_i: i[keep], P.idx_j: j[keep],
-            P.offsets: off[keep],
+            P.Z: state.numbers, P.R: state.positions, P.cell: state.cells, P.pbc: state.pbc,
+            P.idx_m: state.system_idx, P.n_atoms: state.atoms_per_system(),
+            P.idx_i: i, P.idx_j: j, P.offsets: offsets,
         }
-        with torch.enable_grad():
-            out = self.model(inputs)
-        return {"energy": out["energy"].detach().to(state.dtype),
-                "forces": out["forces"].detach().to(state.dtype)}
+        for m in self.model.input_modules:
+            inputs = m(inputs)
+        inputs = self.model.representation(inputs)
+        for m in self._energy_heads:
+            inputs = m(inputs)
+        inputs = self.model.postprocess(inputs)
+        return inputs["energy"]
+
+    def forward(self, state: BatchState, neighbors: NeighborList,
+                compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        out = energy_forces_stress(self._energy, state, neighbors, compute_stress=compute_stress)
+        return {k: v.detach().to(state.dtype) for k, v in out.items()}
 
 
 @contextlib.contextmanager
