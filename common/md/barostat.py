@@ -31,8 +31,11 @@ Tobias & Klein (J. Chem. Phys. 101, 4177 (1994)), whose volume marginal is the i
 once the rotations are factored out (Jacobian a_x² b_y of h = h_t R); derived by the
 Fokker-Planck condition for this parametrisation. "orthorhombic" keeps only the three diagonal
 terms (n = (1, 1, 1)): the cell axes change length independently, the angles of a rectangular
-cell stay 90°. A flexible cell needs a restoring force against shear: use it for solids, and
-the isotropic barostat for liquids and gases.
+cell stay 90°: its stationary distribution is p ∝ V^N e^{-β(P0 V + U)} da db dc. A flexible
+cell needs a restoring force against shear: use it for solids, and the isotropic barostat for
+liquids and gases. Both targets are tested exactly (tests/common/test_md_npt.py): ideal-gas
+cells held by springs on the entries of h_t sample the diagonal means (which differ between
+a, b and c through the a² b Jacobian) and the off-diagonal variances of the quadrature.
 """
 
 from __future__ import annotations

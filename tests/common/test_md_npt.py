@@ -177,10 +177,13 @@ def test_ideal_gas_volume_mean_and_fluctuations(tmp_path):
 
 
 # -- Lennard-Jones fluid against the JZG equation of state ---------------------------------
-def lj_fluid_density(tmp_path, n_rep: int, n_cells: int, steps: int, t_star=2.0, rho0=0.7,
-                     rc=3.0, dt_fs=5.0, tau_ps=0.3) -> tuple[float, float]:
-    """Run the NPT fluid at P_MD = P_JZG(rho0) - P_tail(rho0); return (<ρ*>, standard error)
-    from blocks of the runs after 5 ps (8 blocks per replica, each >= 5 tau_p long)."""
+def lj_fluid_npt(tmp_path, n_rep: int, n_cells: int, steps: int, t_star=2.0, rho0=0.7,
+                 rc=3.0, dt_fs=5.0, tau_ps=0.3) -> dict[str, float]:
+    """Run the NPT fluid at P_MD = P_JZG(rho0) - P_tail(rho0). Returns <ρ*> and its standard
+    error, and the isothermal compressibility from the volume fluctuations,
+    κ_T = var V / (kT <V>), as a ratio to the equation of state's 1/(ρ dP_MD/dρ) at ρ0, with
+    its standard error. Errors from blocks of the runs after 5 ps (8 blocks per replica, each
+    >= 5 tau_p long); a block's variance is taken about the mean of all blocks."""
     p_red = jzg_pressure(rho0, t_star) - lj_tail_pressure(rho0, rc)
     h = 1e-4
     dp_drho = (jzg_pressure(rho0 + h, t_star) - lj_tail_pressure(rho0 + h, rc)
@@ -195,35 +198,57 @@ def lj_fluid_density(tmp_path, n_rep: int, n_cells: int, steps: int, t_star=2.0,
                    compressibility_per_bar=1.0 / (rho0 * dp_drho * UNIT_P_BAR), skin=1.0,
                    seeds=list(range(n_rep)), reporters=[thermo])
     eng.run(steps)
-    rho = len(frames[0]) * SIG**3 / column(thermo, "V_A3", n_rep)[int(5000 / dt_fs / 10):]
-    blocks = rho[:len(rho) // 8 * 8].reshape(8, -1, n_rep).mean(1).ravel()
-    return float(rho.mean()), float(blocks.std(ddof=1) / np.sqrt(blocks.size))
+    vol = column(thermo, "V_A3", n_rep)[int(5000 / dt_fs / 10):]
+    vol = vol[:len(vol) // 8 * 8]
+    rho = len(frames[0]) * SIG**3 / vol
+    blocks = rho.reshape(8, -1, n_rep).mean(1).ravel()
+    # κ_T in reduced units: var V / (kT <V>) with V in σ^3 and kT = T*; the EOS gives
+    # 1 / (ρ dP*/dρ*). Their ratio is dimensionless.
+    v_red = vol / SIG**3
+    kappa_ref = 1.0 / (rho0 * dp_drho)
+    dev2 = (v_red - v_red.mean(0)) ** 2
+    var_blocks = dev2.reshape(8, -1, n_rep).mean(1).ravel()
+    mean_blocks = v_red.reshape(8, -1, n_rep).mean(1).ravel()
+    ratio_blocks = var_blocks / (t_star * mean_blocks) / kappa_ref
+    return {"rho": float(rho.mean()), "rho_se": float(blocks.std(ddof=1) / np.sqrt(blocks.size)),
+            "kappa_ratio": float(dev2.mean() / (t_star * v_red.mean()) / kappa_ref),
+            "kappa_se": float(ratio_blocks.std(ddof=1) / np.sqrt(ratio_blocks.size))}
 
 
-def test_lj_fluid_density_matches_jzg_eos(tmp_path):
+def test_lj_fluid_density_and_compressibility_match_jzg_eos(tmp_path):
     """Two replicas of 108 LJ atoms (argon units) at T* = 2.0 and the pressure where JZG gives
     ρ* = 0.70 (P* = 3.05 for the full potential, 3.35 without the tail at rc = 3σ; fcc start,
     melts at once), 15 ps after 5 ps of equilibration, tau_p = 0.3 ps: block standard error
     ~0.4%. A loose CI check: tolerance 4 standard errors + 1% systematic (EOS fit ~0.5%, the
     NPT finite-size shift of <ρ> at N = 108 ~0.2%, tail with g = 1, dt = 5 fs). It catches a
     wrong sign or unit, a missing kinetic term (ρ off by > 10%); the slow test resolves more.
-    Measured: ρ* = 0.6995 ± 0.0029 (~20 s)."""
-    rho, se = lj_fluid_density(tmp_path, n_rep=2, n_cells=3, steps=4000)
-    print(f"<rho*> = {rho:.4f} +- {se:.4f} (JZG: 0.7000)")
-    assert se < 0.008
-    assert abs(rho - 0.70) < 4 * se + 0.007, (rho, se)
+    The volume fluctuations give κ_T (a test of the barostat's noise and Jacobian terms, which
+    the mean density does not see): within 4 block standard errors + 5% (the EOS derivative's
+    accuracy; SCR's time-step bias at dt/tau_p = 0.017 is < 1%).
+    Measured: ρ* = 0.6994 ± 0.0029, κ_T/κ_EOS = 0.845 ± 0.120 (~20 s quiet, 64 s loaded)."""
+    r = lj_fluid_npt(tmp_path, n_rep=2, n_cells=3, steps=4000)
+    print(f"<rho*> = {r['rho']:.4f} +- {r['rho_se']:.4f} (JZG: 0.7000); "
+          f"kappa_T / kappa_EOS = {r['kappa_ratio']:.3f} +- {r['kappa_se']:.3f}")
+    assert r["rho_se"] < 0.008
+    assert abs(r["rho"] - 0.70) < 4 * r["rho_se"] + 0.007, r
+    assert r["kappa_se"] < 0.25
+    assert abs(r["kappa_ratio"] - 1.0) < 4 * r["kappa_se"] + 0.05, r
 
 
 @pytest.mark.slow
-def test_lj_fluid_density_matches_jzg_eos_long(tmp_path):
+def test_lj_fluid_density_and_compressibility_match_jzg_eos_long(tmp_path):
     """Four replicas of 256 atoms, 75 ps each after equilibration: standard error ~0.2%;
     tolerance 4 standard errors + 0.5% systematic (EOS fit; the finite-size shift at N = 256 is
-    ~0.1%), so a missing tail correction (2.5% in ρ*) fails it. Measured: ρ* = 0.7012 ± 0.0014
-    (5.6 min on one loaded core)."""
-    rho, se = lj_fluid_density(tmp_path, n_rep=4, n_cells=4, steps=16000)
-    print(f"<rho*> = {rho:.4f} +- {se:.4f} (JZG: 0.7000)")
-    assert se < 0.002
-    assert abs(rho - 0.70) < 4 * se + 0.0035, (rho, se)
+    ~0.1%), so a missing tail correction (2.5% in ρ*) fails it. κ_T within 4 standard errors +
+    5%. Measured: ρ* = 0.7012 ± 0.0014, κ_T/κ_EOS = 1.115 ± 0.062 (5.6 min on one loaded
+    core; 27 min with eight jobs on two cores)."""
+    r = lj_fluid_npt(tmp_path, n_rep=4, n_cells=4, steps=16000)
+    print(f"<rho*> = {r['rho']:.4f} +- {r['rho_se']:.4f} (JZG: 0.7000); "
+          f"kappa_T / kappa_EOS = {r['kappa_ratio']:.3f} +- {r['kappa_se']:.3f}")
+    assert r["rho_se"] < 0.002
+    assert abs(r["rho"] - 0.70) < 4 * r["rho_se"] + 0.0035, r
+    assert r["kappa_se"] < 0.1
+    assert abs(r["kappa_ratio"] - 1.0) < 4 * r["kappa_se"] + 0.05, r
 
 
 # -- stress: analytic (ASE cross-check) and by autograd -------------------------------------
@@ -676,3 +701,93 @@ def test_cli_md_npt_reports_pressure_volume_density(tmp_path):
     # the cell moved (anisotropic) and ends in final.extxyz
     final = ase.io.read(npt["final_structures"], ":")
     assert abs(final[0].get_volume() - 5.26**3 * 8) > 1e-6
+
+
+# -- the cell-shape distribution of the flexible barostats ----------------------------------
+def _shape_energy(l0: float, k_diag: float, k_off: float):
+    """A cell-only energy (eV per system) that is rotation invariant: springs on the entries of
+    the triangular form h_t of the cell (from the Cholesky factor of the metric h h^T), the
+    diagonal ones at l0, the off-diagonal ones at 0."""
+
+    def energy(state, neighbors):
+        h_t = torch.linalg.cholesky(state.cells @ state.cells.transpose(-1, -2))
+        diag = torch.diagonal(h_t, dim1=-2, dim2=-1)
+        off = torch.stack([h_t[:, 1, 0], h_t[:, 2, 0], h_t[:, 2, 1]], -1)
+        return 0.5 * k_diag * ((diag - l0) ** 2).sum(-1) + 0.5 * k_off * (off**2).sum(-1)
+
+    return energy
+
+
+def _shape_run(mode: str, n_sys: int, steps: int, l0=10.0, k=0.1, n_at=2, temp=300.0):
+    """n_sys ideal-gas cells of n_at atoms held by the cell springs of :func:`_shape_energy`,
+    under the flexible barostat ``mode``; returns the triangular cells sampled every 10 steps
+    after 5 ps, (n_samples, n_sys, 3, 3), with kT and the target pressure."""
+    kt = KB_EV_PER_K * temp
+    p0 = 2 * kt / l0**3
+    rng = np.random.default_rng(0)
+    frames = []
+    for s in range(n_sys):
+        at = Atoms(f"Ar{n_at}", scaled_positions=rng.random((n_at, 3)), cell=np.eye(3) * l0,
+                   pbc=True)
+        at.set_velocities(maxwell_boltzmann(at.get_masses(), temp, s))
+        frames.append(at)
+    pot = AutogradPotential(_shape_energy(l0, k, k), cutoff=0.5)
+    eng = MDEngine(pot, BatchState.from_atoms(frames), ensemble="npt", timestep_fs=10.0,
+                   temperature_K=temp, friction_per_ps=5.0, pressure_bar=p0 / BAR_EV_PER_A3,
+                   barostat=mode, barostat_tau_ps=0.5,
+                   compressibility_per_bar=3 * l0 / k * BAR_EV_PER_A3, skin=20.0)
+    eng.run(500)
+    cells = []
+    for _ in range((steps - 500) // 10):
+        eng.run(10)
+        c = eng.state.cells.detach()
+        cells.append(torch.linalg.cholesky(c @ c.transpose(-1, -2)).numpy())
+    return np.array(cells), kt, p0
+
+
+def _diagonal_means(weight, l0: float, k: float, kt: float, p0: float) -> np.ndarray:
+    """<a>, <b>, <c> (the diagonal of h_t) of p ∝ weight(a, b, c) e^{-β(P0 abc + U_diag)} by
+    quadrature on a grid of ±6 spring widths."""
+    g = np.linspace(l0 - 6 * np.sqrt(kt / k), l0 + 6 * np.sqrt(kt / k), 121)
+    a, b, c = np.meshgrid(g, g, g, indexing="ij")
+    p = weight(a, b, c) * np.exp(-(0.5 * k * ((a - l0) ** 2 + (b - l0) ** 2 + (c - l0) ** 2)
+                                   + p0 * a * b * c) / kt)
+    p /= p.sum()
+    return np.array([(p * x).sum() for x in (a, b, c)])
+
+
+@pytest.mark.parametrize("mode", [
+    "anisotropic", pytest.param("orthorhombic", marks=pytest.mark.slow)])
+def test_flexible_cell_samples_its_target_shape_distribution(mode):
+    """The cell-shape distribution of the flexible barostats, exactly: 200 ideal-gas cells of
+    N = 2 atoms held by rotation-invariant springs on the triangular cell h_t (diagonal a, b, c
+    at 10 Å, off-diagonals at 0, k = 0.1 eV/Å^2, so σ = sqrt(kT/k) = 0.51 Å at 300 K).
+    Anisotropic: the fully flexible NPT ensemble (Martyna-Tobias-Klein, measure
+    (det h)^{-2} dh) with the rotations factored out, p(h_t) ∝ a² b V^{N-2} e^{-β(P0 V + U)}:
+    so a, b, c have different means (a^N b^{N-1} c^{N-2}: 10.000, 9.975, 9.948 Å) and each
+    off-diagonal is Gaussian with variance kT/k. Orthorhombic (diagonal only):
+    p ∝ V^N e^{-β(P0 V + U)} da db dc, equal means (10.000 Å). Errors from the spread of the
+    independent per-system averages; tolerance 4 standard errors, and the test checks that it
+    resolves the alternative it must exclude (a wrong Jacobian exponent moves a mean by
+    ~0.025-0.05 Å, the standard error is ~0.007 Å). Measured: anisotropic a, b, c = 9.990,
+    9.972, 9.944, off-diagonal variances 0.254, 0.272, 0.265 (kT/k = 0.259); orthorhombic
+    9.991, 9.998, 9.996."""
+    l0, k = 10.0, 0.1
+    cells, kt, p0 = _shape_run(mode, 200, 2500, l0=l0, k=k)
+    diag = np.stack([cells[..., 0, 0], cells[..., 1, 1], cells[..., 2, 2]], -1)
+    per_sys = diag.mean(0)  # (n_sys, 3)
+    mean, se = per_sys.mean(0), per_sys.std(0, ddof=1) / np.sqrt(len(per_sys))
+    n = 2
+    if mode == "anisotropic":
+        target = _diagonal_means(lambda a, b, c: a**2 * b * (a * b * c) ** (n - 2), l0, k, kt, p0)
+        wrong = _diagonal_means(lambda a, b, c: (a * b * c) ** n, l0, k, kt, p0)
+        off = np.stack([cells[..., 1, 0], cells[..., 2, 0], cells[..., 2, 1]], -1)
+        var_sys = (off**2).mean(0)  # about the exact mean 0
+        var, var_se = var_sys.mean(0), var_sys.std(0, ddof=1) / np.sqrt(len(var_sys))
+        assert np.all(np.abs(var - kt / k) < 4 * var_se + 0.01 * kt / k), (var, var_se, kt / k)
+    else:
+        target = _diagonal_means(lambda a, b, c: (a * b * c) ** n, l0, k, kt, p0)
+        wrong = _diagonal_means(lambda a, b, c: a**2 * b * (a * b * c) ** (n - 2), l0, k, kt, p0)
+    print(mode, "means", mean, "+-", se, "target", target)
+    assert np.max(np.abs(wrong - target)) > 5 * se.max()  # the test resolves the alternative
+    assert np.all(np.abs(mean - target) < 4 * se + 0.002), (mean, se, target)
