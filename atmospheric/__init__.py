@@ -13,8 +13,10 @@ The model: :mod:`atmospheric.model` -- the NequIP adapter (entry point "nequip")
 Hydra-configured trainer, eager and aotinductor-compiled inference, its ASE calculator, a
 batched module for the engine; imported on first use (``atmospheric.NequIPAdapter``).
 
-Still to come: transition interface sampling (channels with a barrier), systems (OH + VOC)
-and the case study.
+* :mod:`atmospheric.tps` -- rate constants of steps with a barrier by transition interface
+  sampling (flux x crossing probabilities, two-way shooting batched in the engine);
+* :mod:`atmospheric.systems` -- OH and VOCs from SMILES (RDKit), channels, training frames
+  labelled with GFN2-xTB; :mod:`atmospheric.case_study` -- the seed's case study, tiny/paper.
 """
 
 from atmospheric.kinetics import (
@@ -38,9 +40,12 @@ from atmospheric.qct import (
     run_qct,
     sample_internal_states,
 )
+from atmospheric.tps import OrderParameter, TISMonitor, order_parameter, run_tis
 
 __all__ = [
     "ArrheniusFit",
+    "OrderParameter",
+    "TISMonitor",
     "Criterion",
     "QCTStop",
     "branching_vs_temperature",
@@ -53,9 +58,11 @@ __all__ = [
     "parse_criteria",
     "parse_criterion",
     "plot_arrhenius",
+    "order_parameter",
     "random_rotations",
     "reduced_mass_amu",
     "run_qct",
+    "run_tis",
     "sample_internal_states",
 ]
 

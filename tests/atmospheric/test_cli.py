@@ -183,3 +183,78 @@ def test_help_ends_with_an_example_and_every_option_has_help():
     assert "number of QCT trajectories" in next(
         p.help for p in typer.main.get_command(app).commands["qct"].params
         if p.name == "trajectories")
+
+
+# -- tps bad input ------------------------------------------------------------------------------
+
+T = ("tps", "{h2}", *LJ, "--cv", "distance:0:1", "--temperature-K", "300", "--out", "{tmp}/tis")
+
+TPS_ROWS = [
+    R("tps-states-overlap", *T, "--state-a", "0.5,1.0", "--state-b", "0.9,2.0",
+      needles=("--state-b", "overlap")),
+    R("tps-cv-on-missing-atoms", "tps", "{h2}", *LJ, "--cv", "distance:0:4", "--state-a",
+      "0.5,1.0", "--state-b", "2.0,3.0", "--temperature-K", "300", "--out", "{tmp}/tis",
+      needles=("--cv", "atom index 4")),
+    R("tps-interface-outside-states", *T, "--state-a", "0.5,1.0", "--state-b", "2.0,3.0",
+      "--interfaces", "1.2,2.5", needles=("--interfaces", "outside")),
+    R("tps-interface-inside-a", *T, "--state-a", "0.5,1.0", "--state-b", "2.0,3.0",
+      "--interfaces", "0.7", needles=("--interfaces", "outside")),
+    R("tps-bad-range", *T, "--state-a", "1.0", "--state-b", "2.0,3.0",
+      needles=("--state-a", "bad range")),
+    R("tps-structure-not-in-a", *T, "--state-a", "1.0,1.5", "--state-b", "2.0,3.0",
+      needles=("h2.xyz", "not in state A")),
+    R("tps-friction-negative", *T, "--state-a", "0.5,1.0", "--state-b", "2.0,3.0",
+      "--friction-per-ps", "-1", kind="usage"),
+    R("tps-shots-0", *T, "--state-a", "0.5,1.0", "--state-b", "2.0,3.0", "--shots", "0",
+      kind="usage"),
+]
+
+
+@pytest.mark.parametrize("row", _params(TPS_ROWS))
+def test_tps_bad_input(row, files, capsys):
+    check_row(app, row, files["tmp"], capsys, files)
+
+
+# -- build, export -------------------------------------------------------------------------------
+
+
+def test_export_writes_kpp_mcm_json_csv_from_rates(files, capsys):
+    kin, mech = files["tmp"] / "kin", files["tmp"] / "mech"
+    assert _run(["rates", files["q250"], files["q300"], files["q350"], "--reactants",
+                 "OH,C5H8", "--out", kin], capsys)[0] == 0
+    code, out, err = _run(["export", kin, "--out", mech, "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    kpp = (mech / "mechanism.kpp").read_text().splitlines()
+    mcm = (mech / "mechanism.mcm").read_text().splitlines()
+    assert kpp[0] == "#EQUATIONS" and kpp[1] == res["mechanism"][0]
+    rate = kpp[1].split(":", 1)[1].strip().rstrip(";").strip()
+    assert "EXP(" in rate and mcm[0] == f"% {rate} : OH + C5H8 = capture ;"
+    assert json.loads((mech / "rates.json").read_text())["channels"][0]["channel"] == "capture"
+    assert (mech / "rates.csv").read_text().startswith("channel,")
+
+
+def test_build_gives_propene_channels_as_criteria(files, capsys):
+    code, out, err = _run(["build", "propene", "--out", files["tmp"] / "b", "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["formula"] == "C3H6"
+    assert [c["name"] for c in res["channels"]] == ["add_C1", "add_C2", "abstraction"]
+    assert res["channels"][0]["criteria"] == ["add_C1=distance:0:2<1.6"]
+    assert len(res["channels"][2]["criteria"]) == 3  # the three methyl H atoms
+
+
+PIPE_ROWS = [
+    R("export-not-kinetics", "export", "{kT}", "--out", "{tmp}/m",
+      needles=("kT.csv", "kinetics.json")),
+    R("build-bad-smiles", "build", "C1=CC(", "--out", "{tmp}/b", needles=("SMILES",)),
+    R("sample-without-build", "sample", "{tmp}", needles=("channels.json", "build")),
+    R("train-without-sample", "train", "{tmp}", needles=("labelled.extxyz", "sample")),
+    R("case-study-unknown-scale", "case-study", "--scale", "huge", "--out", "{tmp}/c",
+      needles=("--scale",)),
+]
+
+
+@pytest.mark.parametrize("row", _params(PIPE_ROWS))
+def test_pipeline_bad_input(row, files, capsys):
+    check_row(app, row, files["tmp"], capsys, files)
