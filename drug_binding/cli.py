@@ -228,6 +228,217 @@ def _native(native: Path, traj: Path):
     return ref
 
 
+# -- prepare / train / md / screen / case-study -------------------------------------------------
+
+_Model = Annotated[Path, typer.Option("--model", metavar="FOLDER", show_default=False,
+                                      help="ANI model folder written by `train`")]
+
+
+def _check_new_output(out: Path, overwrite: bool, what: str) -> None:
+    from common.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"a file is in the way of the {what}", where=str(out),
+                          fix="choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"the {what} already exists", where=str(out),
+                          fix="choose another --out, or pass --overwrite to replace it")
+
+
+class Solvent(StrEnum):
+    gbn2 = "gbn2"
+    tip3p = "tip3p"
+    vacuum = "vacuum"
+
+
+@app.command("prepare", epilog=example(
+    "mlp-drug-binding prepare --ligand 'NC(=O)c1ccccc1' --peptide 'TRP GLY TRP' --out cx/"))
+@param_flags(receptor_pdb="--receptor", workdir="--out", site_A="--site-A")
+def prepare_cmd(
+    ligand: Annotated[str, typer.Option(
+        "--ligand", metavar="SMILES|FILE", show_default=False,
+        help="ligand: a SMILES (embedded in 3D, placed at --site-A) or an SDF/MOL/MOL2 pose "
+             "(kept)")],
+    out: opt.out_option("work folder: complex.prmtop/.inpcrd/.pdb, ligand/, prepare.json"),
+    receptor: Path | None = typer.Option(None, "--receptor", metavar="PDB",
+                                         help="protein PDB (fixed by pdbfixer)"),
+    peptide: str | None = typer.Option(None, "--peptide", metavar="'RES RES ...'",
+                                       help="or a capped peptide built by tleap"),
+    site: str | None = typer.Option(None, "--site-A", metavar="X,Y,Z",
+                                    help="where a SMILES ligand's centre goes, Å"),
+    solvent: Solvent = typer.Option(Solvent.gbn2, "--solvent",
+                                    help="implicit GBn2, a TIP3P box, or vacuum"),
+    ph: float = typer.Option(7.0, "--ph", min=0.0, max=14.0, metavar="PH",
+                             help="pH for the receptor's hydrogens"),
+    charges: str = typer.Option("bcc", "--charges", metavar="bcc|gas",
+                                help="AM1-BCC (bcc) or Gasteiger (gas, quick tests only)"),
+    seed: opt.Seed = 0,
+    json_out: opt.Json = False,
+) -> None:
+    """Ligand (RDKit) + GAFF2/AM1-BCC (antechamber) + receptor (pdbfixer or a peptide) ->
+    an AMBER complex in implicit or explicit solvent."""
+    from drug_binding.prepare import prepare, summary_text
+
+    site_A = None
+    if site is not None:
+        site_A = _floats(site, 3, "--site-A")
+    cx = prepare(ligand, out, receptor_pdb=receptor, peptide=peptide, site_A=site_A,
+                 solvent=solvent.value, ph=ph, seed=seed, charge_method=charges)
+    if json_out:
+        emit_json(cx.to_dict())
+        return
+    print(summary_text(cx))
+
+
+def _floats(text: str, n: int, flag: str) -> list[float]:
+    import math
+
+    try:
+        vals = [float(x) for x in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+        raise typer.BadParameter(f"{text!r} is not {n} comma-separated numbers",
+                                 param_hint=flag)
+    return vals
+
+
+@app.command("train", epilog=example(
+    "mlp-drug-binding train labels.extxyz --config tiny --out model/"))
+def train(
+    data: Annotated[Path, typer.Argument(help="labelled structures (extxyz or ASE db)",
+                                         metavar="DATA", show_default=False)],
+    out: opt.out_option("model folder; it appears only when training has finished"),
+    config: str = typer.Option("tiny", "--config", metavar="NAME|FILE",
+                               help="tiny, paper or a JSON file of ANI settings"),
+    fractions: opt.Fractions = "0.8,0.1,0.1",
+    seed: opt.Seed = 0,
+    device: opt.Device = "cpu",
+    overwrite: opt.Overwrite = False,
+    json_out: opt.Json = False,
+) -> None:
+    """Train an ANI-architecture model (torchani's AEV and networks) on labelled frames."""
+    from common.data import Dataset
+    from common.fileio import atomic_dir
+    from drug_binding.model import ANIAdapter, load_config
+
+    _check_new_output(out, overwrite, "model folder")
+    cfg = load_config(config)
+    ds = Dataset.read(data).validate(max_force_eV_A=100.0)
+    tr, va, te = ds.split(opt.parse_fractions(fractions), seed=seed)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        metrics = ANIAdapter.train(tr, va, tmp, config=cfg, seed=seed, test=te, device=device,
+                                   progress=not json_out).meta["metrics"]
+    if json_out:
+        emit_json({"model": str(out), "metrics": metrics})
+    else:
+        import json
+
+        print(json.dumps(metrics, indent=2))
+        print(f"model -> {out}")
+
+
+@app.command("md", epilog=example(
+    "mlp-drug-binding md --complex cx/ --model model/ --steps 5000 --out md/ --json"))
+@param_flags(complex_dir="--complex", model_dir="--model")
+def md(
+    complex_dir: Annotated[Path, typer.Option("--complex", metavar="FOLDER", show_default=False,
+                                              help="folder written by `prepare`")],
+    model: _Model,
+    out: opt.out_option("output folder: md.pdb, final.pdb, md.json"),
+    steps: opt.Steps = 1000,
+    temperature_K: opt.TemperatureK = 300.0,
+    timestep_fs: Annotated[float, typer.Option(
+        "--timestep-fs", callback=opt.positive, metavar="FS",
+        help="time step, fs (1 here: the ligand's bonds to H are not constrained under ANI)")
+    ] = 1.0,
+    friction_per_ps: opt.FrictionPerPs = 1.0,
+    traj_every: opt.TrajEvery = 100,
+    seed: opt.Seed = 0,
+    json_out: opt.Json = False,
+) -> None:
+    """ML/MM Langevin MD of a prepared complex (ligand on ANI, the rest MM) and the ligand's
+    pocket metrics (RMSD, contacts, residence time)."""
+    from drug_binding.screening import run_md
+
+    res = run_md(complex_dir, model, steps, out, temperature_K=temperature_K,
+                 timestep_fs=timestep_fs, friction_per_ps=friction_per_ps,
+                 report_every=traj_every, seed=seed)
+    if json_out:
+        emit_json(res)
+        return
+    print(f"{res['steps']} steps ({res['steps_per_s']} steps/s): ligand RMSD "
+          f"{res['mean_rmsd_A']:.2f} Å (2nd half), residence {res['residence_time_ps']:.2f} ps"
+          f"{'' if res['escaped'] else '+'} -> {out}")
+
+
+@app.command("screen", epilog=example(
+    "mlp-drug-binding screen cx_a/ cx_b/ cx_c/ --model model/ --steps 2000 --out screen/"))
+@param_flags(complexes="COMPLEX")
+def screen_cmd(
+    complexes: Annotated[list[Path], typer.Argument(
+        metavar="COMPLEX...", show_default=False,
+        help="complex folders written by `prepare` (the folder name names the ligand)")],
+    model: _Model,
+    out: opt.out_option("output folder: results/ (one JSON per ligand), screening.json"),
+    steps: opt.Steps = 2000,
+    temperature_K: opt.TemperatureK = 300.0,
+    timestep_fs: float = typer.Option(1.0, "--timestep-fs", callback=opt.positive,
+                                      metavar="FS", help="time step, fs"),
+    traj_every: opt.TrajEvery = 100,
+    cluster: str | None = typer.Option(
+        None, "--cluster", metavar="WHERE",
+        help="serial, a scheduler tcp://host:port, a dask-jobqueue YAML (default: local)"),
+    seed: opt.Seed = 0,
+    json_out: opt.Json = False,
+) -> None:
+    """Binding-stability screening: short ML/MM MD per ligand, ranked by ligand RMSD in the
+    pocket (contacts and residence time kept); a rerun skips finished ligands."""
+    from common.errors import ConfigError
+    from drug_binding.prepare import Complex
+    from drug_binding.screening import screen
+
+    names = {}
+    for c in complexes:
+        Complex.load(c)  # a one-line error for a folder that is not a complex
+        if c.name in names:
+            raise ConfigError(f"two complexes named {c.name!r}", where=str(c),
+                              fix="give each complex folder its own name")
+        names[c.name] = str(c)
+    res = screen(names, model, out, steps, temperature_K=temperature_K,
+                 timestep_fs=timestep_fs, report_every=traj_every, seed=seed,
+                 cluster=cluster, progress=not json_out)
+    if json_out:
+        emit_json(res)
+        return
+    for r in res["ranking"]:
+        print(f"{r['rank']:3d} {r['name']:20s} RMSD {r['mean_rmsd_A']:.2f} Å, residence "
+              f"{r['residence_time_ps']:.2f} ps")
+    for k, msg in res["failures"].items():
+        print(f"failed {k}: {msg}")
+
+
+@app.command("case-study", epilog=example(
+    "mlp-drug-binding case-study --scale tiny --out runs/drug_binding_tiny"))
+def case_study_cmd(
+    scale: str = typer.Option("tiny", "--scale", metavar="SCALE",
+                              help="tiny, paper (the seed's settings), or a JSON config"),
+    out: opt.out_option("output folder (summary.json, report.md, figures)",
+                        required=False) = Path("runs/drug_binding"),
+    seed: opt.Seed = 0,
+    json_out: opt.Json = False,
+) -> None:
+    """The seed's workflow end to end: prepare, label (GFN2-xTB), train ANI, ML/MM
+    screening, metadynamics ΔG_bind, validation, report; a rerun resumes."""
+    from drug_binding import case_study
+
+    summary = case_study.run(scale, out, seed=seed, progress=not json_out)
+    if json_out:
+        emit_json(summary)
+        return
+    print((out / "report.md").read_text())
+
+
 def main() -> None:
     sys.exit(run_app(app))
 

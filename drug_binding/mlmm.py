@@ -1,0 +1,214 @@
+"""ML/MM OpenMM Systems: the ligand's internal energy from our ANI model, the rest from MM.
+
+Our model is registered with openmmml as the potential ``"mlp-cases-ani"``
+(:func:`register`, through ``MLPotential.registerImplFactory``), so the standard openmmml calls
+build the Systems:
+
+* :func:`mlmm_system` -- ``MLPotential.createMixedSystem`` with openmmml's mechanical
+  embedding: bonded terms and nonbonded pairs *within* the ligand are removed from the MM
+  System (its constraints too) and replaced by the ANI energy; ligand-environment
+  interactions stay MM (Coulomb with the AM1-BCC charges + Lennard-Jones); the implicit-solvent
+  GBn2 term is kept whole, so the ligand's solvation is MM (ANI is a gas-phase potential).
+* :func:`ml_system` -- ``MLPotential.createSystem``: a lone ligand entirely on ANI (pure ML).
+
+The ANI energy is evaluated by ``openmm.PythonForce`` (OpenMM 8.6) on the ligand's particles
+only (``setParticles``), with torch on the CPU: openmm-torch's TorchForce is not in this CPU
+environment. The force's computation, :class:`ANICompute`, holds the model folder and
+loads the model on first use (TorchScript-compiled: 3.7 vs 11 ms per call for a 16-atom
+ligand with torchani's eager model, 1 thread), so a System with it serializes to XML
+(pickled function) and runs through ``mlp-drug-binding metad`` like any other System.
+
+Threads are set on purpose: torch gets ``threads`` (default 1) inside the computation and the
+OpenMM CPU platform ``Threads`` the same number (:func:`simulation`). Measured on 2 cores
+(issue #10): torch and OpenMM each taking 2 threads made one ANI call swing from 12 ms to 1.7 s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.errors import ConfigError, DataError
+
+#: the name our ANI model is registered under with openmmml
+POTENTIAL_NAME = "mlp-cases-ani"
+#: kJ/mol per Hartree (CODATA 2018, as torchani's units.hartree2kjoulemol)
+HARTREE_KJ_PER_MOL = 2625.4996394798254
+
+__all__ = [
+    "ANICompute",
+    "POTENTIAL_NAME",
+    "ml_system",
+    "mlmm_system",
+    "register",
+    "simulation",
+]
+
+
+class ANICompute:
+    """``PythonForce`` computation: ANI energy (kJ/mol) and forces (kJ/mol/nm) of the force's
+    particles. Picklable (holds the model folder, not the model)."""
+
+    def __init__(self, model_dir: str | os.PathLike, numbers: list[int], threads: int = 1,
+                 periodic: bool = False):
+        self.model_dir = str(Path(model_dir).resolve())
+        self.numbers = [int(z) for z in numbers]
+        self.threads = int(threads)
+        self.periodic = bool(periodic)
+        self._model = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_model"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._model = None
+
+    def _load(self):
+        import torch
+
+        from drug_binding.model import ANIAdapter
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        adapter = ANIAdapter.load(self.model_dir)
+        model = adapter.model.to(torch.float64).eval().requires_grad_(False)
+        try:  # TorchScript: ~3x less per-call overhead than eager for a small ligand
+            model = torch.jit.script(model)
+        except Exception:  # noqa: BLE001 - eager works the same, only slower
+            pass
+        self._species = torch.tensor([self.numbers], dtype=torch.long)
+        self._model = model
+        return model
+
+    def __call__(self, state):
+        import torch
+        from openmm import unit
+
+        model = self._model or self._load()
+        pos = torch.tensor(state.getPositions(asNumpy=True).value_in_unit(unit.angstrom),
+                           dtype=torch.float64).unsqueeze(0).requires_grad_(True)
+        cell = pbc = None
+        if self.periodic:
+            cell = torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(
+                unit.angstrom), dtype=torch.float64)
+            pbc = torch.tensor([True, True, True])
+        energy = model((self._species, pos), cell, pbc).energies.sum()
+        (grad,) = torch.autograd.grad(energy, pos)
+        # Hartree -> kJ/mol; Hartree/Å -> kJ/mol/nm (x10)
+        return (float(energy.detach()) * HARTREE_KJ_PER_MOL,
+                -grad[0].numpy() * (HARTREE_KJ_PER_MOL * 10.0))
+
+
+def _impl_classes():
+    from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
+
+    class ANIImpl(MLPotentialImpl):
+        """openmmml implementation of our ANI model (keyword ``model``: the model folder;
+        ``threads``: torch threads)."""
+
+        def __init__(self, name: str):
+            self.name = name
+
+        def addForces(self, topology, system, atoms, forceGroup, model=None, threads=1,
+                      **args):
+            import openmm
+
+            if model is None:
+                raise ConfigError("no ANI model folder given", where="model",
+                                  fix="pass model=FOLDER (a folder written by ANIAdapter)")
+            included = list(topology.atoms())
+            if atoms is not None:
+                included = [included[i] for i in atoms]
+            numbers = [a.element.atomic_number for a in included]
+            _check_model_elements(model, numbers)
+            periodic = (topology.getPeriodicBoxVectors() is not None
+                        or system.usesPeriodicBoundaryConditions())
+            force = openmm.PythonForce(ANICompute(model, numbers, threads, periodic))
+            force.setForceGroup(forceGroup)
+            force.setUsesPeriodicBoundaryConditions(periodic)
+            if atoms is not None:
+                force.setParticles(list(atoms))
+            system.addForce(force)
+
+        def getMLLongRange(self) -> bool:
+            return False  # ANI is short-ranged (5.1 Å)
+
+    class ANIImplFactory(MLPotentialImplFactory):
+        def createImpl(self, name: str, **args) -> MLPotentialImpl:
+            return ANIImpl(name)
+
+    return ANIImplFactory
+
+
+def register() -> None:
+    """Register our ANI model with openmmml as ``"mlp-cases-ani"`` (idempotent)."""
+    from openmmml import MLPotential
+
+    if POTENTIAL_NAME not in MLPotential._implFactories:
+        MLPotential.registerImplFactory(POTENTIAL_NAME, _impl_classes()())
+
+
+def _check_model_elements(model_dir, numbers: list[int]) -> None:
+    from ase.data import chemical_symbols
+
+    from common.potential.model_folder import read_model_meta
+
+    meta = read_model_meta(Path(model_dir), "ani", "ANI")
+    known = set(meta.get("elements") or ())
+    missing = sorted({chemical_symbols[z] for z in numbers} - known)
+    if missing:
+        raise DataError(f"the ML atoms hold element(s) {', '.join(missing)} the ANI model does "
+                        f"not know ({' '.join(sorted(known))})", where=str(model_dir),
+                        fix="train the model on these elements, or choose other ML atoms")
+
+
+def _potential():
+    from openmmml import MLPotential
+
+    register()
+    return MLPotential(POTENTIAL_NAME)
+
+
+def mlmm_system(system, topology, ml_atoms, model_dir: str | os.PathLike, threads: int = 1):
+    """A copy of the MM ``system`` where the atoms ``ml_atoms`` (0-based, e.g. the ligand)
+    interact among themselves through the ANI model in ``model_dir`` and with everything else
+    through the MM force field (mechanical embedding). Constraints within the ML atoms are
+    removed (use a ~1 fs time step)."""
+    atoms = sorted({int(i) for i in ml_atoms})
+    n = system.getNumParticles()
+    if not atoms or atoms[0] < 0 or atoms[-1] >= n:
+        raise DataError(f"ML atom indices must be in 0..{n - 1} (got {len(atoms)} atoms, "
+                        f"range {atoms[:1]}..{atoms[-1:]})", where="ml_atoms",
+                        fix="give the ligand's 0-based atom indices")
+    return _potential().createMixedSystem(topology, system, atoms, model=str(model_dir),
+                                          threads=threads)
+
+
+def ml_system(topology, model_dir: str | os.PathLike, threads: int = 1,
+              remove_cm_motion: bool = True):
+    """A System for ``topology`` (a lone molecule) entirely on the ANI model (pure ML)."""
+    return _potential().createSystem(topology, removeCMMotion=remove_cm_motion,
+                                     model=str(model_dir), threads=threads)
+
+
+def simulation(system, topology, positions_nm: np.ndarray, temperature_K: float = 300.0,
+               timestep_fs: float = 1.0, friction_per_ps: float = 1.0, seed: int = 0,
+               platform: str = "CPU", threads: int = 1):
+    """An OpenMM ``Simulation`` (Langevin middle integrator) with the CPU platform on
+    ``threads`` threads (the same number torch gets in :class:`ANICompute`)."""
+    import openmm as mm
+    from openmm import app, unit
+
+    integ = mm.LangevinMiddleIntegrator(temperature_K * unit.kelvin,
+                                        friction_per_ps / unit.picosecond,
+                                        timestep_fs * unit.femtosecond)
+    integ.setRandomNumberSeed(int(seed) % 2147483646 + 1)
+    plat = mm.Platform.getPlatformByName(platform)
+    props = {"Threads": str(threads)} if platform == "CPU" else {}
+    sim = app.Simulation(topology, system, integ, plat, props)
+    sim.context.setPositions(np.asarray(positions_nm) * unit.nanometer)
+    return sim
