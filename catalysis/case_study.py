@@ -20,21 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from catalysis.seed import ELECTRODE_POTENTIAL_NOTE, SEED_RESULTS
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 
 CONFIGS = Path(__file__).parent / "configs"
 
 #: the seed's published results (for comparison only; a toy reference will not reproduce them)
-SEED_RESULTS = {
-    "pathway_fractions": {"A": 0.12, "B": 0.68, "C": 0.20},
-    "n_coupling_events": 127,
-    "simulated_ps": 180.0,
-    "barrier_mean_eV": 0.52,
-    "barrier_std_eV": 0.08,
-}
-
-
 @dataclass(frozen=True)
 class MDSettings(ConfigSchema):
     """Production MD: ``trajectories`` Langevin runs of ``steps`` steps, a frame every
@@ -72,7 +64,12 @@ class CaseConfig(ConfigSchema):
     ``labeller`` is ``{"name": preset, **options}`` (:mod:`common.labels`); ``schnet`` names
     a SchNet config (``configs/schnet_*.json``) or a file, ``schnet_overrides`` replaces some
     of its values; the ``al_*`` keys set active learning (MD steps per round, the trust
-    window's lower end in eV/Å, frames labelled per round at most).
+    window's lower end in eV/Å, frames labelled per round at most). ``library`` names the
+    starting-structure library (:func:`catalysis.systems.seed_library`; default: ``scale``).
+    ``production_system`` (optional) is the production MD's own system,
+    ``{"slab": [nx, ny, layers], "n_water": n, "adsorbates": [species, ...]}`` (the seed's
+    200 Cu + 50 H2O + CO2 in the paper config); empty: the coupling-capable starting
+    structures.
     """
 
     scale: str
@@ -90,6 +87,11 @@ class CaseConfig(ConfigSchema):
     events: EventSettings
     barriers: BarrierSettings
     schnet_overrides: dict[str, Any] = field(default_factory=dict)
+    library: str = ""
+    production_system: dict[str, Any] = field(default_factory=dict)
+
+
+_OPTIONAL_KEYS = ("library", "production_system")
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
@@ -138,7 +140,10 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
 
     cfg = load_case_config(scale)
     out = Path(outdir)
-    _claim_outdir(out, {"config": cfg, "seed": seed, "labeller": labeller})
+    # optional keys left at their defaults are not part of the stamp, so folders of runs made
+    # before those keys existed still resume
+    stamped = {k: v for k, v in cfg.items() if v or k not in _OPTIONAL_KEYS}
+    _claim_outdir(out, {"config": stamped, "seed": seed, "labeller": labeller})
     clock = _Clock()
     lab_cfg = dict(labeller or cfg["labeller"])
     spec = LabellerSpec(lab_cfg.pop("name"), lab_cfg)
@@ -151,7 +156,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
 
     # 1-2. build and sample
     with clock("build_sample_s"):
-        starts = systems.seed_library(cfg["scale"], seed=seed)
+        starts = systems.seed_library(cfg["library"] or cfg["scale"], seed=seed)
         atomic_write_atoms(out / "start_structures.extxyz", starts)
         frames = systems.sample_configurations(starts, cfg["n_rattled"],
                                                rattle_A=tuple(cfg["rattle_A"]), seed=seed)
@@ -212,14 +217,19 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     # 6. production MD: N trajectories over the coupling-capable starting structures
     md_cfg = cfg["md"]
     n_traj = int(md_cfg["trajectories"])
-    prod_starts = [coupling_starts[k % len(coupling_starts)] for k in range(n_traj)]
+    if cfg["production_system"]:
+        prod_starts = [production_system(cfg["production_system"], seed=seed + k)
+                       for k in range(n_traj)]
+    else:
+        prod_starts = [coupling_starts[k % len(coupling_starts)] for k in range(n_traj)]
     with clock("production_md_s"):
         md = run_md(prod_starts, committee, out / "md", ensemble="nvt",
                     restart=(out / "md" / "run.json").exists(),
                     temperature_K=md_cfg["temperature_K"],
                     friction_per_ps=md_cfg["friction_per_ps"],
                     timestep_fs=md_cfg["timestep_fs"], steps=md_cfg["steps"], seed=seed,
-                    traj_every=md_cfg["frame_every"], checkpoint_every=md_cfg["steps"],
+                    traj_every=md_cfg["frame_every"],
+                    checkpoint_every=min(md_cfg["steps"], 200_000),
                     flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress,
                     on_blowup="stop_system")
     # a trajectory that blew up is unphysical before it crossed the guard's limits: the
@@ -280,6 +290,92 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     return summary
 
 
+def production_system(spec: dict[str, Any], seed: int = 0):
+    """The production MD system of a ``production_system`` config entry: a Cu(111) slab of
+    ``slab`` = (nx, ny, layers) with the ``adsorbates`` placed on sites and ``n_water`` water
+    molecules over them (the seed's: (5, 10, 4) = 200 Cu, CO2, 50 H2O)."""
+    from catalysis import systems
+
+    slab = systems.cu111_slab(tuple(spec.get("slab", (4, 6, 4))))
+    rng_sites = ["top", "fcc", "hcp", "bridge"]
+    for k, species in enumerate(spec.get("adsorbates", [])):
+        slab = systems.place(slab, species, site=(rng_sites[k % 4], k))
+    # water in layers of at most half a monolayer each (a random layer rarely packs more), each
+    # over the one before: the seed's 50 H2O on a 5x10 surface is two such layers
+    n_water = int(spec.get("n_water", 0))
+    per_layer = max(1, int(spec.get("slab", (4, 6, 4))[0]) * int(spec.get("slab", (4, 6, 4))[1])
+                    // 2)
+    layer = 0
+    while n_water > 0:
+        n = min(n_water, per_layer)
+        slab = systems.water_layer(slab, n_water=n, seed=seed + 7919 * layer)
+        n_water -= n
+        layer += 1
+    slab.info["production_system"] = json.dumps(spec, sort_keys=True)
+    return slab
+
+
+def estimate_md_wall_time(scale: str | Path = "paper", steps: int = 3, device: str = "cpu",
+                          progress: bool = False) -> dict[str, Any]:
+    """Measure the production MD's step time on this machine and project the wall time of the
+    config's whole production run (``trajectories`` x ``steps``).
+
+    The production system is built as the config says, and the config's SchNet committee is
+    made with untrained weights (the cost of a step does not depend on the weights); ``steps``
+    steps of batched MD of all trajectories at once are timed by the engine's clock. The seed's own
+    figure (36 h per µs on one V100) is given beside it; on a machine with a GPU, run this with
+    ``device="cuda"`` to measure ours there.
+    """
+    import tempfile
+
+    from catalysis.model import SchNetAdapter, load_config
+    from catalysis.seed import seed_md_wall_time_h
+    from common.md.runner import run_md
+    from common.potential.committee import Committee
+
+    cfg = load_case_config(scale)
+    md_cfg = cfg["md"]
+    schnet_cfg = load_config(cfg["schnet"], **cfg["schnet_overrides"])
+    n_traj = int(md_cfg["trajectories"])
+    if cfg["production_system"]:
+        frames = [production_system(cfg["production_system"], seed=k) for k in range(n_traj)]
+    else:
+        from catalysis import systems
+
+        lib = systems.seed_library(cfg["library"] or cfg["scale"], seed=0)
+        coupling = [a for a in lib if "+" in str(a.info.get("adsorbates", ""))] or lib
+        frames = [coupling[k % len(coupling)] for k in range(n_traj)]
+    elements = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    with tempfile.TemporaryDirectory() as tmp:
+        members = [SchNetAdapter.untrained(Path(tmp) / f"m{k}", schnet_cfg, seed=k,
+                                           elements=elements).batched()
+                   for k in range(int(cfg["committee_size"]))]
+        pot = Committee(members)
+        common_kw = dict(ensemble="nvt", temperature_K=md_cfg["temperature_K"],
+                         friction_per_ps=md_cfg["friction_per_ps"],
+                         timestep_fs=md_cfg["timestep_fs"], traj_every=0, device=device,
+                         batch_size=n_traj, progress=progress)
+        timed = run_md(frames, pot, Path(tmp) / "timed", steps=steps, **common_kw)
+    # the engine's own clock covers the step loop only (not building, the first force call or
+    # writing), so this is the cost of one MD step of the whole batch
+    s_per_step = n_traj / timed["replica_steps_per_s"]
+    total_steps = int(md_cfg["steps"])
+    wall_h = s_per_step * total_steps / 3600.0
+    sim_ps = n_traj * total_steps * md_cfg["timestep_fs"] / 1000.0
+    return {
+        "scale": cfg["scale"], "device": device, "n_trajectories": n_traj,
+        "atoms_per_system": len(frames[0]), "committee_size": int(cfg["committee_size"]),
+        "schnet": {k: schnet_cfg[k] for k in ("n_atom_basis", "n_interactions", "cutoff_A")},
+        "timed_steps": steps, "seconds_per_step_all_trajectories": s_per_step,
+        "steps_per_trajectory": total_steps, "simulated_ps": sim_ps,
+        "projected_wall_time_h": wall_h, "projected_wall_time_days": wall_h / 24.0,
+        "seed_gpu_wall_time_h": seed_md_wall_time_h(), "seed_gpu": SEED_RESULTS["gpu"],
+        "note": ("projected from the measured step time of the whole batch (all trajectories "
+                 "at once) with untrained weights; MD only (labelling, training and active "
+                 "learning not included). " + ELECTRODE_POTENTIAL_NOTE),
+    }
+
+
 def _claim_outdir(out: Path, settings: dict) -> None:
     """A rerun in the same folder continues (cached labels, finished models and MD are
     reused); a folder holding a run with other settings is refused, never overwritten."""
@@ -315,6 +411,17 @@ def _fmt(x, spec=".2f", none="—"):
     return format(x, spec)
 
 
+def _lifetime_row(name: str, d: dict | None, seed_ps: float) -> str:
+    """A report row: this run's mean lifetime of ``name`` with its interval, beside the seed's."""
+    if not d or not d.get("n"):
+        ours = "not observed"
+    else:
+        ci = d.get("ci95_ps") or [None, None]
+        ours = (f"{_fmt(d['mean_ps'], '.3f')} ps [{_fmt(ci[0], '.3f')}, {_fmt(ci[1], '.3f')}]"
+                f" (n = {d['n']})")
+    return f"| {name} mean lifetime | {ours} | {seed_ps:g} ps |"
+
+
 def report_markdown(s: dict) -> str:
     seed = s["seed_results"]
     pw = s["events"]["pathways"]
@@ -338,12 +445,15 @@ def report_markdown(s: dict) -> str:
         "|---|---|---|",
         f"| trajectories finished / run | {s['md']['n_finished']} / {s['md']['replicas']} | "
         "10 / 10 |",
-        f"| simulated time (ps) | {s['simulated_ps']:.1f} | {seed['simulated_ps']:.0f} |",
-        f"| C–C coupling events | {s['events']['n_coupling_events']} | "
-        f"{seed['n_coupling_events']} |",
+        f"| simulated time | {s['simulated_ps']:.1f} ps | {seed['simulated_us']:g} µs "
+        f"({seed['n_trajectories']} × {seed['trajectory_us']:g} µs) |",
+        f"| reaction events | {s['events']['n_events']} | {seed['n_reaction_events']} |",
+        f"| C–C coupling events | {s['events']['n_coupling_events']} | not stated apart |",
         *rows,
         f"| barrier (eV), mean ± std | {_fmt(b['mean_eV'])} ± {_fmt(b['std_eV'])} "
         f"(n = {b['n']}) | {seed['barrier_mean_eV']:.2f} ± {seed['barrier_std_eV']:.2f} |",
+        *[_lifetime_row(name, s["events"]["lifetimes"].get(name), ps)
+          for name, ps in seed["lifetime_ps"].items()],
         "",
         "Species lifetimes (completed lifetimes; 95 % t interval, clipped at 0):",
         "",
@@ -359,9 +469,11 @@ def report_markdown(s: dict) -> str:
         *[f"- {' + '.join(e['reactants'])} → {' + '.join(e['products'])}: {e['count']}"
           for e in sorted(s["events"].get("network", []), key=lambda e: -e["count"])[:15]],
         "",
-        "The seed's numbers come from its own reference method, system size and 180 ps of MD; "
-        "a tiny run on a semi-empirical reference is not expected to reproduce them. With few "
-        "or no events the fractions and their 95 % (Wilson) intervals say exactly that.",
+        f"The seed's numbers come from its own reference method, its {seed['md_system']['n_cu']}"
+        f" Cu + {seed['md_system']['n_water']} H2O + CO2 system and {seed['simulated_us']:g} µs "
+        "of MD; a small run on a semi-empirical reference is not expected to reproduce them. "
+        "With few or no events the fractions and their 95 % (Wilson) intervals say exactly "
+        "that. " + ELECTRODE_POTENTIAL_NOTE,
         "",
         "Figures: `event_timeline.png`, "
         "`active_learning/round_*/model/member_0/parity_test.png`.",

@@ -31,7 +31,8 @@ _Model = Annotated[Path, typer.Option(
 _Config = Annotated[str, typer.Option(
     "--config", metavar="NAME|FILE", help="tiny, paper or a JSON file of SchNet settings")]
 _Scale = Annotated[str, typer.Option("--scale", metavar="SCALE",
-                                     help="tiny, paper, or a JSON config")]
+                                     help="tiny, medium, paper (the seed's settings), or a "
+                                          "JSON config")]
 
 
 def _parse_counts(items: list[str]) -> dict[str, int]:
@@ -292,18 +293,38 @@ def barriers(
 
 
 @app.command("case-study", epilog=example(
-    "mlp-catalysis case-study --scale tiny --out runs/catalysis_tiny"))
+    "mlp-catalysis case-study --scale tiny --out runs/catalysis_tiny\n"
+    "  mlp-catalysis case-study --scale paper --estimate   (time the seed's MD here)"))
 def case_study_cmd(
     scale: _Scale = "tiny",
     out: opt.out_option("output folder (summary.json, report.md, figures)",
                         required=False) = Path("runs/catalysis"),
     seed: opt.Seed = 0,
     device: opt.Device = "cpu",
+    estimate: Annotated[bool, typer.Option(
+        "--estimate", help="run nothing: time a few production-MD steps of the config's "
+                           "system and committee here and project the MD's wall time")] = False,
+    estimate_steps: Annotated[int, typer.Option(
+        "--estimate-steps", min=1, help="steps timed by --estimate")] = 3,
     json_out: opt.Json = False,
 ) -> None:
     """The seed workflow end to end: build, sample, label, train, MD, events, barriers."""
     from catalysis import case_study
 
+    if estimate:
+        est = case_study.estimate_md_wall_time(scale, steps=estimate_steps, device=device)
+        if json_out:
+            emit_json(est)
+        else:
+            print(f"{est['scale']}: {est['n_trajectories']} trajectories x "
+                  f"{est['steps_per_trajectory']:,} steps of {est['atoms_per_system']} atoms, "
+                  f"committee of {est['committee_size']} on {est['device']}: "
+                  f"{est['seconds_per_step_all_trajectories']:.3g} s per step (measured) -> "
+                  f"{est['projected_wall_time_h']:,.0f} h ({est['projected_wall_time_days']:,.1f}"
+                  f" days) for the MD; the seed: {est['seed_gpu_wall_time_h']:.0f} h on "
+                  f"{est['seed_gpu']}.")
+            print(est["note"])
+        return
     summary = case_study.run(scale, out, seed=seed, progress=not json_out, device=device)
     if json_out:
         emit_json(summary)
