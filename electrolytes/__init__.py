@@ -13,9 +13,10 @@ deepmd's own PyTorch trainer and freezer, deepmd's ASE calculator, one batched c
 frozen model for the MD engine, a committee of 4; imported on first use
 (``electrolytes.DeepMDAdapter``), so the analyses above load no framework.
 
-Still to come: systems (liquid cells), active learning over conditions, screening and the case
-study, on the shared layer (common.labels, common.data, common.active_learning, common.md,
-common.sweep).
+Pipeline: :mod:`electrolytes.systems` (packmol cells from compositions),
+:mod:`electrolytes.active_learning` (DP-GEN loop on common.active_learning),
+:mod:`electrolytes.screening` (the condition grid on common.sweep) and
+:mod:`electrolytes.case_study` (``mlp-electrolytes case-study --scale tiny|paper``).
 """
 
 from electrolytes.solvation import (

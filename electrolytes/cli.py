@@ -1,9 +1,11 @@
-"""``mlp-electrolytes``: transport (D, conductivity, Arrhenius) and Li+ solvation shells from
-MD trajectories made by any code.
+"""``mlp-electrolytes``: EC/DEC + LiPF6 electrolytes with DeePMD, from a composition to Li+
+transport: ``build`` (packmol cells), ``train`` (DeePMD committee), ``md`` (NVT/NPT with any
+potential), ``active-learn`` (DP-GEN loop, resumable), ``screen`` (the condition grid on
+Dask), ``transport`` and ``solvation`` (analyses of trajectories made by any code) and
+``case-study``.
 
-Thin layer over :func:`electrolytes.transport.transport_report` and
-:func:`electrolytes.solvation.solvation_shells`: the options shared with the other ``mlp-*``
-apps (``--dt-fs``, ``--temperature-K``, ``--temperatures``, ``--json``) come from
+Thin layer over the package's modules; the options shared with the other ``mlp-*`` apps
+(``--dt-fs``, ``--temperature-K``, ``--temperatures``, ``--steps``, ``--json``...) come from
 :mod:`common.cli.options`.
 """
 
@@ -22,10 +24,11 @@ from common.cli.app import emit_json, example, new_app, run_app, warn
 from common.cli.flags import param_flags
 from common.errors import ConfigError
 
-app = new_app("mlp-electrolytes: transport and solvation of liquid electrolytes from MD "
-              "trajectories (extxyz, ASE traj, HDF5 of mlp-cases md, ...).",
-              epilog=example("mlp-electrolytes transport md_300K.extxyz --dt-fs 10 "
-                             "--temperature-K 300 --charge Li=1 --charge P=-1 --json"))
+app = new_app("mlp-electrolytes: EC/DEC + LiPF6 electrolytes with DeePMD: cells, training, "
+              "active learning, MD, screening, and transport and solvation of MD trajectories "
+              "(extxyz, ASE traj, HDF5 of mlp-cases md, ...).",
+              epilog=example("mlp-electrolytes case-study --scale tiny --out "
+                             "runs/electrolytes_tiny"))
 
 class SigmaKind(StrEnum):
     """Which conductivity the Arrhenius fit of σT uses."""
@@ -218,6 +221,11 @@ def solvation(
         emit_json(res.to_dict())
     else:
         print("\n".join(solvation_lines(res.to_dict())))
+
+
+from electrolytes.cli_run import register  # noqa: E402  (commands of the pipeline)
+
+register(app)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,7 +235,8 @@ _DRIVER = ("from deepmd.main import main; "
            f"main(['--pt', 'freeze', '-c', '{CHECKPOINT}', '-o', '{MODEL_FILE}'])")
 
 
-def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False) -> float:
+def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False,
+               threads: int | None = None) -> float:
     """Train and freeze with deepmd-kit in ``workdir`` (which holds ``input.json``) in a
     child process on ``device``; returns the wall time (s). deepmd's log goes to
     ``dp_train.log``, everything the process prints to ``dp_train.out`` (to the terminal
@@ -250,7 +252,7 @@ def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False) -> fl
     with contextlib.ExitStack() as stack:
         out = None if progress else stack.enter_context(open(out_path, "w"))
         proc = subprocess.run([sys.executable, "-c", _DRIVER], cwd=workdir,
-                              env=_child_env(device), stdout=out,
+                              env=_child_env(device, threads), stdout=out,
                               stderr=subprocess.STDOUT if out else None, check=False)
     if proc.returncode != 0 or not (workdir / MODEL_FILE).exists():
         log = out_path if out_path.exists() else workdir / "dp_train.log"
@@ -260,11 +262,20 @@ def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False) -> fl
     return time.perf_counter() - start
 
 
-def _child_env(device: str) -> dict[str, str]:
+def _child_env(device: str, threads: int | None = None) -> dict[str, str]:
     """The environment for deepmd's process: deepmd reads its device from ``DEVICE=cpu`` or
-    takes ``cuda:0``, so ``cuda:N`` becomes the only visible GPU."""
+    takes ``cuda:0``, so ``cuda:N`` becomes the only visible GPU. Its data loader reads the
+    frames in the training process (``NUM_WORKERS=0`` unless set: deepmd's default of one
+    loader process per core, up to 4, costs more than it saves on a few hundred frames);
+    ``threads`` sets its OpenMP and torch thread counts (committee members trained side by
+    side must not oversubscribe the cores)."""
     env = dict(os.environ)
     env.pop("LOCAL_RANK", None)  # deepmd would start distributed training
+    env.setdefault("NUM_WORKERS", "0")
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS"):
+            env[name] = str(threads)
+        env["DP_INTER_OP_PARALLELISM_THREADS"] = "1"
     if device == "cpu":
         env["DEVICE"] = "cpu"
         return env
@@ -339,8 +350,8 @@ class DeepMDAdapter:
     # -- training -----------------------------------------------------------------------
     @classmethod
     def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
-              seed: int = 0, test=None, device: str = "cpu", progress: bool = False
-              ) -> DeepMDAdapter:
+              seed: int = 0, test=None, device: str = "cpu", progress: bool = False,
+              threads: int | None = None) -> DeepMDAdapter:
         """Train with deepmd-kit on ``train`` (``valid`` in deepmd's learning curve), freeze,
         and score on ``valid`` and ``test``.
 
@@ -356,6 +367,7 @@ class DeepMDAdapter:
         seed : seeds deepmd's descriptor, fitting net and batch order.
         device : ``cpu``/``cuda``/``cuda:N``, checked before anything is written.
         progress : show deepmd's training log in the terminal.
+        threads : OpenMP/torch threads of deepmd's process (default: deepmd's own choice).
 
         deepmd trains for ``numb_steps`` with a decaying learning rate; it has no early
         stopping, so ``valid`` is scored, not used to stop.
@@ -368,15 +380,17 @@ class DeepMDAdapter:
         check_training_data(train, valid, test)
         _import_deepmd()
         workdir = Path(workdir).resolve()
-        inp, stat = _write_input(train, valid, workdir, cfg, seed)
-        seconds = run_deepmd(workdir, device, progress)
+        with _IN_PROCESS:
+            inp, stat = _write_input(train, valid, workdir, cfg, seed)
+        seconds = run_deepmd(workdir, device, progress, threads)
         meta = {"framework": cls.name, "config": cfg, "seed": seed,
                 "elements": inp["model"]["type_map"], "sel": inp["model"]["descriptor"]["sel"],
                 "neighbor_stat": stat, "model_file": MODEL_FILE,
                 "n_train": len(train), "n_valid": len(valid),
                 "training_time_s": round(seconds, 2), "deepmd_version": _deepmd_version()}
         adapter = cls(workdir, meta, device)
-        adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
+        with _IN_PROCESS:
+            adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
         adapter.save(workdir)
         return adapter
 
@@ -452,20 +466,44 @@ class DeepMDAdapter:
         return DeepMDBatched(self.model_file).to(dtype)
 
 
+#: members trained side by side (:func:`train_committee`) share this process only for deepmd's
+#: child process; export, neighbour statistics and scoring (pyplot) take turns
+_IN_PROCESS = threading.Lock()
+
 #: models in a committee: DP-GEN's usual four (model deviation for active learning)
 COMMITTEE_SIZE = 4
 
 
 def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE_SIZE,
-                    config: dict | str | None = None, seed: int = 0, **train_kw: Any
-                    ) -> tuple[Path, list[DeepMDAdapter]]:
+                    config: dict | str | None = None, seed: int = 0, parallel: int = 1,
+                    **train_kw: Any) -> tuple[Path, list[DeepMDAdapter]]:
     """Train ``n_models`` DeePMD models that differ only in their seed (``seed``,
     ``seed + 1``, ...) in ``workdir/member_k`` and record the committee folder
-    (:func:`common.potential.committee.train_committee`). Returns (folder, members)."""
+    (:mod:`common.potential.committee`). Returns (folder, members).
+
+    ``parallel`` > 1 runs that many deepmd trainings side by side (each in its own process
+    with ``cpu_count // parallel`` threads); the members are the same as trained one by one
+    (each depends only on its seed and the data)."""
+    from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
-    return train_members(DeepMDAdapter, train, valid, workdir, n_models, config=config,
-                         seed=seed, **train_kw)
+    if parallel <= 1 or n_models == 1:
+        return train_members(DeepMDAdapter, train, valid, workdir, n_models, config=config,
+                             seed=seed, **train_kw)
+    from concurrent.futures import ThreadPoolExecutor
+
+    workdir = Path(workdir)
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    dirs = [workdir / f"member_{k}" for k in range(n_models)]
+    _import_deepmd()  # once, before the threads
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        jobs = [pool.submit(DeepMDAdapter.train, train, valid, d, config=config, seed=seed + k,
+                            threads=threads, **train_kw) for k, d in enumerate(dirs)]
+        members = [j.result() for j in jobs]
+    save_committee_folder(workdir, dirs, framework=DeepMDAdapter.name,
+                          extra={"metrics": [m.meta.get("metrics") for m in members],
+                                 "elements": list(members[0].elements or [])})
+    return workdir, members
 
 
 def _deepmd_version() -> str:

@@ -167,3 +167,92 @@ def test_help_ends_with_an_example_and_every_option_has_help():
         assert all(getattr(p, "help", None) for p in cmd.params), path
         assert (cmd.epilog or "").startswith("Example:"), path
         assert len([ln for ln in cmd.epilog.splitlines() if "mlp-" in ln]) == 1, path
+
+
+# -- the pipeline commands ---------------------------------------------------------------------
+
+
+def test_build_json_and_file(tmp_path, capsys):
+    import ase.io
+
+    out = tmp_path / "cell.extxyz"
+    code, stdout, err = _run(["build", "--solvents", "EC:DEC=1:1", "--salt-M", "1",
+                              "--atoms", "84", "--out", out, "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(stdout)
+    assert d["counts"] == {"EC": 4, "DEC": 2, "Li": 1, "PF6": 1} and d["n_atoms"] == 84
+    cell = ase.io.read(out)
+    assert len(cell) == 84 and cell.pbc.all()
+    assert abs(cell.get_volume() - d["edge_A"] ** 3) < 1e-6
+    code, stdout, err = _run(["build", "--counts", "EC=3,Li=1,PF6=1", "--density-g-cm3", "1.3",
+                              "--out", tmp_path / "c2.extxyz"], capsys)
+    assert code == 0, err and "1.300 g/cm³" in stdout
+
+
+def test_md_with_any_potential_nvt_and_npt(tmp_path, capsys):
+    """A packed cell runs with Lennard-Jones through `md` (NVT, then NPT at 1 bar)."""
+    cell = tmp_path / "cell.extxyz"
+    assert _run(["build", "--counts", "EC=2,Li=1,PF6=1", "--density-g-cm3", "1.2", "--out",
+                 cell], capsys)[0] == 0
+    lj = ["--potential", "lj", "--param", "epsilon=0.002", "--param", "sigma=0.5"]
+    code, stdout, err = _run(["md", cell, *lj, "--steps", "20", "--temperatures", "300",
+                              "--out", tmp_path / "nvt", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["ensemble"] == "nvt"
+    code, stdout, err = _run(["md", cell, *lj, "--steps", "20", "--ensemble", "npt",
+                              "--pressure-bar", "1", "--out", tmp_path / "npt", "--json"],
+                             capsys)
+    assert code == 0, err
+    s = json.loads(stdout)
+    assert s["ensemble"] == "npt" and s["mean_density_g_per_cm3"] > 0
+
+
+P = ("build", "--out", "{tmp}/cell.extxyz")
+
+PIPELINE_ROWS = [
+    R("build-atoms-and-counts", *P, "--atoms", "84", "--counts", "EC=4,Li=1,PF6=1",
+      needles=("--atoms",)),
+    R("build-neither", *P, needles=("--atoms",)),
+    R("build-zero-salt-molecules", *P, "--atoms", "40", needles=("zero LiPF6", "--atoms")),
+    R("build-zero-fec", *P, "--atoms", "90", "--fec-wt-pct", "2", needles=("zero FEC",)),
+    R("build-too-dense", *P, "--atoms", "84", "--density-g-cm3", "2.5",
+      needles=("cannot be packed", "--density-g-cm3")),
+    R("build-net-charge", *P, "--counts", "EC=2,Li=1", needles=("net charge",)),
+    R("build-bad-counts", *P, "--counts", "EC4", needles=("--counts",)),
+    R("build-bad-solvents", *P, "--atoms", "84", "--solvents", "EC:DEC=1",
+      needles=("EC:DEC=1:1",)),
+    R("build-bad-basis", *P, "--atoms", "84", "--by", "mass", needles=("volume or mole",)),
+    R("build-unknown-molecule", *P, "--counts", "XYZ((=2", needles=("SMILES",)),
+    R("build-density-0", *P, "--atoms", "84", "--density-g-cm3", "0", kind="usage"),
+    R("train-missing-data", "train", "{missing}", "--out", "{tmp}/model",
+      needles=("missing.extxyz",)),
+    R("train-unknown-config", "train", "{md_300K}", "--out", "{tmp}/model", "--config",
+      "huge", needles=("--config",)),
+    R("train-out-is-a-file", "train", "{md_300K}", "--out", "{md_350K}",
+      needles=("a file is in the way",)),
+    R("md-unknown-potential", "md", "{md_300K}", "--potential", "nothing", "--out",
+      "{tmp}/md", needles=("--potential",)),
+    R("md-npt-without-pressure", "md", "{md_300K}", "--potential", "lj", "--param",
+      "epsilon=0.01", "--param", "sigma=2", "--ensemble", "npt", "--out", "{tmp}/md",
+      needles=("--pressure-bar",)),
+    R("md-pressure-with-nvt", "md", "{md_300K}", "--potential", "lj", "--param",
+      "epsilon=0.01", "--param", "sigma=2", "--pressure-bar", "1", "--out", "{tmp}/md",
+      needles=("--pressure-bar",)),
+    R("active-learn-bad-window", "active-learn", "{md_300K}", "{md_300K}", "--out", "{tmp}/al",
+      "--trust-lo-eV-A", "3", "--trust-hi-eV-A", "1", needles=("--trust-lo-eV-A",)),
+    R("active-learn-missing-data", "active-learn", "{md_300K}", "{missing}", "--out",
+      "{tmp}/al", needles=("missing.extxyz",)),
+    R("active-learn-temperature-0", "active-learn", "{md_300K}", "{md_300K}", "--out",
+      "{tmp}/al", "--temperatures", "0", kind="usage"),
+    R("screen-missing-model", "screen", "--model", "{tmp}/nomodel", "--out", "{tmp}/s",
+      needles=("nomodel",)),
+    R("screen-unknown-config", "screen", "--model", "{tmp}", "--out", "{tmp}/s", "--config",
+      "huge", needles=("--config",)),
+    R("case-study-unknown-scale", "case-study", "--scale", "huge", "--out", "{tmp}/cs",
+      needles=("--scale",)),
+]
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in PIPELINE_ROWS])
+def test_pipeline_bad_input(row, files, capsys):
+    check_row(app, row, files["tmp"], capsys, files)

@@ -1,0 +1,240 @@
+"""Active learning of a DeePMD committee over electrolyte conditions (the DP-GEN loop).
+
+Each iteration, through the resumable driver :class:`common.active_learning.ActiveLearning`:
+train a committee of DeePMD models (deepmd-kit's own trainer, seeds differ) -> explore with
+batched Langevin MD (NVT, or NPT at ``pressure_bar``) of every start cell at every condition
+temperature, driven by the committee's mean -> the DP-GEN max force deviation of every
+``frame_every``-th frame -> candidates with ``trust_lo <= deviation < trust_hi`` -> at most
+``max_new`` of them, spread evenly over the deviation range (the common selection, so not only
+the worst frames) -> GFN1-xTB labels (:mod:`common.labels`, cached by structure in the label
+database) -> retrain. The loop stops after ``iterations`` explorations, or earlier once the
+fraction of explored frames the committee already agrees on (deviation < ``trust_lo``)
+reaches ``accurate_fraction``, or when an exploration finds nothing to label.
+
+Everything is on disk under the work folder (see :mod:`common.active_learning`), so a run
+killed at any point resumes where it stopped and never labels or merges a frame twice;
+``active_learning.png`` plots the record.
+
+Simplification, named: "diverse" is the common selection's spread over the deviation range;
+no structural fingerprint (e.g. descriptor-space farthest-point sampling) is used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from common.config import ConfigSchema
+from common.errors import ConfigError
+
+__all__ = ["ALSettings", "explored_fraction", "plot_history", "run_active_learning"]
+
+
+@dataclass(frozen=True)
+class ALSettings(ConfigSchema):
+    """Active-learning settings (a section of the case-study config).
+
+    ``iterations``: most explorations; ``temperatures_K``: exploration conditions (every
+    start cell at each); ``md_steps``, ``timestep_fs``, ``friction_per_ps``: each exploration
+    run; ``frame_every``: steps between the frames whose deviation is measured;
+    ``trust_lo_eV_A``, ``trust_hi_eV_A``: the trust window; ``max_new``: labels per iteration
+    at most; ``accurate_fraction``: stop once this fraction of frames is below the window;
+    ``committee_size``: models per committee; ``pressure_bar``: NPT exploration when given;
+    ``train_parallel``: members trained side by side.
+    """
+
+    iterations: int
+    temperatures_K: list[float]
+    md_steps: int
+    timestep_fs: float
+    friction_per_ps: float
+    frame_every: int
+    trust_lo_eV_A: float
+    trust_hi_eV_A: float
+    max_new: int
+    accurate_fraction: float
+    committee_size: int
+    pressure_bar: float | None = None
+    train_parallel: int = 1
+
+    def check(self, where: str = "active_learning") -> ALSettings:
+        def need(ok: bool, what: str, fix: str) -> None:
+            if not ok:
+                raise ConfigError(what, where=where, fix=fix)
+
+        need(self.iterations >= 0, f"iterations must be >= 0 (got {self.iterations})",
+             "give e.g. 2")
+        need(bool(self.temperatures_K) and all(t > 0 for t in self.temperatures_K),
+             f"temperatures_K must be a list of temperatures > 0 K (got {self.temperatures_K})",
+             "give e.g. [300, 400]")
+        need(self.md_steps >= 1 and self.frame_every >= 1 and self.timestep_fs > 0
+             and self.friction_per_ps > 0, "md_steps, frame_every, timestep_fs and "
+             "friction_per_ps must be > 0", "give e.g. 500, 10, 0.5, 1.0")
+        need(0 <= self.trust_lo_eV_A < self.trust_hi_eV_A, "need 0 <= trust_lo_eV_A < "
+             f"trust_hi_eV_A (got {self.trust_lo_eV_A}, {self.trust_hi_eV_A})",
+             "DP-GEN uses e.g. 0.05 and 0.15 eV/Å for a converged model")
+        need(self.max_new >= 1, f"max_new must be >= 1 (got {self.max_new})", "give e.g. 50")
+        need(0 < self.accurate_fraction <= 1, "accurate_fraction must be in (0, 1] (got "
+             f"{self.accurate_fraction})", "DP-GEN stops at e.g. 0.99")
+        need(self.committee_size >= 2, f"committee_size must be >= 2 (got "
+             f"{self.committee_size})", "a deviation needs two models; DP-GEN uses 4")
+        return self
+
+
+def explored_fraction(entry: dict) -> float | None:
+    """Fraction of an iteration's explored frames below the trust window (accurate)."""
+    n = entry["n_accurate"] + entry["n_candidates"] + entry["n_failed"]
+    return entry["n_accurate"] / n if n else None
+
+
+def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Sequence[Atoms],
+                        starts: Sequence[Atoms], settings: ALSettings | dict, *,
+                        labeller, db: str | Path, deepmd_config: dict | str = "tiny",
+                        test: Sequence[Atoms] | None = None, seed: int = 0,
+                        device: str = "cpu", progress: bool = False,
+                        label_cluster: Any = None) -> dict:
+    """Run (or resume) the loop in ``workdir``; returns a dict with ``model`` (the last
+    committee folder), ``members`` (loaded adapters), ``committee`` (BatchedPotential),
+    ``metrics``, ``data`` (training frames), ``history`` (one entry per exploration, with
+    ``accurate_fraction``), ``stopped`` (why) and ``plot``.
+
+    ``labeller``: a :class:`common.labels.LabellerSpec`; ``db``: its label database (a
+    relabelled structure is read from it, never recomputed); ``label_cluster``: where the
+    labels run (:func:`common.sweep.run_tasks`; None: a local Dask cluster).
+    """
+    import ase.io
+
+    from common.active_learning import ActiveLearning
+    from common.data import Dataset
+    from common.labels import label_structures, labelled_frames
+    from common.md.runner import run_md
+    from common.potential.model_folder import META
+    from electrolytes.model import DeepMDAdapter, train_committee
+
+    s = settings if isinstance(settings, ALSettings) else ALSettings.from_dict(settings)
+    s.check()
+    workdir = Path(workdir)
+    temps = [float(t) for t in s.temperatures_K]
+    md_frames = [a for a in starts for _ in temps]
+    md_temps = [t for _ in starts for t in temps]
+
+    def train(frames, folder, r):
+        _, members = train_committee(Dataset.from_frames(frames),
+                                     Dataset.from_frames(list(valid)), folder,
+                                     s.committee_size, config=deepmd_config,
+                                     seed=seed + 100 * r, test=test, device=device,
+                                     parallel=s.train_parallel)
+        return _committee(members), _mean_metrics(members)
+
+    def load(folder, r):
+        names = json.loads((Path(folder) / META).read_text())["members"]
+        return _committee([DeepMDAdapter.load(Path(folder) / m, device=device)
+                           for m in names])
+
+    def explore(model, folder, r):
+        kw = {"ensemble": "nvt"}
+        if s.pressure_bar is not None:
+            kw = {"ensemble": "npt", "pressure_bar": s.pressure_bar}
+        run_md(md_frames, model[0], folder, restart=(Path(folder) / "run.json").exists(),
+               temperature_K=md_temps, friction_per_ps=s.friction_per_ps,
+               timestep_fs=s.timestep_fs, steps=s.md_steps, seed=seed + 1000 * (r + 1),
+               traj_every=0, thermo_every=s.frame_every, checkpoint_every=s.md_steps,
+               flag_deviation_eV_A=0.0, progress=progress, on_blowup="stop_system",
+               device=device, **kw)
+        path = Path(folder) / "flagged_frames.extxyz"
+        return list(ase.io.read(path, ":")) if path.exists() else []
+
+    def label(frames):
+        for f in frames:  # what the labeller needs; MD bookkeeping goes
+            f.info = {"charge": 0}
+        label_structures(frames, labeller, db, progress=progress, cluster=label_cluster,
+                         source="active-learning frames")
+        return [a for a in labelled_frames(frames, labeller, db) if a is not None]
+
+    loop = ActiveLearning(workdir, list(initial), train=train, load=load, explore=explore,
+                          label=label, lo=s.trust_lo_eV_A, hi=s.trust_hi_eV_A,
+                          max_new=s.max_new)
+    stopped = f"{s.iterations} iterations done"
+    res = loop.run(0) if s.iterations == 0 else None
+    for k in range(1, s.iterations + 1):
+        res = loop.run(k)
+        if res.rounds < k:
+            stopped = "an exploration found nothing to label"
+            break
+        frac = explored_fraction(res.history[-1])
+        if frac is not None and frac >= s.accurate_fraction:
+            stopped = (f"accurate fraction {frac:.3f} >= {s.accurate_fraction} after "
+                       f"iteration {k}")
+            break
+    history = [{**h, "accurate_fraction": explored_fraction(h)} for h in res.history]
+    plot = plot_history(history, workdir / "active_learning.png", s)
+    committee, members = res.model
+    return {"model": loop.round_dir(res.rounds) / "model", "members": members,
+            "committee": committee, "metrics": res.metrics, "data": res.data,
+            "history": history, "stopped": stopped, "plot": plot, "rounds": res.rounds}
+
+
+def _committee(members):
+    from common.potential.committee import Committee
+
+    return Committee([m.batched() for m in members]), members
+
+
+def _mean_metrics(members) -> dict:
+    """The members' test (else validation) errors, averaged; and each member's."""
+    per = [m.meta.get("metrics", {}) for m in members]
+    part = "test" if all("test" in p for p in per) else "valid"
+    keys = ("energy_mae_eV_per_atom", "energy_rmse_eV_per_atom", "force_mae_eV_A",
+            "force_rmse_eV_A")
+    mean = {k: sum(p[part][k] for p in per) / len(per) for k in keys
+            if all(k in p.get(part, {}) for p in per)}
+    return {"set": part, **mean, "members": per}
+
+
+def plot_history(history: list[dict], path: str | Path, settings: ALSettings | None = None
+                 ) -> Path | None:
+    """Per iteration: fractions of explored frames accurate / candidate / failed (stacked)
+    and the training-set size; saved atomically. None when nothing was explored."""
+    if not history:
+        return None
+    import matplotlib
+
+    from common.fileio import atomic_path
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    its = [h["round"] for h in history]
+    n = [max(1, h["n_accurate"] + h["n_candidates"] + h["n_failed"]) for h in history]
+    acc = [h["n_accurate"] / k for h, k in zip(history, n, strict=True)]
+    cand = [h["n_candidates"] / k for h, k in zip(history, n, strict=True)]
+    fail = [h["n_failed"] / k for h, k in zip(history, n, strict=True)]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax.bar(its, acc, label="accurate", color="tab:green")
+    ax.bar(its, cand, bottom=acc, label="candidate", color="tab:orange")
+    ax.bar(its, fail, bottom=[a + c for a, c in zip(acc, cand, strict=True)], label="failed",
+           color="tab:red")
+    if settings is not None:
+        ax.axhline(settings.accurate_fraction, color="k", ls="--", lw=1,
+                   label="stop threshold")
+        ax.set_title(f"trust window [{settings.trust_lo_eV_A:g}, "
+                     f"{settings.trust_hi_eV_A:g}) eV/Å", fontsize=9)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("fraction of explored frames")
+    ax.set_xticks(its)
+    ax.legend(fontsize=8)
+    ax2.plot(its, [h["n_train"] for h in history], "o-", label="training frames")
+    ax2.plot(its, [h["n_labelled"] or 0 for h in history], "s--", label="labelled this it.")
+    ax2.set_xlabel("iteration")
+    ax2.set_xticks(its)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return Path(path)

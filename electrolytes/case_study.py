@@ -1,0 +1,470 @@
+"""The seed's electrolyte workflow end to end, at a chosen scale.
+
+pack EC/DEC/LiPF6 cells from a composition (packmol) -> rattled configurations -> GFN1-xTB
+labels (tblite, cached) -> DeePMD committee (deepmd-kit's own trainer) -> active learning
+over exploration temperatures (:mod:`electrolytes.active_learning`, resumable) -> production
+MD of the composition grid at its temperatures through :mod:`common.sweep`
+(:mod:`electrolytes.screening`) -> D per species, Nernst-Einstein and Einstein-Helfand
+conductivity, Arrhenius Ea ± error, Li+ solvation shells -> report.md beside the seed's
+numbers, summary.json and figures.
+
+    from electrolytes import case_study
+    summary = case_study.run("tiny", "runs/electrolytes_tiny")
+
+Every stage is resumable: labels are cached by structure, the active-learning record and the
+sweep store say what is done, MD continues from its checkpoints; a rerun of a finished study
+only reloads and rewrites the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.config import ConfigSchema
+from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
+from electrolytes.active_learning import ALSettings
+from electrolytes.screening import ScreenSettings
+
+CONFIGS = Path(__file__).parent / "configs"
+#: initial frames with a larger reference force (eV/Å) are dropped, not trained on
+MAX_FORCE_EV_A = 50.0
+
+#: the seed's published results (issue #9; for comparison only, a tiny run cannot reproduce
+#: them): baseline -> optimised electrolyte
+SEED_RESULTS = {
+    "n_initial_configurations": 15000, "n_final_configurations": 50000,
+    "active_learning_iterations": 10, "n_conditions": 1000, "atoms_per_cell": "500-1000",
+    "ns_per_condition": 100.0, "energy_error_meV_per_atom": 12.0, "force_error_eV_A": 0.05,
+    "Ea_baseline_eV": 0.25, "Ea_baseline_err_eV": 0.02,
+    "Ea_optimised_eV": 0.18, "Ea_optimised_err_eV": 0.01, "conductivity_gain": 3.0,
+    "shell_baseline": "Li+(EC)3(DEC)1", "shell_optimised": "Li+(FEC)1(EC)2(DEC)1",
+}
+
+
+@dataclass(frozen=True)
+class CellSettings(ConfigSchema):
+    """Training cells: ``composition`` (:class:`electrolytes.systems.Composition` keys),
+    about ``n_atoms`` atoms or fixed ``counts``, ``density_g_cm3`` (None: estimate),
+    ``n_cells`` packmol seeds, ``n_rattled`` rattled copies of each with Gaussian
+    displacements of standard deviation in ``rattle_A`` (Å)."""
+
+    composition: dict[str, Any]
+    n_atoms: int
+    n_cells: int
+    n_rattled: int
+    rattle_A: tuple[float, float]
+    density_g_cm3: float | None = None
+    counts: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class CaseConfig(ConfigSchema):
+    """The keys of ``configs/case_*.json`` (a user's own file is checked against them).
+
+    ``labeller``: ``{"name": preset, **options}`` (:mod:`common.labels`); ``deepmd``: a DeePMD
+    config name or file, ``deepmd_overrides`` replaces some of its values; ``split``:
+    train/valid/test fractions of the initial labels; ``label_cluster``/``screen_cluster``:
+    where labels and the screening grid run (None: a local Dask cluster; "serial").
+    """
+
+    scale: str
+    labeller: dict[str, Any]
+    cells: CellSettings
+    deepmd: str
+    active_learning: ALSettings
+    screen: ScreenSettings
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    deepmd_overrides: dict[str, Any] = field(default_factory=dict)
+    label_cluster: str | None = None
+    screen_cluster: str | None = None
+
+
+def load_case_config(scale: str | Path) -> dict[str, Any]:
+    """``tiny``, ``paper`` (the seed's settings) or a JSON file, checked against
+    :class:`CaseConfig`; returned as a plain dict."""
+    from common.config import load_json_config
+
+    cfg = load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
+                           schema=CaseConfig)
+    cfg.active_learning.check(f"{scale}: active_learning")
+    cfg.screen.check(f"{scale}: screen")
+    return cfg.to_dict()
+
+
+def _cpu_s() -> float:
+    """user + sys CPU seconds of this process and of its finished children (deepmd's
+    trainers, Dask workers)."""
+    import os
+
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class _Clock:
+    def __init__(self, path: Path):
+        self.path = path
+        self.t: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            t0, c0 = time.perf_counter(), _cpu_s()
+            yield
+            self.t[name] = round(time.perf_counter() - t0, 1)
+            self.t[name.removesuffix("_s") + "_cpu_s"] = round(_cpu_s() - c0, 1)
+
+        return cm()
+
+
+def run(scale: str = "tiny", outdir: str | Path = "runs/electrolytes", seed: int = 0,
+        progress: bool = True, device: str = "cpu") -> dict:
+    """Run (or resume) the case study; returns the summary (also ``outdir/summary.json``)."""
+    from common.labels import LabellerSpec
+    from electrolytes.model import load_config
+
+    cfg = load_case_config(scale)
+    out = Path(outdir)
+    _claim_outdir(out, {"config": cfg, "seed": seed})
+    clock = _Clock(out)
+    lab = dict(cfg["labeller"])
+    spec = LabellerSpec(lab.pop("name"), lab)
+    deepmd_cfg = load_config(cfg["deepmd"], **cfg["deepmd_overrides"])
+    t_start = time.perf_counter()
+
+    with clock("build_s"):
+        starts = _build(cfg["cells"], out, seed)
+    with clock("label_s"):
+        data, label_report = _initial_data(starts, cfg, spec, out, seed, progress)
+    train0, valid, test = data.split(tuple(cfg["split"]), seed=seed)
+    for name, part in (("train", train0), ("valid", valid), ("test", test)):
+        part.write(out / "dataset" / f"{name}.extxyz", overwrite=True)
+    with clock("train_and_active_learning_s"):
+        al = _active_learning(cfg, out, train0, valid, test, starts, spec, deepmd_cfg, seed,
+                              device, progress)
+    with clock("production_md_s"):
+        screen = _production(cfg, out, al["model"], starts, seed, device, progress)
+    with clock("analysis_s"):
+        analysis = _analysis(cfg, out, screen)
+    summary = _summary(cfg, seed, spec, label_report, data, train0, valid, test, al, screen,
+                       analysis, deepmd_cfg, clock.t)
+    summary["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 1)
+    atomic_write_json(out / "summary.json", summary, default=_plain)
+    atomic_write_text(out / "report.md", report_markdown(summary))
+    return summary
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def _build(c: dict, out: Path, seed: int):
+    """``n_cells`` packed cells (seeds seed, seed+1, ...), written once and read back."""
+    import ase.io
+
+    from electrolytes.systems import Composition, liquid_cell
+
+    path = out / "start_structures.extxyz"
+    if path.exists():
+        return list(ase.io.read(path, ":"))
+    comp = Composition(**c["composition"])
+    cells = [liquid_cell(None if c["counts"] else comp,
+                         n_atoms=None if c["counts"] else c["n_atoms"], counts=c["counts"],
+                         density_g_cm3=c["density_g_cm3"], seed=seed + k)
+             for k in range(c["n_cells"])]
+    for a in cells:  # keep extxyz-friendly info only
+        a.info = {"charge": 0, "seed": a.info["seed"],
+                  "density_g_cm3": a.info["density_g_cm3"], "salt_M": a.info["salt_M"]}
+    atomic_write_atoms(path, cells, format="extxyz")
+    return list(ase.io.read(path, ":"))
+
+
+def rattled(starts, n: int, rattle_A: tuple[float, float], seed: int):
+    """The cells plus ``n`` rattled copies of each (Gaussian displacements, standard
+    deviation evenly spaced over ``rattle_A``), deterministic for ``seed``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for a in starts:
+        frames.append(a.copy())
+        for s in np.linspace(rattle_A[0], rattle_A[1], n):
+            b = a.copy()
+            b.positions = b.positions + rng.normal(scale=s, size=b.positions.shape)
+            b.info = {"charge": 0}
+            frames.append(b)
+    for f in frames:
+        f.info = {"charge": 0}
+    return frames
+
+
+def _initial_data(starts, cfg: dict, spec, out: Path, seed: int, progress: bool):
+    """Label the cells and their rattled copies; a copy whose reference force exceeds
+    :data:`MAX_FORCE_EV_A` (two atoms rattled into each other) is dropped and counted."""
+    import numpy as np
+
+    from common.data import Dataset
+    from common.labels import label_structures, labelled_frames
+
+    c = cfg["cells"]
+    frames = rattled(starts, c["n_rattled"], tuple(c["rattle_A"]), seed)
+    report = label_structures(frames, spec, out / "labels.db", progress=progress,
+                              cluster=cfg["label_cluster"], source="initial configurations")
+    done = [a for a in labelled_frames(frames, spec, out / "labels.db") if a is not None]
+    kept = [a for a in done if np.abs(a.get_forces()).max() < MAX_FORCE_EV_A]
+    rep = {**report.to_dict(), "n_dropped_large_force": len(done) - len(kept)}
+    return Dataset.from_frames(kept).validate(max_force_eV_A=MAX_FORCE_EV_A), rep
+
+
+def _active_learning(cfg, out, train0, valid, test, starts, spec, deepmd_cfg, seed, device,
+                     progress):
+    from electrolytes.active_learning import run_active_learning
+
+    return run_active_learning(out / "active_learning", list(train0), list(valid), starts,
+                               cfg["active_learning"], labeller=spec, db=out / "labels.db",
+                               deepmd_config=deepmd_cfg, test=list(test), seed=seed,
+                               device=device, progress=progress,
+                               label_cluster=cfg["label_cluster"])
+
+
+def _production(cfg, out, model: Path, starts, seed, device, progress) -> dict:
+    """The screening grid with the final committee; the tiny grid reuses the training
+    composition's molecule counts when they were given."""
+    from electrolytes.screening import run_screen
+
+    counts = cfg["cells"]["counts"]
+    return run_screen(cfg["screen"], model, out / "production", seed=seed, device=device,
+                      cluster=cfg["screen_cluster"], progress=progress, counts=counts)
+
+
+def _analysis(cfg, out: Path, screen: dict) -> dict:
+    """For the best composition: the transport contract JSON over its temperatures (with MSD
+    and Arrhenius plots) and the Li+ RDF at the reference temperature."""
+    import ase.io
+
+    from electrolytes.screening import CHARGES
+    from electrolytes.solvation import plot_rdf, solvation_shells
+    from electrolytes.transport import transport_report
+
+    best = screen.get("best")
+    if best is None:
+        return {"error": "no composition gave a conductivity"}
+    key = best["key"]
+    from common.sweep import JsonDirStore
+
+    res = JsonDirStore(out / "production" / "results").load(key)
+    md = json.loads((out / "production" / "runs" / key / "md" / "summary.json").read_text())
+    s = cfg["screen"]
+    reps = s["replicas"]
+    dt = s["timestep_fs"] * s["traj_every"]
+    skip = int(math.ceil(s["discard_fs"] / dt))
+    failed = {int(k) for k in md["failed"]}
+    trajs, temps = [], []
+    for k, path in enumerate(md["trajectories"]):
+        if k not in failed:
+            trajs.append(ase.io.read(path, ":")[skip:])
+            temps.append(s["temperatures_K"][k // reps])
+    figs = out / "figures"
+    rep, notes = transport_report(trajs, temps, CHARGES, dt, plots_dir=figs)
+    atomic_write_json(out / "transport.json", rep)
+    ref = screen["reference_temperature_K"]
+    k_ref = min(range(len(temps)), key=lambda k: abs(temps[k] - ref))
+    sol = solvation_shells(trajs[k_ref], "Li", dt_fs=dt, where="production")
+    plot_rdf(sol, figs / "rdf_li.png")
+    return {"key": key, "label": res["label"], "cell": res["cell"], "transport": rep,
+            "transport_notes": notes, "solvation": sol.to_dict(),
+            "solvation_temperature_K": temps[k_ref], "rows": res["rows"],
+            "arrhenius": res["arrhenius"], "md": res["md"]}
+
+
+def _summary(cfg, seed, spec, label_report, data, train0, valid, test, al, screen, analysis,
+             deepmd_cfg, timings) -> dict:
+    s = cfg["screen"]
+    simulated_ps = (screen["n_conditions"] * s["replicas"] * s["steps"] * s["timestep_fs"]
+                    / 1000.0)
+    return {
+        "scale": cfg["scale"], "seed": seed, "labeller": spec.key(),
+        "labels": label_report,
+        "dataset": {"n_initial": len(data), "n_train_initial": len(train0),
+                    "n_valid": len(valid), "n_test": len(test),
+                    "n_train_final": len(al["data"])},
+        "model": {"framework": "deepmd-kit (PyTorch) se_e2_a", "config": deepmd_cfg,
+                  "committee_size": cfg["active_learning"]["committee_size"],
+                  "metrics": al["metrics"], "folder": str(al["model"])},
+        "active_learning": {"history": al["history"], "stopped": al["stopped"],
+                            "iterations": len(al["history"])},
+        "production": {k: screen.get(k) for k in ("n_compositions", "n_conditions",
+                                                   "reference_temperature_K", "rank_by",
+                                                   "best", "sweep", "figures")},
+        "simulated_ps": simulated_ps,
+        "analysis": analysis,
+        "seed_results": SEED_RESULTS,
+        "timings_s": timings,
+    }
+
+
+def _claim_outdir(out: Path, settings: dict) -> None:
+    """A rerun in the same folder continues; a folder holding a run with other settings is
+    refused, never overwritten."""
+    from common.errors import ConfigError
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / "case_settings.json"
+    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
+    if stamp.exists() and stamp.read_text() != text:
+        raise ConfigError("this folder holds a case study run with other settings",
+                          where=str(out), fix="choose a new --out folder (or rerun with the "
+                          "same scale and seed to continue it)")
+    atomic_write_text(stamp, text)
+
+
+def _plain(o: Any) -> Any:
+    import dataclasses
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _f(x, spec=".3g", none="—"):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return none
+    return format(x, spec)
+
+
+def _pm(d: dict | None, key="Ea_eV", err="Ea_err_eV", spec=".3f") -> str:
+    if not d or d.get(key) is None:
+        return "—"
+    return f"{_f(d[key], spec)} ± {_f(d.get(err), spec)}"
+
+
+def report_markdown(s: dict) -> str:
+    seed = s["seed_results"]
+    m = s["model"]["metrics"]
+    a = s["analysis"]
+    arr = a.get("arrhenius") or {}
+    hist = s["active_learning"]["history"]
+    rows = a.get("rows") or []
+    best = s["production"]["best"] or {}
+    shells = (a.get("solvation") or {}).get("compositions") or {}
+    top = next(iter(shells), None)
+    cell = a.get("cell") or {}
+    md_t = (a.get("md") or {}).get("mean_temperature_K")
+    targets = ", ".join(format(r["temperature_K"], "g") for r in rows)
+    lines = [
+        f"# Electrolytes case study: EC/DEC + LiPF6 with DeePMD ({s['scale']})",
+        "",
+        f"Reference labels: `{s['labeller']}` (GFN1-xTB through tblite, not the seed's DFT). "
+        f"Model: {s['model']['framework']}, committee of {s['model']['committee_size']}. "
+        f"Composition: {a.get('label', '—')}; cell of {cell.get('n_atoms', '—')} atoms "
+        f"(molecules {cell.get('counts')}, actual {_f(cell.get('salt_M'), '.2f')} M at "
+        f"{_f(cell.get('density_g_cm3'), '.3f')} g/cm³).",
+        "",
+        "| quantity | this run | seed |",
+        "|---|---|---|",
+        f"| training configurations, initial → final | {s['dataset']['n_train_initial']} → "
+        f"{s['dataset']['n_train_final']} | {seed['n_initial_configurations']:,} → "
+        f"{seed['n_final_configurations']:,} |",
+        f"| active-learning iterations | {s['active_learning']['iterations']} | "
+        f"{seed['active_learning_iterations']} |",
+        f"| energy error (meV/atom, {m.get('set', 'test')} MAE) | "
+        f"{_f(_ms(m.get('energy_mae_eV_per_atom')), '.1f')} | "
+        f"{seed['energy_error_meV_per_atom']:g} |",
+        f"| force error (eV/Å, {m.get('set', 'test')} MAE) | "
+        f"{_f(m.get('force_mae_eV_A'), '.3f')} | {seed['force_error_eV_A']:g} |",
+        f"| conditions × time | {s['production']['n_conditions']} × "
+        f"{_f(s['simulated_ps'] / max(1, s['production']['n_conditions']), '.2f')} ps | "
+        f"{seed['n_conditions']:,} × {seed['ns_per_condition']:g} ns |",
+        f"| atoms per cell | {cell.get('n_atoms', '—')} | {seed['atoms_per_cell']} |",
+        f"| Ea of σ (eV), Nernst–Einstein | {_pm(arr.get('sigma_nernst_einstein'))} | "
+        f"{seed['Ea_baseline_eV']:.2f} ± {seed['Ea_baseline_err_eV']:.2f} (baseline) → "
+        f"{seed['Ea_optimised_eV']:.2f} ± {seed['Ea_optimised_err_eV']:.2f} (optimised) |",
+        f"| Ea of σ (eV), Einstein–Helfand | {_pm(arr.get('sigma_einstein_helfand'))} | — |",
+        f"| Ea of D(Li+) (eV) | {_pm(arr.get('D_Li'))} | — |",
+        f"| most frequent Li+ shell | {top or '—'} "
+        f"({_f(shells.get(top), '.2f') if top else '—'}) | {seed['shell_baseline']} → "
+        f"{seed['shell_optimised']} |",
+        f"| best composition (σ at {_f(s['production']['reference_temperature_K'], 'g')} K) | "
+        f"{best.get('composition', '—')} | conductivity ×{seed['conductivity_gain']:g} with "
+        "FEC |",
+        "",
+        "Transport per temperature (D in cm²/s, σ in mS/cm; errors are one standard error; "
+        "a single Li+ gives no error over atoms):",
+        "",
+        "| T (K) | D(Li) | D(PF6) | σ NE | σ EH | Haven | Li–O CN | top shell | "
+        "committee deviation (eV/Å, median) |",
+        "|---:|---|---|---|---|---:|---:|---|---:|",
+        *[f"| {r['temperature_K']:g} | {_f(r.get('D_Li_cm2_per_s'))} ± "
+          f"{_f(r.get('D_Li_err_cm2_per_s'))} | {_f(r.get('D_P_cm2_per_s'))} | "
+          f"{_f(_ms(r.get('sigma_nernst_einstein_S_per_cm')))} ± "
+          f"{_f(_ms(r.get('sigma_nernst_einstein_err_S_per_cm')))} | "
+          f"{_f(_ms(r.get('sigma_einstein_helfand_S_per_cm')))} ± "
+          f"{_f(_ms(r.get('sigma_einstein_helfand_err_S_per_cm')))} | "
+          f"{_f(r.get('haven_ratio'), '.2f')} | {_f(r.get('li_o_coordination'), '.2f')} | "
+          f"{r.get('top_shell') or '—'} | {_f(r.get('deviation_median_eV_A'), '.3f')} |"
+          for r in rows],
+        "",
+        "Active learning (explored frames by max force deviation):",
+        "",
+        "| iteration | training frames | accurate | candidates | failed | labelled | "
+        "accurate fraction |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {h['round']} | {h['n_train']} | {h['n_accurate']} | {h['n_candidates']} | "
+          f"{h['n_failed']} | {h['n_labelled']} | {_f(h['accurate_fraction'], '.2f')} |"
+          for h in hist],
+        f"\nStopped: {s['active_learning']['stopped']}.",
+        "",
+        f"Production MD: mean temperature {_f(md_t, '.0f')} K over the runs (targets "
+        f"{targets} K; "
+        "a mean far above the targets means the model's forces heat the system faster than "
+        "the thermostat removes it, i.e. the model is not yet fit for production).",
+        "",
+        "## What this run can and cannot show",
+        "",
+        f"The seed trained on {seed['n_final_configurations']:,} DFT configurations of "
+        f"{seed['atoms_per_cell']}-atom cells and ran {seed['ns_per_condition']:g} ns at each of "
+        f"{seed['n_conditions']:,} conditions. "
+        + ("This tiny run exercises every stage of that workflow on one small cell with "
+           "semi-empirical labels, a committee of tiny networks trained for seconds and MD of "
+           "well under a nanosecond. With one or a few Li+ ions and sub-picosecond runs, D and "
+           "σ are dominated by short-time (ballistic and caging) motion and by statistical "
+           "noise; the activation energies and shells above are what these runs give, not "
+           "estimates of the real electrolyte's, and agreement or disagreement with the seed's "
+           "numbers means nothing at this scale. The committee deviation column says how far "
+           "production MD left the model's trust window."
+           if s["scale"] == "tiny" else
+           "This run uses the seed's settings; differences remain from the reference method "
+           "(GFN1-xTB, not DFT) and from anything listed as a simplification in the modules' "
+           "docstrings."),
+        "",
+        "Simplifications, named: GFN1-xTB labels instead of DFT; cell density from ideal "
+        "mixing plus 63 cm³/mol for LiPF6 (no NPT equilibration unless `pressure_bar` is "
+        "set); initial data from rattled packmol cells; active-learning selection spread "
+        "over the deviation range (no structural fingerprint); replicas averaged with equal "
+        "weights.",
+        "",
+        "Figures: `active_learning/active_learning.png`, `production/sigma_vs_composition.png`"
+        ", `production/arrhenius_sigma.png`, `figures/` (MSD per run, Arrhenius of D and σT, "
+        "Li+ RDF).",
+        f"Timings (s, wall and CPU): {json.dumps(s['timings_s'])}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _ms(x):
+    return None if x is None else 1000.0 * x
