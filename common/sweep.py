@@ -27,6 +27,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -512,21 +513,99 @@ def _run_distributed(
                     key=f"{_safe_key(t.key)}-{os.urandom(4).hex()}",
                 )
                 futures[fut] = t.key
-            for fut in as_completed(list(futures), loop=client.loop):
-                key = futures.pop(fut)
-                if fut.status == "error":
-                    exc = fut.exception()
-                    record(key, False, f"task did not finish: {one_line_error(exc)}")
-                elif fut.status == "cancelled":
-                    record(key, False, "task was cancelled (worker or scheduler went away)")
-                else:
-                    ok, value = fut.result()
-                    record(key, ok, value)
-                fut.release()
+            watch = _BatchJobWatch(client)
+            pending_futures = as_completed(list(futures), loop=client.loop)
+            while not pending_futures.is_empty():
+                if not pending_futures.has_ready():
+                    stalled = watch.stalled()
+                    if stalled:
+                        for key in list(futures.values()):
+                            record(key, False, f"not finished: {stalled}")
+                        break
+                    time.sleep(0.2)
+                    continue
+                for fut in pending_futures.next_batch(block=False):
+                    key = futures.pop(fut)
+                    if fut.status == "error":
+                        exc = fut.exception()
+                        record(key, False, f"task did not finish: {one_line_error(exc)}")
+                    elif fut.status == "cancelled":
+                        record(key, False, "task was cancelled (worker or scheduler went away)")
+                    else:
+                        ok, value = fut.result()
+                        record(key, ok, value)
+                    fut.release()
         finally:
             if futures:
                 with contextlib.suppress(Exception):
                     client.cancel(list(futures), force=True)
+
+
+class _BatchJobWatch:
+    """Notices when a batch-job cluster (dask-jobqueue) has no worker left and none of its jobs
+    is still queued or running -- jobs that hit their walltime, were cancelled (``scancel``) or
+    crashed -- so a sweep ends with the unfinished tasks named instead of waiting forever.
+    Jobs still waiting in the queue keep the sweep waiting. Other clusters are never stalled
+    (a local cluster restarts its workers; an external scheduler's workers are the user's).
+    """
+
+    #: seconds without any worker before the batch jobs are asked about
+    GRACE_S = 10.0
+    #: seconds between two checks
+    EVERY_S = 2.0
+
+    def __init__(self, client: Any):
+        cluster = getattr(client, "cluster", None)
+        self.client = client
+        self.cluster = cluster if hasattr(cluster, "job_cls") else None
+        self.last_worker = time.monotonic()
+        self.last_check = 0.0
+
+    def _job_ids(self) -> list[str]:
+        jobs = getattr(self.cluster, "workers", {}) or {}
+        return [str(j.job_id) for j in jobs.values() if getattr(j, "job_id", None)]
+
+    def _jobs_alive(self, ids: list[str]) -> bool:
+        import subprocess
+
+        name = getattr(self.cluster.job_cls, "__name__", "").lower()
+        if not ids:
+            return False
+        if name.startswith("slurm"):
+            cmd = ["squeue", "-h", "-o", "%i", "-j", ",".join(ids)]
+        elif name.startswith("pbs"):
+            cmd = ["qstat", *ids]
+        else:
+            return True  # no query known for this scheduler: keep waiting, as before
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return True
+        return out.returncode == 0 and bool(out.stdout.strip())
+
+    def stalled(self) -> str | None:
+        """None while work can go on; else why it cannot (one line)."""
+        if self.cluster is None:
+            return None
+        now = time.monotonic()
+        if now - self.last_check < self.EVERY_S:
+            return None
+        self.last_check = now
+        try:
+            n_workers = len(self.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - a scheduler hiccup is not a verdict
+            return None
+        if n_workers:
+            self.last_worker = now
+            return None
+        if now - self.last_worker < self.GRACE_S or self._jobs_alive(self._job_ids()):
+            return None
+        jobs = list((getattr(self.cluster, "workers", {}) or {}).values())
+        logs = getattr(jobs[0], "log_directory", None) if jobs else None
+        where = f"; worker logs in {logs}" if logs else ""
+        return ("the cluster's batch jobs ended (walltime too short, cancelled, or failed"
+                f"{where}) and no worker is left; rerun to run the missing tasks, with a "
+                "longer walltime if they need it")
 
 
 def _safe_key(key: str) -> str:

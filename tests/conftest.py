@@ -14,6 +14,12 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slurm: needs a single-node SLURM (scripts/slurm_single_node.sh); skipped "
+                   "with the reason where it cannot be started")
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch
