@@ -14,13 +14,12 @@ trajectories (batched) -> reaction events, C-C coupling pathways, lifetimes -> C
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from catalysis.seed import ELECTRODE_POTENTIAL_NOTE, SEED_RESULTS
+from common.case_study import StageClock, claim_outdir, fmt, json_plain
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 
@@ -104,22 +103,6 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
                             schema=CaseConfig).to_dict()
 
 
-class _Clock:
-    def __init__(self):
-        self.t = {}
-
-    def __call__(self, name):
-        import contextlib
-
-        @contextlib.contextmanager
-        def cm():
-            t0 = time.perf_counter()
-            yield
-            self.t[name] = round(time.perf_counter() - t0, 1)
-
-        return cm()
-
-
 def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 0,
         labeller: dict | None = None, progress: bool = True, device: str = "cpu") -> dict:
     """Run the case study; returns the summary (also ``outdir/summary.json``)."""
@@ -143,8 +126,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     # optional keys left at their defaults are not part of the stamp, so folders of runs made
     # before those keys existed still resume
     stamped = {k: v for k, v in cfg.items() if v or k not in _OPTIONAL_KEYS}
-    _claim_outdir(out, {"config": stamped, "seed": seed, "labeller": labeller})
-    clock = _Clock()
+    claim_outdir(out, {"config": stamped, "seed": seed, "labeller": labeller})
+    clock = StageClock()
     lab_cfg = dict(labeller or cfg["labeller"])
     spec = LabellerSpec(lab_cfg.pop("name"), lab_cfg)
     db = out / "labels.db"
@@ -267,7 +250,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
 
     summary = {
         "scale": cfg["scale"], "seed": seed, "labeller": spec.key(),
-        "labels": label_report, "energy_window": _plain(window),
+        "labels": label_report, "energy_window": json_plain(window),
         "dataset": {"n_final_train": len(al.data), "n_valid": len(valid),
                     "n_test": len(test)},
         "model": {"framework": "schnetpack SchNet", "config": schnet_cfg,
@@ -285,7 +268,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         "seed_results": SEED_RESULTS,
         "timings_s": clock.t,
     }
-    atomic_write_json(out / "summary.json", summary, default=_plain)
+    atomic_write_json(out / "summary.json", summary, default=json_plain)
     atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
 
@@ -376,48 +359,13 @@ def estimate_md_wall_time(scale: str | Path = "paper", steps: int = 3, device: s
     }
 
 
-def _claim_outdir(out: Path, settings: dict) -> None:
-    """A rerun in the same folder continues (cached labels, finished models and MD are
-    reused); a folder holding a run with other settings is refused, never overwritten."""
-    from common.errors import ConfigError
-
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "case_settings.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
-    if stamp.exists() and stamp.read_text() != text:
-        raise ConfigError("this folder holds a case study run with other settings",
-                          where=str(out), fix="choose a new --out folder (or rerun with the "
-                          "same scale, seed and labeller to continue it)")
-    atomic_write_text(stamp, text)
-
-
-def _plain(o: Any) -> Any:
-    import dataclasses
-
-    import numpy as np
-
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def _fmt(x, spec=".2f", none="—"):
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return none
-    return format(x, spec)
-
-
 def _lifetime_row(name: str, d: dict | None, seed_ps: float) -> str:
     """A report row: this run's mean lifetime of ``name`` with its interval, beside the seed's."""
     if not d or not d.get("n"):
         ours = "not observed"
     else:
         ci = d.get("ci95_ps") or [None, None]
-        ours = (f"{_fmt(d['mean_ps'], '.3f')} ps [{_fmt(ci[0], '.3f')}, {_fmt(ci[1], '.3f')}]"
+        ours = (f"{fmt(d['mean_ps'], '.3f')} ps [{fmt(ci[0], '.3f')}, {fmt(ci[1], '.3f')}]"
                 f" (n = {d['n']})")
     return f"| {name} mean lifetime | {ours} | {seed_ps:g} ps |"
 
@@ -430,16 +378,16 @@ def report_markdown(s: dict) -> str:
     for p in ("A", "B", "C"):
         d = pw.get(p, {})
         ci = d.get("ci95") or [None, None]
-        rows.append(f"| pathway {p} fraction | {_fmt(d.get('fraction'))} "
-                    f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {seed['pathway_fractions'][p]:.2f} |")
+        rows.append(f"| pathway {p} fraction | {fmt(d.get('fraction'))} "
+                    f"[{fmt(ci[0])}, {fmt(ci[1])}] | {seed['pathway_fractions'][p]:.2f} |")
     b = s["barriers"]
     lines = [
         f"# Catalysis case study: CO2 reduction on Cu(111) ({s['scale']})",
         "",
         f"Reference labels: `{s['labeller']}`. Model: SchNet (schnetpack), committee of "
         f"{s['model']['committee_size']}. "
-        f"Test-set errors: energy MAE {_fmt(m.get('energy_mae_eV_per_atom'), '.4f')} eV/atom, "
-        f"force MAE {_fmt(m.get('force_mae_eV_A'), '.3f')} eV/Å.",
+        f"Test-set errors: energy MAE {fmt(m.get('energy_mae_eV_per_atom'), '.4f')} eV/atom, "
+        f"force MAE {fmt(m.get('force_mae_eV_A'), '.3f')} eV/Å.",
         "",
         "| quantity | this run | seed |",
         "|---|---|---|",
@@ -450,7 +398,7 @@ def report_markdown(s: dict) -> str:
         f"| reaction events | {s['events']['n_events']} | {seed['n_reaction_events']} |",
         f"| C–C coupling events | {s['events']['n_coupling_events']} | not stated apart |",
         *rows,
-        f"| barrier (eV), mean ± std | {_fmt(b['mean_eV'])} ± {_fmt(b['std_eV'])} "
+        f"| barrier (eV), mean ± std | {fmt(b['mean_eV'])} ± {fmt(b['std_eV'])} "
         f"(n = {b['n']}) | {seed['barrier_mean_eV']:.2f} ± {seed['barrier_std_eV']:.2f} |",
         *[_lifetime_row(name, s["events"]["lifetimes"].get(name), ps)
           for name, ps in seed["lifetime_ps"].items()],
@@ -459,9 +407,9 @@ def report_markdown(s: dict) -> str:
         "",
         "| species | n | mean (ps) | 95 % CI (ps) |",
         "|---|---:|---:|---|",
-        *[f"| {name} | {d['n']} | {_fmt(d['mean_ps'], '.3f')} | "
-          f"[{_fmt((d['ci95_ps'] or [None])[0], '.3f')}, "
-          f"{_fmt((d['ci95_ps'] or [None, None])[1], '.3f')}] |"
+        *[f"| {name} | {d['n']} | {fmt(d['mean_ps'], '.3f')} | "
+          f"[{fmt((d['ci95_ps'] or [None])[0], '.3f')}, "
+          f"{fmt((d['ci95_ps'] or [None, None])[1], '.3f')}] |"
           for name, d in s["events"]["lifetimes"].items() if d["n"] > 0],
         "",
         "Reaction network (events per edge):",

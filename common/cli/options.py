@@ -218,6 +218,10 @@ def temperatures_option(help: str) -> Any:
 Json = Annotated[bool, typer.Option(
     "--json", help="print one JSON object on stdout (progress and messages go to stderr)")]
 Seed = seed_option()
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", metavar="SPEC",
+    help="where sweep tasks run: leave out for a local cluster, or 'serial', a scheduler "
+         "address tcp://host:port, or a dask-jobqueue YAML file (SLURM/PBS)")]
 Device = Annotated[str, typer.Option(
     "--device", metavar="DEVICE", callback=check_device,
     help="torch device: cpu, cuda or cuda:N (checked before anything is written)")]

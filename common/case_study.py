@@ -1,0 +1,91 @@
+"""What every pipeline's case study needs besides its science: one output folder per run
+(resumed, never overwritten by other settings), stage timings, JSON of numpy/dataclass values,
+and number formatting for report tables.
+
+>>> from common.case_study import StageClock, claim_outdir, fmt
+>>> claim_outdir(out, {"config": cfg, "seed": seed})     # doctest: +SKIP
+>>> clock = StageClock()
+>>> with clock("train_s"):
+...     pass
+>>> fmt(None), fmt(0.1234, ".2f")
+('—', '0.12')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError
+from common.fileio import atomic_write_text
+
+__all__ = ["STAMP", "StageClock", "claim_outdir", "fmt", "json_plain"]
+
+#: the file in a case-study folder that records the settings of the run it holds
+STAMP = "case_settings.json"
+
+
+def claim_outdir(out: str | Path, settings: dict, *, stamp: str = STAMP) -> Path:
+    """Make ``out`` the folder of a run with ``settings``: a rerun with the same settings
+    continues there (finished stages are reused); a folder holding a run with other settings
+    is refused with a one-line ConfigError, never overwritten."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("exists and is not a folder", where=str(out),
+                          fix="give --out a folder path")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / stamp
+    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
+    if path.exists() and path.read_text() != text:
+        raise ConfigError("this folder holds a case study run with other settings",
+                          where=str(out), fix="choose a new --out folder (or rerun with the "
+                          "same scale and seed to continue it)")
+    atomic_write_text(path, text)
+    return out
+
+
+class StageClock:
+    """Wall time of named stages, seconds (one decimal): ``with clock("label_s"): ...``;
+    ``clock.t`` is the dict for the summary."""
+
+    def __init__(self):
+        self.t: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.t[name] = round(time.perf_counter() - t0, 1)
+
+
+def json_plain(o: Any) -> Any:
+    """``default=`` for json.dump: dataclasses as dicts, numpy scalars and arrays as Python
+    values, anything else as its string."""
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is always there
+        np = None
+    if np is not None and isinstance(o, np.generic):
+        return o.item()
+    if np is not None and isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def fmt(x: Any, spec: str = ".2f", none: str = "—") -> str:
+    """``format(x, spec)``, or ``none`` for None and NaN (a table cell with no value)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return none
+    return format(x, spec)
