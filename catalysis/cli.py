@@ -332,6 +332,29 @@ def case_study_cmd(
         print((out / "report.md").read_text())
 
 
+@app.command("fidelity", epilog=example(
+    "mlp-catalysis fidelity --scale emt --out runs/fidelity_emt --json"))
+def fidelity_cmd(
+    scale: Annotated[str, typer.Option("--scale", metavar="SCALE",
+                                       help="emt (minutes), xtb (an hour or more), or a JSON "
+                                            "config")] = "emt",
+    out: opt.out_option("output folder (fidelity.json, events, figures)",
+                        required=False) = Path("runs/fidelity"),
+    seed: opt.Seed = 0,
+    cluster: opt.Cluster = None,
+    json_out: opt.Json = False,
+) -> None:
+    """Direct reference MD vs MLP-MD from the same start: do the MLP's events agree?"""
+    from catalysis import fidelity
+
+    result = fidelity.run_fidelity(scale, out, seed=seed, progress=not json_out,
+                                   cluster=cluster)
+    if json_out:
+        emit_json(result)
+    else:
+        print("\n".join(fidelity.summary_lines(result)))
+
+
 def main() -> None:
     sys.exit(run_app(app))
 
