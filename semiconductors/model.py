@@ -373,7 +373,10 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
 def _load_model(path: Path, device: str) -> torch.nn.Module:
     """mace's pickled model (``weights_only=False``, as mace's calculator loads it)."""
     _import_mace()
-    model = torch.load(path, map_location=device, weights_only=False)
+    # unpickling imports mace's modules, one of which prints a cuequivariance notice on
+    # stdout: send it to stderr, so a command's --json output stays one JSON object
+    with contextlib.redirect_stdout(sys.stderr):
+        model = torch.load(path, map_location=device, weights_only=False)
     return model.eval()
 
 

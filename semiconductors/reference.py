@@ -32,6 +32,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from common.errors import ConfigError, DataError, EnvironmentProblem
+from common.potential.protocol import BatchedPotential
 
 #: elements of the potential, in the order LAMMPS atom types 1, 2 map to them
 ELEMENTS: tuple[str, ...] = ("Ga", "N")
@@ -269,3 +270,62 @@ class _LammpsFrame:
         xx, yy, zz, xy, xz, yz = virial_bar
         p = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
         return -(self.q @ p @ self.q.T) / bar_per_eV_A3
+
+
+# -- the reference as a BatchedPotential ------------------------------------------------------
+
+
+class TersoffBatched(BatchedPotential):
+    """Tersoff GaN (Nord 2003) as a :class:`~common.potential.protocol.BatchedPotential`, so
+    the reference runs through the same batched engine as the models (``run_md``,
+    Frenkel–Ladd, interstitial annealing): the systems of a batch are evaluated one after
+    another by one :class:`TersoffGaN` (LAMMPS by default). Positions only are sent while a
+    system keeps its cell, so NVT batches of one cell (Frenkel–Ladd) never rebuild the box.
+
+    No autograd: energy, forces and (periodic cells) stress come from LAMMPS as numbers.
+    """
+
+    cutoff = 3.1  # Å, the largest R + D of Nord 2003 (Ga-Ga: 2.87 + 0.15; Ga-N: 2.9 + 0.2)
+    has_stress = True
+    needs_grad = False
+
+    def __init__(self, backend: str = "lammps"):
+        super().__init__()
+        self.backend = backend
+        self.calc = TersoffGaN(backend=backend)
+        self.elements = frozenset({31, 7})
+
+    def params(self) -> dict:
+        return {"potential": "tersoff-gan-nord2003", "backend": self.backend}
+
+    def __deepcopy__(self, memo):  # one LAMMPS instance per process is enough
+        return self
+
+    def calculator(self) -> TersoffGaN:
+        """The ASE calculator behind the module (the same LAMMPS instance)."""
+        return self.calc
+
+    def forward(self, state, neighbors=None, compute_stress: bool = False) -> dict:
+        import torch
+
+        offsets = state.offsets().tolist()
+        pos = state.positions.detach().cpu().double().numpy()
+        numbers = state.numbers.cpu().numpy()
+        cells = state.cells.detach().cpu().double().numpy()
+        pbc = state.pbc.cpu().numpy()
+        energies, forces, stresses = [], [], []
+        for s in range(state.n_systems):
+            lo, hi = offsets[s], offsets[s + 1]
+            atoms = Atoms(numbers=numbers[lo:hi], positions=pos[lo:hi], cell=cells[s],
+                          pbc=pbc[s])
+            _check_structure(atoms)
+            e, f, st = self.calc._engine.compute(atoms)
+            energies.append(e)
+            forces.append(f)
+            stresses.append(np.zeros((3, 3)) if st is None else st)
+        kw = {"dtype": state.dtype, "device": state.device}
+        out = {"energy": torch.as_tensor(np.array(energies), **kw),
+               "forces": torch.as_tensor(np.concatenate(forces), **kw)}
+        if compute_stress:
+            out["stress"] = torch.as_tensor(np.array(stresses), **kw)
+        return out

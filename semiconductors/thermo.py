@@ -54,6 +54,11 @@ self-block (the force constant of one atom moved alone; deterministic, no extra 
 same at every temperature). Any positive springs give the same F; closer ones give a flatter
 integrand.
 
+MBAR cross-check: each temperature's result also holds ``mbar`` (:func:`mbar_estimate`,
+pymbar over the same windows, from the stored dU/dλ samples) with its own free energy, error
+and the TI − MBAR difference in combined standard errors (the two use the same samples, so
+this overstates the independent error: a diagnostic, not a test statistic).
+
 Errors: per window, the standard error of ⟨dU/dλ⟩ from block averages (the largest over block
 lengths with at least 16 blocks), propagated through the quadrature weights. Diagnostics per
 window: the drift between the two halves of the production run (in standard errors), the
@@ -589,6 +594,16 @@ def _result(atoms: Atoms, temperature_K: float, lambdas: np.ndarray, weights: np
                  f"samples (< {MIN_INDEPENDENT}): the error bar is unreliable (run longer, or "
                  "use a friction near the phonon frequencies)"
                  for w in windows if w["independent_samples"] < MIN_INDEPENDENT]
+    mbar = mbar_estimate(lambdas, samples, temperature_K)
+    if "delta_F_eV" in mbar:
+        f_mbar = f_ein + mbar["delta_F_eV"] / n
+        err_mbar = mbar["delta_F_err_eV"] / n
+        gap = np.hypot(err_mbar, integral_err / n)
+        mbar.update({"free_energy_eV_per_atom": float(f_mbar),
+                     "free_energy_err_eV_per_atom": float(err_mbar),
+                     "ti_minus_mbar_eV_per_atom": float(f_ein + integral / n - f_mbar),
+                     "ti_minus_mbar_sigma": float((integral / n + f_ein - f_mbar) / gap)
+                     if gap > 0 else 0.0})
     return {"temperature_K": float(temperature_K),
             "free_energy_eV_per_atom": f_ein + integral / n,
             "free_energy_err_eV_per_atom": integral_err / n,
@@ -599,7 +614,56 @@ def _result(atoms: Atoms, temperature_K: float, lambdas: np.ndarray, weights: np
             "lattice_energy_eV_per_atom": e0 / n,
             "einstein_free_energy_eV_per_atom": f_ein,
             "integral_eV_per_atom": integral / n,
-            "windows": windows, "warnings": warnings}
+            "windows": windows, "warnings": warnings, "mbar": mbar}
+
+
+def mbar_estimate(lambdas: np.ndarray, samples: np.ndarray, temperature_K: float) -> dict:
+    """MBAR (pymbar) over the same λ windows: ΔF from the Einstein crystal (λ = 0) to the
+    potential (λ = 1), eV per cell, as a cross-check of the quadrature.
+
+    Only dU/dλ = ΔU is stored per sample, and that is enough: the reduced potential of
+    state k at sample n is u_k(x_n) = β[U_Ein(x_n) + E0] + β λ_k ΔU(x_n), and the first term,
+    the same for every k, cancels exactly from MBAR's free-energy differences, so
+    u_kn = β λ_k ΔU_n is used. λ = 0 and 1 (not sampled by Gauss–Legendre) are added as
+    states without samples. Each window is subsampled by its statistical inefficiency
+    (pymbar.timeseries) first. Returns ``{"delta_F_eV", "delta_F_err_eV",
+    "min_neighbour_overlap", "n_samples"}`` (the smallest overlap-matrix element between
+    neighbouring windows: below ~0.03 the MBAR error bar is not trustworthy), or
+    ``{"error": ...}`` when pymbar fails.
+    """
+    from common.frameworks import import_pymbar
+
+    pymbar = import_pymbar()
+    from pymbar import timeseries
+
+    beta = 1.0 / (KB_EV_PER_K * float(temperature_K))
+    kept = []
+    for x in samples:
+        g = statistical_inefficiency(x)
+        idx = timeseries.subsample_correlated_data(x, g=g)
+        kept.append(np.asarray(x)[idx])
+    states = np.concatenate([[0.0], np.asarray(lambdas, dtype=float), [1.0]])
+    n_k = np.array([0] + [len(k) for k in kept] + [0])
+    du = np.concatenate(kept)
+    u_kn = beta * states[:, None] * du[None, :]
+    import logging
+
+    quiet = logging.getLogger("pymbar")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its solver's "trying next method" notes
+    try:
+        mbar = pymbar.MBAR(u_kn, n_k, verbose=False)
+        res = mbar.compute_free_energy_differences()
+        overlap = np.asarray(mbar.compute_overlap()["matrix"])
+    except Exception as exc:  # a cross-check must never cost the TI result
+        return {"error": f"pymbar failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"}
+    finally:
+        quiet.setLevel(level)
+    inner = np.arange(1, len(states) - 2)
+    neighbour = float(min(overlap[i, i + 1] for i in inner)) if len(inner) else float("nan")
+    return {"delta_F_eV": float(res["Delta_f"][0, -1] / beta),
+            "delta_F_err_eV": float(res["dDelta_f"][0, -1] / beta),
+            "min_neighbour_overlap": neighbour, "n_samples": int(len(du))}
 
 
 def _plot(results: list[dict], n_atoms: int, path: Path) -> None:
@@ -673,3 +737,69 @@ def _composition_change(defective: Atoms, perfect: Atoms) -> dict[str, int]:
     cd, cp = Counter(defective.get_chemical_symbols()), Counter(perfect.get_chemical_symbols())
     return {s: cd[s] - cp[s] for s in sorted(set(cd) | set(cp))}
 
+
+
+# -- thermal expansion ----------------------------------------------------------------------------
+def thermal_expansion(cell: Atoms, potential: BatchedPotential, temperatures_K: Sequence[float],
+                      outdir: str | Path, *, repeat: Sequence[int] | None = None,
+                      steps: int = 4000, equilibration_steps: int = 1000,
+                      pressure_bar: float = 1.0, timestep_fs: float = 1.0,
+                      barostat_tau_ps: float = 0.5, barostat: str = "anisotropic",
+                      seed: int = 0, device: str = "cpu", progress: bool = False) -> dict:
+    """Lattice constants per temperature from NPT MD (one batched run, every temperature a
+    system; stochastic cell rescaling, anisotropic by default, at ``pressure_bar``): the mean
+    cell over the
+    frames after ``equilibration_steps``.
+
+    For a hexagonal cell (c along z) repeated ``repeat`` times (default ``cell.info
+    ["repeat"]``, else 1,1,1): a = √(|a×b| / (na·nb·√3/2)) from the basal area and c = L_z/nc,
+    each with the standard error of the frame mean (frames every steps/40, treated as
+    independent -- an underestimate if the cell correlates longer). The potential needs stress
+    (``has_stress``). Returns ``{"results": [{temperature_K, a_A, a_err_A, c_A, c_err_A,
+    volume_A3, volume_err_A3, n_frames}], "md": summary}`` and writes ``thermal_expansion.json``.
+    """
+    import ase.io
+
+    from common.md.runner import run_md
+
+    temps = check_temperatures(temperatures_K)
+    check_crystal(cell)
+    if not getattr(potential, "has_stress", False):
+        raise ConfigError("NPT needs a potential with stress", where="potential",
+                          fix="use a model that gives the stress (MACE, Tersoff)")
+    if steps <= equilibration_steps:
+        raise ConfigError("steps must exceed equilibration_steps", where="steps",
+                          fix="e.g. 4000 steps, 1000 of them equilibration")
+    rep = np.array(repeat if repeat is not None else cell.info.get("repeat", (1, 1, 1)),
+                   dtype=float)
+    outdir = Path(outdir)
+    every = max(1, steps // 40)
+    start = cell.copy()
+    start.set_momenta(None)
+    start.calc = None
+    md = run_md([start] * len(temps), potential, outdir / "md", ensemble="npt",
+                temperature_K=temps, pressure_bar=pressure_bar, barostat=barostat,
+                barostat_tau_ps=barostat_tau_ps, friction_per_ps=5.0, timestep_fs=timestep_fs,
+                steps=steps, seed=seed, device=device, traj_every=every,
+                checkpoint_every=steps, restart=(outdir / "md" / "run.json").exists(),
+                progress=progress, potential_label=type(potential).__name__)
+    results = []
+    for t, path in zip(temps, md["trajectories"], strict=True):
+        frames = [f for f in ase.io.read(path, ":")
+                  if int(f.info.get("step", 0)) > equilibration_steps] or ase.io.read(path, "-5:")
+        cells = np.array([f.cell.array for f in frames])
+        area = np.linalg.norm(np.cross(cells[:, 0], cells[:, 1]), axis=1)
+        a = np.sqrt(area / (rep[0] * rep[1] * np.sqrt(3.0) / 2.0))
+        c = cells[:, 2, 2] / rep[2]
+        vol = np.abs(np.linalg.det(cells))
+        n = len(frames)
+        results.append({"temperature_K": float(t), "a_A": float(a.mean()),
+                        "a_err_A": float(a.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+                        "c_A": float(c.mean()),
+                        "c_err_A": float(c.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+                        "volume_A3": float(vol.mean()),
+                        "volume_err_A3": float(vol.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+                        "n_frames": n})
+    out = {"results": results, "md": md}
+    atomic_write_json(outdir / "thermal_expansion.json", out)
+    return out
