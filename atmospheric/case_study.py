@@ -1,10 +1,13 @@
 """The seed's case study 5 end to end, at a chosen scale: OH + VOC rate constants.
 
 build (OH and the VOC from SMILES, channels) -> sample (thermal states of each reactant by
-Langevin MD on GFN2-xTB; supersystem frames far apart and along each channel's path) -> label
+Langevin MD on GFN2-xTB; supersystem frames far apart, along each channel's path and from short
+GFN2-xTB trajectories of OH thrown at the VOC) -> label
 (GFN2-xTB, doublet, electronic temperature 1000 K, cached) -> train NequIP (nequip's own
-trainer; eager inference) -> QCT k(T) with channel branching at each temperature -> Arrhenius
-A, Ea -> KPP/MCM mechanism, report.md and summary.json with the seed's numbers beside ours.
+trainer; eager inference) -> QCT k(T) with channel branching at each temperature (NVE, energy
+conservation checked per trajectory: a trajectory whose |E - E0| exceeds
+``qct_energy_tolerance_eV`` is left out and counted) -> Arrhenius A, Ea -> KPP/MCM mechanism,
+report.md and summary.json with the seed's numbers beside ours.
 
 Every stage writes its output atomically and a rerun with the same ``--out`` reuses it (labels
 from the label database, the trained model, each temperature's ``qct.json``).
@@ -16,6 +19,7 @@ from the label database, the trained model, each temperature's ``qct.json``).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -56,8 +60,11 @@ GFN2_ARTEFACTS = (
 class CaseConfig(ConfigSchema):
     """The keys of ``configs/case_*.json``. ``labeller`` is ``{"name": preset, **options}``
     (:mod:`common.labels`); ``nequip`` names a NequIP config (``configs/nequip_*.json``),
-    ``nequip_overrides`` replaces some of its values; ``qct_*`` are :func:`run_qct`'s
-    settings."""
+    ``nequip_overrides`` replaces some of its values; ``n_reactive_trajectories``,
+    ``reactive_steps``, ``reactive_every`` set :func:`systems.reactive_frames` (GFN2 NVE
+    at 0.5 fs, at the highest temperature); ``qct_*`` are :func:`run_qct`'s settings
+    (``qct_n_pilot`` its ``n_pilot``, ``qct_segment_fs`` its ``segment_fs``,
+    ``qct_separation_margin_A`` its ``separation_margin_A``)."""
 
     scale: str
     voc: str
@@ -67,6 +74,9 @@ class CaseConfig(ConfigSchema):
     thermal_every_steps: int
     n_far_frames: int
     n_path_frames: int
+    n_reactive_trajectories: int
+    reactive_steps: int
+    reactive_every: int
     nequip: str
     nequip_overrides: dict[str, Any]
     temperatures_K: tuple[float, ...]
@@ -75,6 +85,10 @@ class CaseConfig(ConfigSchema):
     qct_converge_b_max: bool
     qct_timestep_fs: float
     qct_max_time_fs: float
+    qct_n_pilot: int
+    qct_energy_tolerance_eV: float
+    qct_segment_fs: float
+    qct_separation_margin_A: float
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
@@ -135,8 +149,9 @@ def _channels(data: dict):
 
 
 def stage_sample(cfg: dict, out: Path, seed: int, build: dict) -> Path:
-    """Thermal states (GFN2 Langevin MD) and supersystem training frames ->
-    ``data/frames.extxyz``, ``data/oh_states.extxyz``, ``data/voc_states.extxyz``."""
+    """Thermal states (GFN2 Langevin MD at the highest temperature) and supersystem training
+    frames (far apart, along each path, from GFN2 trajectories) -> ``data/frames.extxyz``,
+    ``data/oh_states.extxyz``, ``data/voc_states.extxyz``, ``data/sample_report.json``."""
     import ase.io
 
     from atmospheric import systems
@@ -153,7 +168,7 @@ def stage_sample(cfg: dict, out: Path, seed: int, build: dict) -> Path:
     spec_voc = systems.labeller_spec(**{**{k: v for k, v in lab.items() if k != "name"},
                                         "multiplicity": 1})
     every = cfg["thermal_every_steps"]
-    t_ref = min(cfg["temperatures_K"])
+    t_ref = max(cfg["temperatures_K"])
     oh_s = systems.thermal_states(oh, make_calculator(spec_oh, oh), t_ref, cfg["n_oh_states"],
                                   every, seed=seed)
     voc_s = systems.thermal_states(mol, make_calculator(spec_voc, mol), t_ref,
@@ -162,7 +177,15 @@ def stage_sample(cfg: dict, out: Path, seed: int, build: dict) -> Path:
     atomic_write_atoms(out / "data" / "voc_states.extxyz", voc_s)
     frames = systems.training_frames(oh_s, voc_s, _channels(build), n_far=cfg["n_far_frames"],
                                      n_path=cfg["n_path_frames"], seed=seed)
-    return atomic_write_atoms(frames_file, frames)
+    reactive, report = systems.reactive_frames(
+        oh_s, voc_s, _channels(build), make_calculator(spec_oh, None),
+        n_trajectories=cfg["n_reactive_trajectories"], steps=cfg["reactive_steps"],
+        every=cfg["reactive_every"], temperature_K=t_ref, seed=seed + 2)
+    atomic_write_json(out / "data" / "sample_report.json",
+                      {"thermal_temperature_K": t_ref, "n_far": cfg["n_far_frames"],
+                       "n_path": cfg["n_path_frames"] * len(build["channels"]),
+                       "reactive": report})
+    return atomic_write_atoms(frames_file, frames + reactive)
 
 
 def stage_label(cfg: dict, out: Path) -> tuple[list, dict]:
@@ -235,7 +258,10 @@ def stage_qct(cfg: dict, out: Path, build: dict, model, seed: int, device: str) 
             oh, mol, pot, float(t), criteria, cfg["qct_trajectories"], seed + 100 * k, folder,
             b_max_A=cfg["qct_b_max_A"], converge_b_max=cfg["qct_converge_b_max"],
             timestep_fs=cfg["qct_timestep_fs"], max_time_fs=cfg["qct_max_time_fs"],
-            device=device, batch_size=cfg["qct_trajectories"], potential_label="nequip"))
+            n_pilot=cfg["qct_n_pilot"], energy_tolerance_eV=cfg["qct_energy_tolerance_eV"],
+            segment_fs=cfg["qct_segment_fs"],
+            separation_margin_A=cfg["qct_separation_margin_A"], device=device, batch_size="auto",
+            potential_label="nequip"))
     return results
 
 
@@ -245,10 +271,29 @@ def stage_kinetics(out: Path, results: list[dict], build: dict) -> dict:
     from atmospheric.kinetics import export_kinetics
     from common.errors import MlpCasesError
 
+    products = {}
+    for c in build["channels"]:
+        if c["kind"] == "addition":  # the OH adduct at that carbon
+            products[c["name"]] = f"{build['formula']}OH_{c['name'].split('_')[-1]}"
+        else:  # H2O + the radical left behind
+            products[c["name"]] = ["H2O", _minus_h(build["formula"])]
     try:
-        return export_kinetics(out / "kinetics", results, ["OH", build["formula"]])
+        return export_kinetics(out / "kinetics", results, ["OH", build["formula"]],
+                               products=products)
     except MlpCasesError as exc:
         return {"error": str(exc), "mechanism": []}
+
+
+def _minus_h(formula: str) -> str:
+    """A Hill formula with one H fewer (C3H6 -> C3H5)."""
+    import re
+
+    m = re.search(r"H(\d*)", formula)
+    if not m:
+        return formula
+    n = int(m.group(1) or 1) - 1
+    return formula[:m.start()] + ("" if n == 0 else "H" if n == 1 else f"H{n}") + \
+        formula[m.end():]
 
 
 def run(scale: str = "tiny", outdir: str | Path = "runs/atmospheric", seed: int = 0,
@@ -274,33 +319,80 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/atmospheric", seed: int 
     results = stage_qct(cfg, out, build, model, seed, device)
     _timed(times, "qct", t0)
     kin = stage_kinetics(out, results, build)
-    summary = _summary(cfg, build, label_report, model, results, kin, times, seed)
+    summary = _summary(cfg, build, label_report, model, results, kin, times, seed, out)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
 
 
-def _summary(cfg, build, label_report, model, results, kin, times, seed) -> dict:
+_ROW_KEYS = ("temperature_K", "rate_cm3_per_molecule_s", "rate_err_cm3_per_molecule_s",
+             "b_max_A", "b_max_converged_by", "n_trajectories", "n_used", "n_reactive",
+             "n_criterion", "n_separated", "n_timeout", "n_failed", "n_nonconserving",
+             "energy_tolerance_eV", "max_abs_energy_error_eV", "median_abs_energy_error_eV",
+             "max_abs_energy_error_all_eV", "mean_relative_speed_m_per_s")
+
+
+def _kind(name: str, kinds: dict[str, str]) -> str:
+    """A channel's kind: the named ones' own; a new channel whose products hold water is an
+    abstraction (e.g. of a vinylic H, which has no named channel); anything else "other"."""
+    if name in kinds:
+        return kinds[name]
+    return "abstraction" if "H2O" in name.split(" + ") else "other"
+
+
+def _branching(r: dict, kinds: dict[str, str]) -> dict:
+    """Reactive trajectories by kind of channel: addition (any carbon), abstraction (named,
+    or a new channel giving H2O), other (new channels); counts and fractions of the reactive
+    ones."""
+    n = {"addition": 0, "abstraction": 0, "other": 0}
+    for name, c in r["channels"].items():
+        n[_kind(name, kinds)] += c["n"]
+    tot = sum(n.values())
+    return {k: {"n": v, "fraction": v / tot if tot else None} for k, v in n.items()}
+
+
+def _undecided(out: Path, r: dict) -> dict:
+    """Trajectories stopped at ``qct_max_time_fs`` with their bonds unchanged (counted as
+    non-reactive), and k if every one of them had reacted: the two bound the rate that a
+    longer run would give."""
+    import csv
+
+    path = out / f"qct_{r['temperature_K']:g}K" / "trajectories.csv"
+    with open(path) as f:
+        n = sum(row["outcome"] == "timeout" and not row["channel"] for row in csv.DictReader(f))
+    k, used = r["rate_cm3_per_molecule_s"], r["n_used"] or r["n_trajectories"]
+    per = k / r["n_reactive"] if r["n_reactive"] else (
+        r["mean_relative_speed_m_per_s"] * 100 * math.pi * (r["b_max_A"] * 1e-8) ** 2 / used)
+    return {"n": n, "rate_if_all_react_cm3_per_molecule_s": k + per * n}
+
+
+def _summary(cfg, build, label_report, model, results, kin, times, seed, out) -> dict:
     metrics = model.meta.get("metrics", {})
+    kinds = {c["name"]: c["kind"] for c in build["channels"]}
     rows = []
     for r in results:
-        rows.append({k: r[k] for k in ("temperature_K", "rate_cm3_per_molecule_s",
-                                       "rate_err_cm3_per_molecule_s", "b_max_A",
-                                       "n_trajectories", "n_reactive", "n_timeout",
-                                       "max_abs_energy_error_eV")}
-                    | {"channels": {n: {"n": c["n"], "fraction": c["fraction"]}
+        rows.append({k: r.get(k) for k in _ROW_KEYS}
+                    | {"channels": {n: {"n": c["n"], "fraction": c["fraction"],
+                                        "new": c.get("new", False)}
                                     for n, c in r["channels"].items()},
+                       "branching": _branching(r, kinds),
+                       "undecided": _undecided(out, r),
+                       "opacity": [{k: o[k] for k in ("b_from_A", "b_to_A", "n", "n_reactive")}
+                                   for o in r["opacity"]],
                        "warnings": r.get("warnings", [])})
     total = kin.get("total") or {}
+    sample = out / "data" / "sample_report.json"
     return {
         "scale": cfg["scale"], "seed": seed, "voc": cfg["voc"], "formula": build["formula"],
         "channels": [c["name"] for c in build["channels"]],
         "labels": {"labeller": label_report.get("labeller"), "n_frames": label_report.get(
-            "n_total"), "n_failed": label_report.get("n_failed")},
+            "n_total"), "n_failed": label_report.get("n_failed"),
+            "sampling": json.loads(sample.read_text()) if sample.exists() else None},
         "model": {"framework": "nequip", "config": cfg["nequip"],
                   "epochs": model.meta.get("epochs"), "metrics": metrics},
         "qct": rows,
-        "arrhenius": {k: total.get(k) for k in ("A_cm3_per_molecule_s", "Ea_kcal_per_mol",
+        "arrhenius": {k: total.get(k) for k in ("A_cm3_per_molecule_s",
+                                                "A_err_cm3_per_molecule_s", "Ea_kcal_per_mol",
                                                 "Ea_err_kcal_per_mol")},
         "kinetics_error": kin.get("error"), "mechanism": kin.get("mechanism", []),
         "seed_results": SEED_RESULTS, "gfn2_artefacts": list(GFN2_ARTEFACTS),
@@ -312,57 +404,112 @@ def _f(x, spec=".3g", none="—"):
     return none if x is None else format(x, spec)
 
 
+def _k_at(s: dict, t: float) -> str:
+    r = [q for q in s["qct"] if abs(q["temperature_K"] - t) < 1.0]
+    if not r:
+        return "not run"
+    return (f"{_f(r[0]['rate_cm3_per_molecule_s'], '.2g')} ± "
+            f"{_f(r[0]['rate_err_cm3_per_molecule_s'], '.1g')}")
+
+
 def report_markdown(s: dict) -> str:
     """report.md: ours beside the seed's, and what a run at this scale can and cannot show."""
     m = s["model"]["metrics"]
     test = m.get("test") or m.get("valid") or {}
+    arr = s["arrhenius"]
+    tol = s["qct"][0]["energy_tolerance_eV"] if s["qct"] else None
+    samp = (s["labels"].get("sampling") or {}).get("reactive") or {}
     lines = [
         f"# OH + {s['voc']} ({s['formula']}): rate constants by QCT on NequIP ({s['scale']})",
         "",
-        "## Ours beside the seed's",
+        "## Ours beside the seed's (labelled: the seed's numbers are published, not rerun)",
         "",
-        "| quantity | seed (case study 5) | this run |",
+        "| quantity | seed (case study 5, published) | this run |",
         "|---|---|---|",
         f"| system | {SEED_RESULTS['system']} | OH + {s['voc']} |",
         f"| labels | {SEED_RESULTS['labels']} | GFN2-xTB (tblite), {s['labels']['n_frames']} "
-        f"frames ({s['labels']['n_failed']} failed) |",
+        f"frames ({s['labels']['n_failed']} failed), incl. frames of "
+        f"{samp.get('n_trajectories', 0)} short GFN2 trajectories |",
         f"| model | {SEED_RESULTS['model']} | NequIP `{s['model']['config']}`, "
-        f"{s['model']['epochs']} epochs; test force MAE {_f(test.get('force_mae_eV_A'))} eV/Å |",
+        f"{s['model']['epochs']} epochs; test force MAE {_f(test.get('force_mae_eV_A'))} eV/Å, "
+        f"energy MAE {_f(1000 * test['energy_mae_eV_per_atom'] if test else None)} meV/atom |",
         f"| trajectories | {SEED_RESULTS['trajectories']} | "
         f"{', '.join(str(r['n_trajectories']) for r in s['qct'])} per temperature |",
         f"| k(298 K), cm³ molecule⁻¹ s⁻¹ | {SEED_RESULTS['k298_cm3_per_molecule_s']:.1e} "
-        f"(experiment {SEED_RESULTS['k298_experiment_cm3_per_molecule_s']:.1e}) | see k(T) "
-        "below |",
+        f"(experiment {SEED_RESULTS['k298_experiment_cm3_per_molecule_s']:.1e}; OH + isoprene) "
+        f"| {_k_at(s, 298.0)} (OH + {s['voc']}, GFN2 surface) |",
         f"| Ea | C4 {SEED_RESULTS['Ea_C4_kcal_per_mol']}, C1 "
         f"{SEED_RESULTS['Ea_C1_kcal_per_mol']} kcal/mol | total "
-        f"{_f(s['arrhenius']['Ea_kcal_per_mol'])} ± {_f(s['arrhenius']['Ea_err_kcal_per_mol'])}"
-        " kcal/mol |",
-        f"| branching | {SEED_RESULTS['branching']} | see the table below |",
+        f"{_f(arr['Ea_kcal_per_mol'])} ± {_f(arr['Ea_err_kcal_per_mol'])} kcal/mol, "
+        f"A {_f(arr['A_cm3_per_molecule_s'])} cm³ molecule⁻¹ s⁻¹ |",
+        f"| branching | {SEED_RESULTS['branching']} | see below |",
         "",
-        "## k(T) and branching (this run)",
+        "## k(T), energy conservation and branching (this run)",
         "",
-        "| T (K) | k (cm³ molecule⁻¹ s⁻¹) | ± | reactive / N | timeouts | channels (n) |",
-        "|---|---|---|---|---|---|",
+        f"NVE; a trajectory whose total energy moved by more than {_f(tol)} eV from its start "
+        "(at any step) is left out, not counted (column 'left out'); 'max |ΔE|' is the "
+        "largest along a counted trajectory. 'undecided': trajectories still in an OH...VOC "
+        "complex with unchanged bonds at qct_max_time_fs, counted as non-reactive; "
+        "'k if undecided react' counts them as reactive: a longer run lies between the two. "
+        "Abstraction includes new channels that give H2O (a vinylic H, which has no named "
+        "channel).",
+        "",
+        "| T (K) | k (cm³ molecule⁻¹ s⁻¹) | ± | k if undecided react | reactive / counted | "
+        "left out (ΔE) | undecided | max abs ΔE (eV) | addition | abstraction | other |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s["qct"]:
-        ch = ", ".join(f"{n}: {c['n']}" for n, c in r["channels"].items())
+        br = r["branching"]
+        frac = {k: (f"{v['n']} ({_f(v['fraction'], '.0%')})") for k, v in br.items()}
         lines.append(f"| {r['temperature_K']:g} | {_f(r['rate_cm3_per_molecule_s'])} | "
-                     f"{_f(r['rate_err_cm3_per_molecule_s'])} | {r['n_reactive']} / "
-                     f"{r['n_trajectories']} | {r['n_timeout']} | {ch} |")
-    lines += ["", "Mechanism (KPP/MCM):", "", "```"] + (s["mechanism"] or [
+                     f"{_f(r['rate_err_cm3_per_molecule_s'])} | "
+                     f"{_f(r['undecided']['rate_if_all_react_cm3_per_molecule_s'])} | "
+                     f"{r['n_reactive']} / {r['n_used']} | {r['n_nonconserving']} | "
+                     f"{r['undecided']['n']} | "
+                     f"{_f(r['max_abs_energy_error_eV'], '.2g')} | {frac['addition']} | "
+                     f"{frac['abstraction']} | {frac['other']} |")
+    lines += ["", "Channels (n): " + "; ".join(
+        f"{r['temperature_K']:g} K: " + ", ".join(
+            f"{n}{' (new)' if c['new'] else ''} {c['n']}" for n, c in r["channels"].items())
+        for r in s["qct"]), ""]
+    lines += ["b_max: " + "; ".join(f"{r['temperature_K']:g} K {r['b_max_A']:.2f} Å "
+                                    f"({r['b_max_converged_by'] or 'not converged'})"
+                                    for r in s["qct"]), ""]
+    lines += ["Mechanism (KPP/MCM):", "", "```"] + (s["mechanism"] or [
         f"(no fit: {s['kinetics_error']})"]) + ["```", "", "## GFN2-xTB artefacts (stated)", ""]
     lines += [f"- {a}" for a in s["gfn2_artefacts"]]
-    lines += [
+    lines += _limits(s)
+    lines += ["", f"Stage wall times (s): {s['stage_wall_s']}", ""]
+    return "\n".join(lines)
+
+
+def _limits(s: dict) -> list[str]:
+    return [
         "", "## What this run can and cannot show", "",
         "- It runs every stage of the seed's workflow (SMILES -> GFN2 labels -> NequIP -> "
         "batched QCT -> Arrhenius -> KPP) and resumes from its files.",
-        "- At the tiny scale the numbers are not converged: tens of trajectories per "
-        "temperature (binomial errors of tens of percent), a fixed b_max, a model trained for "
-        "a few epochs on ~100 rigid-scan frames (not IRC paths), trajectories cut at "
-        "qct_max_time_fs (timeouts count as non-reactive), a 1 fs step with H atoms. The "
-        "Arrhenius fit over two temperatures has no error of its own beyond the two points'.",
+        "- Can: that the batched NVE trajectories on the trained model conserve energy (the "
+        "largest |ΔE| of each counted trajectory is in the table), that products are "
+        "identified as the named channels (O-C bond at C1/C2 = addition, O-H at a methyl H = "
+        "abstraction; anything else is listed as a new channel with its bond graph), and the "
+        "order of magnitude of a capture-controlled k on this GFN2-trained surface.",
+        "- Cannot: converged numbers. Tens of trajectories per temperature give binomial "
+        "errors of tens of percent, so Ea from three points is compatible with zero and its "
+        "sign is not meaningful; the branching is a handful of events. The tiny NequIP "
+        "(2 layers, 8 features, ~350 frames, 80 epochs) has force errors of ~0.2 eV/Å: "
+        "its surface is GFN2's only roughly.",
+        "- Trajectories: start at the geometric bound (no atom pair within the 4 Å cutoff), "
+        "b_max cut to that bound, so nothing beyond it is missed; the run ends a trajectory at "
+        "a channel's criterion (O-C < 1.6 Å, O-H < 1.1 Å), not after the adduct is "
+        "stabilised (collisional stabilisation is outside QCT: the high-pressure limit is "
+        "assumed), when receding reactants are out of range (cutoff + 1 Å; an approximation "
+        "that ignores a rotation swinging an atom back within range), or at "
+        "qct_max_time_fs (timeouts count as non-reactive unless their bonds changed).",
+        "- At GFN2 the addition is barrierless, so k is a capture rate on the model's surface; "
+        "how large it is depends on the long-range attraction the model learned within its "
+        "cutoff, not on the seed's 0.3/1.2 kcal/mol barriers. A positive or negative Ea here "
+        "says nothing about those barriers.",
         "- Internal states are classical (Maxwell-Boltzmann velocities at T, no zero-point "
         "energy); the level of theory is GFN2-xTB, not the seed's DFT, and the VOC is "
         f"{s['voc']}, not isoprene, at this scale.",
-        "", f"Stage wall times (s): {s['stage_wall_s']}", ""]
-    return "\n".join(lines)
+    ]

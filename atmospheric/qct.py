@@ -14,7 +14,14 @@ ch. 16; Karplus, Porter & Sharma, J. Chem. Phys. 43, 3259 (1965)):
 * centres of mass ``d0`` apart, ``d0`` beyond ``b_max`` and beyond the interaction range;
 * NVE batches through :func:`common.md.runner.run_md` with a :class:`QCTStop` condition: a
   trajectory ends when a reaction criterion holds, when the fragments fly apart beyond ``d0``
-  (non-reactive unless the bond graph changed), or at ``max_time_fs`` (undecided);
+  (non-reactive unless the bond graph changed), or at ``max_time_fs`` (undecided); optionally
+  cut into segments after which only the unfinished trajectories go on (``segment_fs``);
+* energy conservation checked at every step: the largest ``|E(t) - E(0)|`` of each
+  trajectory is reported, and with ``energy_tolerance_eV`` a trajectory that passes it is
+  stopped and left out of the statistics (``n_nonconserving``) rather than counted -- a
+  trajectory that does not conserve energy is not a sample of the NVE dynamics. Leaving them
+  out biases k if they are mostly reactive (or mostly not); their number is reported so a
+  reader can judge;
 * ``k(T) = <v_rel> pi b_max^2 P_r`` with the binomial standard error
   ``<v_rel> pi b_max^2 sqrt(P_r (1 - P_r) / N)``; channels from the criteria that fired and
   from the products of the final frame's bond graph (:mod:`common.events`), products that
@@ -63,6 +70,8 @@ __all__ = [
 KB_EV = float(ase_units.kB)
 _SEPARATION_TOL_A = 1e-3
 _D0_MARGIN_A = 0.5
+#: with batch_size "auto", trajectories with up to this many atoms in all run as one batch
+_ALL_AT_ONCE_ATOMS = 20_000
 _CRITERION_FIX = ("write [NAME=]distance:I:J<R (or >R; atoms I, J 0-based, A's atoms then B's; "
                   "R in Å), e.g. abstraction=distance:0:5<1.2, or [NAME=]products:H2O+C5H7")
 
@@ -342,20 +351,41 @@ def sample_internal_states(molecule: Atoms, potential, temperature_K: float, n_s
 
 class QCTStop:
     """Stop condition for :func:`common.md.runner.run_md`: a trajectory ends when a distance
-    criterion holds, when the centres of mass of A and B are farther apart than ``d0_A``, or
-    at step ``max_steps``. Each stop is recorded in ``record`` (shared by the per-batch slices
-    from :meth:`select`): ``{system: {"outcome", "criterion", "step", "positions",
-    "velocities", "energy_error_eV"}}``, outcome "criterion", "separated" or "timeout".
+    criterion holds, when the centres of mass of A and B are farther apart than ``d0_A``, at
+    step ``max_steps``, or (with ``energy_tolerance_eV``) as soon as its total energy has moved
+    more than that from its start. Each stop is recorded in ``record`` (shared by the
+    per-batch slices from :meth:`select`): ``{system: {"outcome", "criterion", "step",
+    "positions", "velocities", "energy_error_eV", "max_abs_energy_error_eV"}}``, outcome
+    "criterion", "separated", "timeout" or "nonconserving".
+
+    With ``out_of_range_A``, a trajectory also counts as separated as soon as the centres of
+    mass move apart while no A-B atom pair is closer than that (an approximation: a fragment's
+    rotation could still swing an atom back within range while the centres are nearer than
+    the sum of the radii plus the cutoff; with ``out_of_range_A`` above the cutoff by a margin
+    the chance is small, and the default None keeps the exact ``d0`` test).
+
+    Segments (a long run cut into pieces so that finished trajectories leave the batch):
+    ``step_offset`` is added to the engine's step, ``segment_steps`` is the engine's last step
+    (systems still running then are recorded as "pending"), ``e0``/``max_dev`` carry each
+    system's starting energy and largest |E - E0| so far (keyed like ``record``).
     """
 
     def __init__(self, n_atoms_a: int, masses: np.ndarray, criteria: Sequence[Criterion],
                  d0_A: float, max_steps: int, systems: Sequence[int] | None = None,
-                 record: dict | None = None):
+                 record: dict | None = None, *, energy_tolerance_eV: float | None = None,
+                 step_offset: int = 0, segment_steps: int | None = None,
+                 e0: dict | None = None, max_dev: dict | None = None,
+                 out_of_range_A: float | None = None):
         self.n_a, self.masses = int(n_atoms_a), np.asarray(masses, dtype=float)
         self.criteria = [c for c in criteria if c.kind == "distance"]
         self.d0_A, self.max_steps = float(d0_A), int(max_steps)
         self.systems = None if systems is None else list(systems)
         self.record = {} if record is None else record
+        self.energy_tolerance_eV = energy_tolerance_eV
+        self.step_offset, self.segment_steps = int(step_offset), segment_steps
+        self.e0 = {} if e0 is None else e0
+        self.max_dev = {} if max_dev is None else max_dev
+        self.out_of_range_A = out_of_range_A
         self._done: torch.Tensor | None = None
         self._e0: torch.Tensor | None = None
 
@@ -363,34 +393,57 @@ class QCTStop:
         """The condition for systems ``idx`` of this one (records go to the same dict)."""
         mine = list(range(max(idx) + 1)) if self.systems is None else self.systems
         return QCTStop(self.n_a, self.masses, self.criteria, self.d0_A, self.max_steps,
-                       [mine[i] for i in idx], self.record)
+                       [mine[i] for i in idx], self.record,
+                       energy_tolerance_eV=self.energy_tolerance_eV,
+                       step_offset=self.step_offset, segment_steps=self.segment_steps,
+                       e0=self.e0, max_dev=self.max_dev, out_of_range_A=self.out_of_range_A)
 
     def params(self) -> dict:
         return {"criteria": [c.text for c in self.criteria], "d0_A": self.d0_A,
-                "max_steps": self.max_steps}
+                "max_steps": self.max_steps, "energy_tolerance_eV": self.energy_tolerance_eV,
+                "step_offset": self.step_offset, "out_of_range_A": self.out_of_range_A}
+
+    def _keys(self, n: int) -> list[int]:
+        return list(range(n)) if self.systems is None else self.systems
 
     def __call__(self, state, out: dict, step: int) -> torch.Tensor:
         n = len(self.masses)
         pos = state.positions.view(-1, n, 3)
+        e_tot = out["energy"].detach() + state.kinetic_energy()
         if self._done is None:
-            self._setup(state, out, pos)
+            self._setup(state, out, pos, e_tot)
+        step = step + self.step_offset
         w = self._weights
         sep = (pos * w[:, None]).sum(1)  # COM(B) - COM(A)
         separated = (sep * sep).sum(-1) > (self.d0_A + _SEPARATION_TOL_A) ** 2
+        if self.out_of_range_A is not None:
+            separated |= self._receding_out_of_range(state, pos, sep)
         crit = self._criteria_hits(pos)
-        hit = crit.any(1) | separated | (step >= self.max_steps)
+        self._dev = torch.maximum(self._dev, (e_tot - self._e0).abs())
+        drift = (self._dev > self.energy_tolerance_eV if self.energy_tolerance_eV is not None
+                 else torch.zeros_like(separated))
+        hit = crit.any(1) | separated | drift | (step >= self.max_steps)
         new = hit & ~self._done
         if bool(new.any()):
-            e_tot = out["energy"].detach() + state.kinetic_energy()
-            self._record(state, pos, crit, separated, new, e_tot, step)
+            self._record(state, pos, crit, separated, drift, new, e_tot, step)
         self._done |= hit
+        if self.segment_steps is not None and step - self.step_offset >= self.segment_steps:
+            self._record(state, pos, crit, separated, drift, ~self._done, e_tot, step,
+                         pending=True)
         return hit
 
-    def _setup(self, state, out: dict, pos: torch.Tensor) -> None:
-        """Per-batch tensors, made once: COM weights, criterion indices, the first energy."""
+    def _setup(self, state, out: dict, pos: torch.Tensor, e_tot: torch.Tensor) -> None:
+        """Per-batch tensors, made once: COM weights, criterion indices, the first energy
+        (or the one carried over from an earlier segment)."""
         dev, dt = pos.device, pos.dtype
         self._done = torch.zeros(pos.shape[0], dtype=torch.bool, device=dev)
-        self._e0 = out["energy"].detach() + state.kinetic_energy()
+        keys = self._keys(pos.shape[0])
+        e_start = e_tot.detach().cpu().tolist()
+        self._e0 = torch.tensor([self.e0.setdefault(k, e) for k, e in zip(keys, e_start,
+                                                                           strict=True)],
+                                dtype=e_tot.dtype, device=dev)
+        self._dev = torch.tensor([self.max_dev.get(k, 0.0) for k in keys], dtype=e_tot.dtype,
+                                 device=dev)
         m = torch.as_tensor(self.masses, dtype=dt, device=dev)
         self._weights = torch.cat([-m[:self.n_a] / m[:self.n_a].sum(),
                                    m[self.n_a:] / m[self.n_a:].sum()])
@@ -400,6 +453,15 @@ class QCTStop:
         self._cr2 = torch.tensor([x.threshold_A**2 for x in c], dtype=dt, device=dev)
         self._less = torch.tensor([x.op == "<" for x in c], dtype=torch.bool, device=dev)
 
+    def _receding_out_of_range(self, state, pos: torch.Tensor, sep: torch.Tensor
+                               ) -> torch.Tensor:
+        """Centres of mass moving apart and no A-B atom pair within ``out_of_range_A``."""
+        vel = state.velocities.view(pos.shape)
+        receding = ((vel * self._weights[:, None]).sum(1) * sep).sum(-1) > 0
+        d = pos[:, :self.n_a, None] - pos[:, None, self.n_a:]
+        apart = (d * d).sum(-1).flatten(1).min(1).values > self.out_of_range_A ** 2
+        return receding & apart
+
     def _criteria_hits(self, pos: torch.Tensor) -> torch.Tensor:
         if not self.criteria:
             return torch.zeros(pos.shape[0], 0, dtype=torch.bool, device=pos.device)
@@ -407,18 +469,27 @@ class QCTStop:
         d2 = (d * d).sum(-1)
         return torch.where(self._less, d2 < self._cr2, d2 > self._cr2)
 
-    def _record(self, state, pos, crit, separated, new, e_tot, step) -> None:
+    def _record(self, state, pos, crit, separated, drift, new, e_tot, step,
+                pending: bool = False) -> None:
         vel = state.velocities.view(pos.shape)
+        keys = self._keys(pos.shape[0])
         for s in torch.nonzero(new).flatten().tolist():
             fired = torch.nonzero(crit[s]).flatten().tolist()
-            outcome = "criterion" if fired else ("separated" if bool(separated[s])
-                                                 else "timeout")
-            key = s if self.systems is None else self.systems[s]
+            if pending:
+                outcome = "pending"
+            elif bool(drift[s]):
+                outcome = "nonconserving"
+            else:
+                outcome = "criterion" if fired else ("separated" if bool(separated[s])
+                                                     else "timeout")
+            key = keys[s]
+            self.max_dev[key] = float(self._dev[s])
             self.record[key] = {
-                "outcome": outcome, "criterion": fired[0] if fired else None, "step": step,
-                "positions": pos[s].detach().cpu().numpy().copy(),
+                "outcome": outcome, "criterion": fired[0] if fired and not pending else None,
+                "step": step, "positions": pos[s].detach().cpu().numpy().copy(),
                 "velocities": vel[s].detach().cpu().numpy().copy(),
-                "energy_error_eV": float(e_tot[s] - self._e0[s])}
+                "energy_error_eV": float(e_tot[s] - self._e0[s]),
+                "max_abs_energy_error_eV": float(self._dev[s])}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +592,14 @@ class _Setup:
     products: _Products
     md: dict
     guard: object = None
+    energy_tolerance_eV: float | None = None
+    segment_steps: int | None = None
+    separation_margin_A: float | None = None
+
+    def out_of_range_A(self) -> float | None:
+        """Atom distance beyond which receding reactants count as separated (or None)."""
+        m = self.separation_margin_A
+        return None if m is None else self.reach_A() + m
 
     @property
     def cutoff_A(self) -> float:
@@ -554,7 +633,12 @@ class _Setup:
 
 def _run_batch(setup: _Setup, b_max_A: float, n: int, rng: np.random.Generator,
                outdir: Path) -> list[dict]:
-    """``n`` trajectories at ``b_max_A`` through run_md; one row per trajectory."""
+    """``n`` trajectories at ``b_max_A`` through run_md; one row per trajectory.
+
+    With ``setup.segment_steps`` the run is cut into segments of that many steps: after each,
+    the trajectories still running go on (positions, velocities, starting energy and largest
+    energy error carried over) in a new run_md batch of only those, so finished ones cost
+    nothing more. Velocity Verlet restarted from (x, v) continues the same trajectory."""
     from common.md.runner import run_md
 
     d0 = setup.start_distance_A(b_max_A)
@@ -563,35 +647,65 @@ def _run_batch(setup: _Setup, b_max_A: float, n: int, rng: np.random.Generator,
     _check_start(samples, setup.ra.n_atoms, setup.cutoff_A, setup.criteria, d0,
                  setup.b_limit_A() + _D0_MARGIN_A)
     steps = setup.max_steps(d0)
+    seg = min(steps, setup.segment_steps or steps)
     masses = np.concatenate([setup.ra.masses, setup.rb.masses])
-    stop = QCTStop(setup.ra.n_atoms, masses, setup.criteria, d0, steps)
-    md = dict(setup.md)
-    traj_every = md.pop("traj_every") or steps
-    summary = run_md(samples.frames, setup.potential, outdir, ensemble="nve",
-                     timestep_fs=setup.timestep_fs, temperature_K=setup.temperature_K,
-                     steps=steps, traj_every=traj_every, stop=stop, on_blowup="stop_system",
-                     guard=setup.guard, **md)
-    failed = {int(k): why for k, why in summary["failed"].items()}
-    return [_classify(setup, stop, samples, k, d0, failed.get(k)) for k in range(n)]
+    record, e0, max_dev, failed = {}, {}, {}, {}
+    running, frames, offset = list(range(n)), samples.frames, 0
+    for part in range(math.ceil(steps / seg)):
+        length = min(seg, steps - offset)
+        stop = QCTStop(setup.ra.n_atoms, masses, setup.criteria, d0, steps, running, record,
+                       energy_tolerance_eV=setup.energy_tolerance_eV, step_offset=offset,
+                       out_of_range_A=setup.out_of_range_A(),
+                       segment_steps=length, e0=e0, max_dev=max_dev)
+        md = dict(setup.md)
+        traj_every = md.pop("traj_every") or (length if part == 0 else 0)
+        if md["batch_size"] == "auto" and len(running) * len(masses) <= _ALL_AT_ONCE_ATOMS:
+            md["batch_size"] = len(running)  # small systems: one batch, no trial runs
+        folder = outdir if seg == steps else outdir / f"segment_{part:03d}"
+        summary = run_md(frames, setup.potential, folder, ensemble="nve",
+                         timestep_fs=setup.timestep_fs, temperature_K=setup.temperature_K,
+                         steps=length, traj_every=traj_every, stop=stop,
+                         on_blowup="stop_system", guard=setup.guard, **md)
+        failed.update({running[int(k)]: why for k, why in summary["failed"].items()})
+        offset += length
+        running = [k for k in running if k not in failed
+                   and record.get(k, {}).get("outcome") == "pending"]
+        if not running:
+            break
+        frames = [_frame(setup, masses, record[k]) for k in running]
+    return [_classify(setup, record, samples, k, d0, failed.get(k)) for k in range(n)]
 
 
-def _classify(setup: _Setup, stop: QCTStop, samples: _Samples, k: int, d0_A: float,
+def _frame(setup: _Setup, masses: np.ndarray, rec: dict) -> Atoms:
+    """A trajectory's state at the end of a segment, to go on from."""
+    at = Atoms(symbols=setup.products.symbols, positions=rec["positions"], masses=masses,
+               pbc=False)
+    at.set_velocities(rec["velocities"])
+    return at
+
+
+def _classify(setup: _Setup, record: dict, samples: _Samples, k: int, d0_A: float,
               failed: str | None) -> dict:
     """Outcome, channel and products of trajectory ``k`` (``failed``: why it blew up)."""
     row = {"b_A": float(samples.b_A[k]), "collision_energy_eV": float(samples.energy_eV[k]),
            "d0_A": d0_A, "outcome": "failed", "channel": None, "new": False, "products": None,
-           "step": None, "time_fs": None, "energy_error_eV": None, "failure": failed}
-    rec = stop.record.get(k)
+           "step": None, "time_fs": None, "energy_error_eV": None,
+           "max_abs_energy_error_eV": None, "failure": failed}
+    rec = record.get(k)
     if failed or rec is None:
         return row
     species, bonds = setup.products.analyse(rec["positions"])
     reactants = setup.products.reactants(int(samples.state_a[k]), int(samples.state_b[k]))
     row.update(outcome=rec["outcome"], step=rec["step"],
                time_fs=rec["step"] * setup.timestep_fs, products=_label(species),
-               energy_error_eV=rec["energy_error_eV"], positions=rec["positions"],
+               energy_error_eV=rec["energy_error_eV"],
+               max_abs_energy_error_eV=rec["max_abs_energy_error_eV"], positions=rec["positions"],
                velocities=rec["velocities"], species=species, bonds=bonds)
+    if rec["outcome"] == "nonconserving":
+        return row
     if rec["outcome"] == "criterion":
-        row["channel"] = stop.criteria[rec["criterion"]].channel
+        row["channel"] = [c for c in setup.criteria if c.kind == "distance"][
+            rec["criterion"]].channel
     elif species != reactants:
         by_products = [c for c in setup.criteria if c.kind == "products"
                        and setup.products.matches(c, species)]
@@ -606,10 +720,15 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *stream])
 
 
+def _usable(row: dict) -> bool:
+    """A trajectory that counts: it neither blew up nor broke energy conservation."""
+    return row["outcome"] not in ("failed", "nonconserving")
+
+
 def _outer_ring(rows: list[dict], b_max_A: float, ring_fraction: float) -> dict:
     """Trajectories in the outermost ``ring_fraction`` of b^2 and how many reacted there."""
     lo = math.sqrt(1.0 - ring_fraction) * b_max_A
-    ring = [r for r in rows if r["outcome"] != "failed" and r["b_A"] >= lo]
+    ring = [r for r in rows if _usable(r) and r["b_A"] >= lo]
     n_r = sum(r["channel"] is not None for r in ring)
     return {"b_from_A": lo, "b_to_A": b_max_A, "n": len(ring), "n_reactive": n_r,
             "probability": n_r / len(ring) if ring else None}
@@ -695,9 +814,10 @@ def _summary(setup: _Setup, rows: list[dict], b_max_A: float, seed: int, n_rings
     from common.errors import SimulationError
     from common.events import wilson_interval
 
-    used = [r for r in rows if r["outcome"] != "failed"]
+    used = [r for r in rows if _usable(r)]
     if not used:
-        raise SimulationError(f"every trajectory blew up (first: {rows[0]['failure']})",
+        raise SimulationError(f"every trajectory blew up or broke energy conservation "
+                              f"(first: {rows[0]['failure'] or rows[0]['outcome']})",
                               where=f"b_max = {b_max_A:.3g} Å",
                               fix="reduce timestep_fs, or check the potential at short range")
     mu = reduced_mass_amu(setup.ra.atoms[0], setup.rb.atoms[0])
@@ -710,11 +830,13 @@ def _summary(setup: _Setup, rows: list[dict], b_max_A: float, seed: int, n_rings
     k_op = v_cm_s * sum(math.pi * ((o["b_to_A"] * 1e-8) ** 2 - (o["b_from_A"] * 1e-8) ** 2)
                         * o["probability"] for o in opacity if o["n"])
     outcomes = Counter(r["outcome"] for r in rows)
-    energy_err = [abs(r["energy_error_eV"]) for r in used]
+    energy_err = [r["max_abs_energy_error_eV"] for r in used]
+    all_err = [r["max_abs_energy_error_eV"] for r in rows if r["outcome"] != "failed"]
     return {
         "method": "QCT", "temperature_K": setup.temperature_K,
         "rate_cm3_per_molecule_s": k, "rate_err_cm3_per_molecule_s": err,
         "b_max_A": b_max_A, "n_trajectories": len(rows), "n_reactive": n_r,
+        "n_used": len(used),
         "channels": _channels(used, setup.criteria, setup, v_cm_s, area),
         "reaction_probability": n_r / len(used),
         "reaction_probability_err": math.sqrt(n_r / len(used) * (1 - n_r / len(used))
@@ -727,7 +849,11 @@ def _summary(setup: _Setup, rows: list[dict], b_max_A: float, seed: int, n_rings
         "timestep_fs": setup.timestep_fs, "seed": seed,
         "n_criterion": outcomes["criterion"], "n_separated": outcomes["separated"],
         "n_timeout": outcomes["timeout"], "n_failed": outcomes["failed"],
+        "n_nonconserving": outcomes["nonconserving"],
+        "energy_tolerance_eV": setup.energy_tolerance_eV,
         "max_abs_energy_error_eV": max(energy_err),
+        "median_abs_energy_error_eV": float(np.median(energy_err)),
+        "max_abs_energy_error_all_eV": max(all_err),
     }
 
 
@@ -744,6 +870,10 @@ def _warnings(result: dict, converged: bool, temperature_K: float) -> list[str]:
                    "(counted as non-reactive unless their bonds changed); raise max_time_fs")
     if result["n_failed"]:
         out.append(f"{result['n_failed']} trajectories blew up and were left out")
+    if result["n_nonconserving"]:
+        out.append(f"{result['n_nonconserving']} of {n} trajectories broke energy conservation "
+                   f"(|E - E0| > {result['energy_tolerance_eV']:g} eV) and were left out: "
+                   "the potential is rough where they went, or the step is too long")
     if result["max_abs_energy_error_eV"] > 0.5 * KB_EV * temperature_K:
         out.append(f"total energy changed by up to {result['max_abs_energy_error_eV']:.3g} eV "
                    "(> kT/2) along a trajectory: reduce timestep_fs")
@@ -754,7 +884,7 @@ def _warnings(result: dict, converged: bool, temperature_K: float) -> list[str]:
 # files
 
 _CSV_COLUMNS = ("trajectory", "b_A", "collision_energy_eV", "outcome", "channel", "new",
-                "products", "step", "time_fs", "energy_error_eV")
+                "products", "step", "time_fs", "energy_error_eV", "max_abs_energy_error_eV")
 
 
 def _write_outputs(outdir: Path, result: dict, rows: list[dict], setup: _Setup) -> dict:
@@ -830,7 +960,9 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
             bond_criteria=None, species_library=None, device: str = "cpu",
             dtype: torch.dtype | None = None, batch_size: int | str = "auto",
             skin: float = 1.0, traj_every: int | None = None, progress: bool = False,
-            potential_label: str = "", guard=None) -> dict:
+            potential_label: str = "", guard=None, energy_tolerance_eV: float | None = None,
+            segment_fs: float | None = None, separation_margin_A: float | None = None
+            ) -> dict:
     """Thermal rate constant of A + B by quasi-classical trajectories.
 
     Parameters
@@ -853,7 +985,8 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
         A new folder: ``qct.json``, ``trajectories.csv``, ``final_frames.extxyz`` and the
         run_md folders under ``runs/``.
     b_max_A, converge_b_max
-        Starting ``b_max`` (Å; default half the geometric bound); with ``converge_b_max`` it is
+        Starting ``b_max`` (Å; default half the geometric bound; one beyond the bound is cut
+        to it, since no trajectory beyond it comes within reach); with ``converge_b_max`` it is
         multiplied by ``b_max_growth`` until the outer ``ring_fraction`` of ``b^2`` of an
         ``n_pilot``-trajectory run reacts with probability <= ``ring_tolerance`` (or the bound,
         radius A + radius B + reach, is met); without, it is used as it is.
@@ -870,24 +1003,47 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
     bond_criteria, species_library
         Bond cutoffs and species names for product identification (:mod:`common.events`).
     device, dtype, batch_size, skin, traj_every, progress, potential_label
-        Passed to :func:`common.md.runner.run_md` (``traj_every`` default: first frame only).
+        Passed to :func:`common.md.runner.run_md` (``traj_every`` default: the first and last
+        frame of the first segment only).
     guard
         A :class:`~common.md.guard.BlowUpGuard`; default: forces up to 100 eV/Å and no
         temperature limit below 10^6 K (a few hot atoms after an exothermic step are no
         blow-up). A trajectory that trips it is left out (``n_failed``) and the rest go on.
+    energy_tolerance_eV
+        NVE check: a trajectory whose total energy moves more than this from its start (at
+        any step) is stopped and left out (``n_nonconserving``), not counted as reactive or
+        not; None keeps every trajectory (the largest error is reported either way).
+    segment_fs
+        Cut the run into segments of this length; after each, only the trajectories still
+        running go on (finished ones cost nothing more). None: one segment.
+    separation_margin_A
+        Also end a trajectory as separated as soon as the reactants' centres move apart with
+        no A-B atom pair within the interaction reach (cutoff) + this margin (Å): saves the
+        flight out to ``d0``; an approximation (see :class:`QCTStop`). None: only ``d0``.
 
     Returns
     -------
     dict
         ``method``, ``temperature_K``, ``rate_cm3_per_molecule_s``,
         ``rate_err_cm3_per_molecule_s`` (binomial standard error), ``b_max_A``,
-        ``n_trajectories``, ``n_reactive``, ``channels`` (``{name: {n, fraction, rate..., new,
+        ``n_trajectories`` (run), ``n_reactive``, ``channels`` (``{name: {n, fraction, rate..., new,
         products, species}}``; ``fraction`` of the reactive trajectories) and diagnostics:
+        ``n_used`` (trajectories that count), ``n_nonconserving``,
+        ``max_abs_energy_error_eV`` (largest |E - E0| along any counted trajectory),
         ``opacity``, ``b_max_history``, ``outer_ring``, outcome counts, ``warnings``, ``files``.
     """
     opts = {"ring_fraction": ring_fraction, "tolerance": ring_tolerance,
             "growth": b_max_growth, "max_stages": max(1, int(max_b_max_stages))}
     _check_settings(temperature_K, n_trajectories, timestep_fs, internal, b_max_A, opts)
+    if energy_tolerance_eV is not None and not energy_tolerance_eV > 0:
+        raise ConfigError(f"energy tolerance must be > 0 eV (got {energy_tolerance_eV})",
+                          where="energy_tolerance_eV", fix="give e.g. 0.1, or leave it unset")
+    if segment_fs is not None and not segment_fs >= timestep_fs:
+        raise ConfigError(f"segment length must be at least one step (got {segment_fs} fs)",
+                          where="segment_fs", fix="give e.g. 100, or leave it unset")
+    if separation_margin_A is not None and not separation_margin_A >= 0:
+        raise ConfigError(f"separation margin must be >= 0 Å (got {separation_margin_A})",
+                          where="separation_margin_A", fix="give e.g. 1.0, or leave it unset")
     ra, rb = _reactant(a, "A"), _reactant(b, "B")
     crit = parse_criteria(criteria, ra.n_atoms, rb.n_atoms)
     outdir = _fresh_dir(outdir)
@@ -896,9 +1052,13 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
           "potential_label": potential_label}
     setup = _Setup(ra, rb, potential, float(temperature_K), crit, internal, timestep_fs,
                    max_time_fs, d0_A, _Products(ra, rb, bond_criteria, species_library), md,
-                   guard or BlowUpGuard(max_force_eV_A=100.0, max_temperature_K=1e6))
+                   guard or BlowUpGuard(max_force_eV_A=100.0, max_temperature_K=1e6),
+                   energy_tolerance_eV,
+                   None if segment_fs is None else max(1, round(segment_fs / timestep_fs)),
+                   separation_margin_A)
     fixed = not converge_b_max
     start = b_max_A if b_max_A is not None else 0.5 * setup.b_limit_A()
+    start = min(start, setup.b_limit_A())  # beyond the bound the reactants never meet
     pilot = n_trajectories if fixed else min(n_trajectories,
                                              n_pilot or max(100, n_trajectories // 4))
     b_fin, rows, history = _converge(setup, start, fixed, pilot, opts, seed, outdir / "runs")

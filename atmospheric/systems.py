@@ -18,6 +18,10 @@ the training frames along approach, addition and abstraction paths.
   at 5-9 Å (random orientations), and frames along each channel's path from 3.6 Å to the
   product's bond length, rattled; labelled with :func:`label_frames` through
   :mod:`common.labels` (cached).
+* :func:`reactive_frames` -- frames from short reference (GFN2-xTB) NVE trajectories of OH
+  thrown at the VOC from 2.5-4 Å, at a channel's site or from a random direction, with thermal
+  internal states and a thermal approach speed: the regions QCT trajectories visit on the way
+  to each channel's product (the issue's "frames from reactive trajectories").
 
 Labels (issue 12's measurements): GFN2-xTB via tblite, doublet (``multiplicity=2``), electronic
 temperature 1000 K (the default 300 K leaves a third of OH...VOC geometries at 3-4 Å
@@ -26,8 +30,9 @@ referenced to the supersystem at large separation, never to isolated fragments: 
 frame holds both molecules.
 
 Simplifications, named: path frames are rigid scans of the O-C (O-H) distance with rattles,
-not relaxed IRC paths; no frames from reactive trajectories yet; vinylic H abstraction is not a
-separate channel.
+not relaxed IRC paths; reactive-trajectory frames are short direct-dynamics runs on the
+labeller, not an active-learning loop on the trained model; vinylic H abstraction is not a
+separate channel (it shows up as a new channel if it happens).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from ase import Atoms
 from common.errors import ConfigError, DataError
 
 __all__ = ["VOCS", "Channel", "channels", "complex_at", "label_frames", "labeller_spec",
-           "molecule_from_smiles", "oh_radical", "thermal_states", "training_frames", "voc"]
+           "molecule_from_smiles", "oh_radical", "reactive_frames", "thermal_states",
+           "training_frames", "voc"]
 
 #: name -> (SMILES, {RDKit heavy-atom index: carbon label})
 VOCS: dict[str, tuple[str, dict[int, str]]] = {
@@ -172,7 +178,8 @@ def complex_at(oh: Atoms, mol: Atoms, channel: Channel, distance_A: float,
         o = pos[c] + distance_A * n
     else:
         h = site if site is not None else int(rng.choice(channel.sites))
-        c = next(k for k in nb[h] if mol[k].symbol == "C")
+        cs = [k for k, x in enumerate(mol.get_chemical_symbols()) if x == "C"]
+        c = min(cs, key=lambda k: float(np.linalg.norm(pos[k] - pos[h])))  # its carbon
         u = _unit(pos[h] - pos[c])
         r_ch = float(np.linalg.norm(pos[h] - pos[c]))
         o = pos[c] + (r_ch + distance_A) * u
@@ -250,6 +257,106 @@ def training_frames(oh_states: list[Atoms], voc_states: list[Atoms], chans: list
             f.info.update(kind="path")
             out.append(f)
     return out
+
+
+def _random_start(oh: Atoms, mol: Atoms, gap_A: float, rng: np.random.Generator) -> Atoms:
+    """OH (random orientation) on a random line through the VOC's centre of mass, slid in
+    until its nearest atom is ``gap_A`` from the VOC's nearest atom; OH's atoms first."""
+    a, b = _oriented(oh, rng), mol.positions - mol.get_center_of_mass()
+    u = _unit(rng.standard_normal(3))
+    lo, hi = 0.0, 20.0
+    for _ in range(40):  # bisection on the distance of the centres along u
+        mid = 0.5 * (lo + hi)
+        gap = np.linalg.norm(a[:, None] + mid * u - b[None], axis=-1).min()
+        lo, hi = (mid, hi) if gap < gap_A else (lo, mid)
+    out = Atoms(oh.get_chemical_symbols() + mol.get_chemical_symbols(),
+                positions=np.vstack([a + hi * u, b]), pbc=False)
+    out.info.update(channel="random", distance_A=float(hi))
+    return out
+
+
+def _approach(at: Atoms, n_oh: int, oh_vel: np.ndarray, voc_vel: np.ndarray,
+              temperature_K: float, rng: np.random.Generator) -> None:
+    """Velocities: each reactant's internal velocities (its own centre-of-mass motion removed)
+    and a relative speed from the
+    flux-weighted thermal distribution (E ~ Gamma(2, kT)) along the line of centres, inwards;
+    total momentum zero."""
+    from ase import units
+
+    m = at.get_masses()
+    ma, mb = m[:n_oh].sum(), m[n_oh:].sum()
+    mu = ma * mb / (ma + mb)
+    line = _unit(at.positions[n_oh:].T @ m[n_oh:] / mb - at.positions[:n_oh].T @ m[:n_oh] / ma)
+    oh_vel = oh_vel - m[:n_oh] @ oh_vel / ma
+    voc_vel = voc_vel - m[n_oh:] @ voc_vel / mb
+    v_rel = np.sqrt(2 * rng.gamma(2.0, units.kB * temperature_K) / mu) * line
+    vel = np.vstack([oh_vel + mb / (ma + mb) * v_rel, voc_vel - ma / (ma + mb) * v_rel])
+    at.set_velocities(vel - (m[:, None] * vel).sum(0) / m.sum())
+
+
+def reactive_frames(oh_states: list[Atoms], voc_states: list[Atoms], chans: list[Channel],
+                    calc, *, n_trajectories: int, steps: int, every: int,
+                    temperature_K: float, timestep_fs: float = 0.5,
+                    gap_A: tuple[float, float] = (2.2, 3.2), after_steps: int = 30,
+                    seed: int = 0) -> tuple[list[Atoms], dict]:
+    """Frames from short NVE trajectories on the reference ``calc`` (an ASE calculator for
+    the supersystem, e.g. GFN2-xTB doublet).
+
+    Trajectory ``k`` starts from a thermal state of the VOC (positions and velocities) and OH
+    with Maxwell-Boltzmann velocities at ``temperature_K``, placed at channel
+    ``k % (len(chans) + 1)``'s site (:func:`complex_at`, O 2.8-3.8 Å from it) or, for the
+    extra slot, on a random line with its nearest atom ``gap_A`` from the VOC's; a thermal
+    approach speed at ``temperature_K``. It runs
+    ``steps`` steps of ``timestep_fs`` and ends ``after_steps`` steps after a channel's
+    criterion first holds, when the reactants fly apart (centres 8 Å), or when the
+    reference fails (SCF); a frame every ``every`` steps (``info["kind"] = "reactive"``).
+    Returns the frames (no labels kept: they go through :func:`label_frames`) and a report
+    ``{n_trajectories, n_frames, outcomes: {channel|"none"|"failed": n}}``.
+    """
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from atmospheric.qct import parse_criteria
+
+    rng = np.random.default_rng(seed)
+    n_oh = len(oh_states[0])
+    crit = parse_criteria([c for ch in chans for c in ch.criteria], n_oh, len(voc_states[0]))
+    out, outcomes = [], {}
+    for k in range(n_trajectories):
+        slot = k % (len(chans) + 1)
+        oh, mol = oh_states[k % len(oh_states)], voc_states[(3 * k + 1) % len(voc_states)]
+        if slot < len(chans):
+            at = complex_at(oh, mol, chans[slot], float(rng.uniform(2.8, 3.8)), rng)
+        else:
+            at = _random_start(oh, mol, float(rng.uniform(*gap_A)), rng)
+        m_oh = at.get_masses()[:n_oh]
+        vo = rng.standard_normal((n_oh, 3)) * np.sqrt(units.kB * temperature_K / m_oh)[:, None]
+        vv = mol.get_velocities() if mol.has("momenta") else np.zeros((len(mol), 3))
+        _approach(at, n_oh, vo, vv, temperature_K, rng)
+        at.calc = calc
+        dyn = VelocityVerlet(at, timestep_fs * units.fs)
+        outcome, hit_at = "none", None
+        for step in range(steps + 1):
+            if step % every == 0:
+                f = Atoms(at.get_chemical_symbols(), positions=at.positions.copy(), pbc=False)
+                f.info.update(kind="reactive", trajectory=k, step=step)
+                out.append(f)
+            fired = [c.channel for c in crit if c.holds(at.positions)]
+            if fired and hit_at is None:
+                outcome, hit_at = fired[0], step
+            if hit_at is not None and step - hit_at >= after_steps:
+                break
+            com = at.positions[n_oh:].mean(0) - at.positions[:n_oh].mean(0)
+            if step == steps or np.linalg.norm(com) > 8.0:
+                break
+            try:
+                dyn.run(1)
+            except Exception:  # noqa: BLE001 -- the reference's SCF failed: end this one
+                outcome = "failed"
+                break
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return out, {"n_trajectories": n_trajectories, "n_frames": len(out),
+                 "outcomes": outcomes}
 
 
 def labeller_spec(**overrides):

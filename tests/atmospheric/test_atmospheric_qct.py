@@ -94,8 +94,11 @@ def test_straight_line_capture_gives_v_pi_r2(tmp_path, pair_model):
     pot = pair_model({}, cutoff=1.0)
     a, b = Atoms("He", masses=[1.0]), Atoms("Ne", masses=[1.0])
     crit = ["distance:0:1<2.0"]
-    res = run_qct(a, b, pot, T, crit, n_trajectories=400, seed=1, outdir=tmp_path / "fixed",
-                  b_max_A=3.0, converge_b_max=False, timestep_fs=2.0, batch_size=512)
+    # reach 3 Å (the cutoff of a force-free model), so b_max = 3 Å is within the geometric
+    # bound and rings beyond R = 2 Å are sampled
+    res = run_qct(a, b, pair_model({}, cutoff=3.0), T, crit, n_trajectories=400, seed=1,
+                  outdir=tmp_path / "fixed", b_max_A=3.0, converge_b_max=False,
+                  timestep_fs=2.0, batch_size=512)
     v = mean_relative_speed_m_per_s(T, 0.5)
     exact = v * 100 * math.pi * (2.0e-8) ** 2
     assert res["b_max_A"] == 3.0 and res["n_trajectories"] == 400
@@ -107,6 +110,10 @@ def test_straight_line_capture_gives_v_pi_r2(tmp_path, pair_model):
             assert ring["probability"] == 1.0
         elif ring["b_from_A"] >= 2.0:
             assert ring["probability"] == 0.0
+    # a b_max beyond the geometric bound (here R) is cut to it: nothing beyond can react
+    cut = run_qct(a, b, pot, T, crit, n_trajectories=20, seed=1, outdir=tmp_path / "cut",
+                  b_max_A=3.0, converge_b_max=False, timestep_fs=2.0, batch_size=512)
+    assert cut["b_max_A"] == pytest.approx(2.0) and cut["b_max_converged_by"] == "geometric bound"
     # b_max grown from 1.5 Å stops at the geometric bound (R): every trajectory reacts, exactly
     conv = run_qct(a, b, pot, T, crit, n_trajectories=40, seed=1, outdir=tmp_path / "conv",
                    b_max_A=1.5, timestep_fs=2.0, batch_size=512)
@@ -273,3 +280,76 @@ def test_random_rotations_are_uniform_rotations():
     z = r[:, :, 2]  # images of the z axis: uniform on the sphere, mean 0, <z_i^2> = 1/3
     assert np.abs(z.mean(0)).max() < 4 * math.sqrt(1 / 3 / 4000)
     assert np.abs((z**2).mean(0) - 1 / 3).max() < 4 * math.sqrt(4 / 45 / 4000)
+
+
+def _rows(folder) -> list[dict]:
+    import csv
+
+    with open(folder / "trajectories.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_segments_continue_the_same_trajectories(tmp_path, pair_model):
+    """Cutting the run into 20-step segments (only unfinished trajectories go on) changes
+    nothing: velocity Verlet restarted from (x, v) is the same trajectory, so every outcome,
+    stopping step and energy error is that of the uncut run."""
+    pot = pair_model({("Ar", "Ar"): ("c6", C6, 1.0)}, cutoff=8.0)
+    atom = Atoms("Ar", masses=[2.0])
+    kw = dict(n_trajectories=16, seed=3, b_max_A=6.5, converge_b_max=False, timestep_fs=2.0,
+              skin=3.0)
+    one = run_qct(atom, atom, pot, T, ["capture=distance:0:1<2.0"], outdir=tmp_path / "one",
+                  **kw)
+    cut = run_qct(atom, atom, pot, T, ["capture=distance:0:1<2.0"], outdir=tmp_path / "cut",
+                  segment_fs=40.0, **kw)
+    assert len(list((tmp_path / "cut" / "runs" / "bmax_00").glob("segment_*"))) > 2
+    a, b = _rows(tmp_path / "one"), _rows(tmp_path / "cut")
+    assert [(r["outcome"], r["step"]) for r in a] == [(r["outcome"], r["step"]) for r in b]
+    for r, s in zip(a, b, strict=True):
+        assert abs(float(r["energy_error_eV"]) - float(s["energy_error_eV"])) < 1e-9
+        assert abs(float(r["max_abs_energy_error_eV"])
+                   - float(s["max_abs_energy_error_eV"])) < 1e-9
+    assert cut["rate_cm3_per_molecule_s"] == one["rate_cm3_per_molecule_s"]
+
+
+class _NoEnergy(torch.nn.Module):
+    """A potential whose forces are not the gradient of its energy (it reports 0 eV): the
+    total energy of a trajectory it drives changes by exactly the kinetic energy gained."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.cutoff = inner, inner.cutoff
+
+    def forward(self, state, neighbors, compute_stress=False):
+        out = self.inner(state, neighbors, compute_stress)
+        return {"energy": torch.zeros_like(out["energy"]), "forces": out["forces"]}
+
+
+def test_energy_tolerance_leaves_out_nonconserving_trajectories(tmp_path, pair_model):
+    """With a non-conservative force field, exactly the trajectories whose largest |E - E0|
+    passes the tolerance are stopped and left out; the rate counts only the others."""
+    from common.potential.protocol import BatchedPotential
+
+    class NoEnergy(_NoEnergy, BatchedPotential):
+        pass
+
+    pot = NoEnergy(pair_model({("Ar", "Ar"): ("c6", C6, 1.0)}, cutoff=8.0))
+    atom = Atoms("Ar", masses=[2.0])
+    n = 16
+    kw = dict(n_trajectories=n, seed=5, b_max_A=6.5, converge_b_max=False, timestep_fs=2.0,
+              skin=3.0)
+    crit = ["capture=distance:0:1<2.0"]
+    free = run_qct(atom, atom, pot, T, crit, outdir=tmp_path / "free", **kw)
+    tol = 0.05
+    dev = [float(r["max_abs_energy_error_eV"]) for r in _rows(tmp_path / "free")]
+    bad = {k for k, d in enumerate(dev) if d > tol}
+    assert 0 < len(bad) < n and free["n_nonconserving"] == 0
+    res = run_qct(atom, atom, pot, T, crit, outdir=tmp_path / "tol", energy_tolerance_eV=tol,
+                  **kw)
+    rows = _rows(tmp_path / "tol")
+    assert {k for k, r in enumerate(rows) if r["outcome"] == "nonconserving"} == bad
+    assert res["n_nonconserving"] == len(bad) and res["n_used"] == n - len(bad)
+    assert res["max_abs_energy_error_eV"] <= tol
+    n_r = sum(r["channel"] != "" for r in rows)
+    assert res["n_reactive"] == n_r
+    assert math.isclose(res["reaction_probability"], n_r / (n - len(bad)))
+    assert any("energy conservation" in w for w in res["warnings"])
