@@ -17,6 +17,20 @@ The model: :mod:`drug_binding.model` -- the TorchANI adapter (entry point "ani")
 own ANI architecture trained on our labels, or the pretrained ANI-2x from a local state dict
 (never downloaded); imported on first use (``drug_binding.ANIAdapter``), so the analyses above
 load no torch.
+
+The pipeline, also imported on first use (``drug_binding.ligand_from_smiles`` loads RDKit only
+then):
+
+* :mod:`drug_binding.prepare` -- ligands from SMILES/SDF/MOL2 (RDKit), GAFF2/AM1-BCC by
+  AmberTools, receptors through pdbfixer or tleap-built peptides, complexes in GBn2/TIP3P/vacuum
+  (``prepare_complex``, ``ligand_from_smiles``, ``load_ligand``, ``parametrize_ligand``,
+  ``fix_receptor``, ``build_peptide``, ``assemble_complex``, ``create_system``, ``Complex``).
+* :mod:`drug_binding.mlmm` -- ML/MM OpenMM Systems with our ANI through openmmml + PythonForce
+  (``mlmm_system``, ``ml_system``, ``simulation``, ``register_ani_potential``).
+* :mod:`drug_binding.screening` -- binding-stability screening on common.sweep (``screen``,
+  ``screen_md``, ``rank_ligands``).
+* :mod:`drug_binding.case_study` -- ``mlp-drug-binding case-study`` (``run_case_study``,
+  ``load_case_config``, ``metad_walker``, ``combine_walkers``).
 """
 
 from drug_binding.folding import (
@@ -35,6 +49,7 @@ from drug_binding.metad import (
     STANDARD_VOLUME_NM3,
     CVSpec,
     basin_free_energy_kJ,
+    basin_transitions,
     cv_value_nm,
     delta_g_kJ,
     load_openmm_inputs,
@@ -61,6 +76,7 @@ __all__ = [
     "STANDARD_VOLUME_NM3",
     "CVSpec",
     "basin_free_energy_kJ",
+    "basin_transitions",
     "cv_value_nm",
     "delta_g_kJ",
     "load_openmm_inputs",
@@ -91,13 +107,43 @@ __all__ = [
     "validate_table",
 ]
 
-_MODEL_NAMES = ("ANI2X_ELEMENTS", "ANIAdapter", "ANIBatched", "ANIConfig", "build_model",
-                "fit_self_energies", "load_config", "pretrained_path")
+#: names imported on first use: ``{public name: (module, attribute)}``
+_LAZY = {
+    **{n: ("model", n) for n in ("ANI2X_ELEMENTS", "ANIAdapter", "ANIBatched", "ANIConfig",
+                                 "build_model", "fit_self_energies", "load_config",
+                                 "pretrained_path")},
+    # the function prepare.prepare is exported as prepare_complex: "prepare" is the submodule
+    "prepare_complex": ("prepare", "prepare"),
+    **{n: ("prepare", n) for n in ("ANI_ELEMENTS", "Complex", "LigandParams",
+                                   "assemble_complex", "build_peptide", "check_ligand",
+                                   "create_system", "fix_receptor", "ligand_from_file",
+                                   "ligand_from_smiles", "load_ligand", "parametrize_ligand",
+                                   "place_ligand")},
+    **{n: ("mlmm", n) for n in ("ANICompute", "POTENTIAL_NAME", "ml_system", "mlmm_system",
+                                "simulation")},
+    "register_ani_potential": ("mlmm", "register"),
+    "screen": ("screening", "screen"),
+    "screen_md": ("screening", "run_md"),
+    "rank_ligands": ("screening", "rank"),
+    "plot_screening": ("screening", "plot_screening"),
+    "run_case_study": ("case_study", "run"),
+    "load_case_config": ("case_study", "load_case_config"),
+    "metad_walker": ("case_study", "metad_walker"),
+    "combine_walkers": ("case_study", "combine_walkers"),
+}
+__all__ += sorted(_LAZY)
 
 
 def __getattr__(name: str):
-    if name in _MODEL_NAMES:
-        from drug_binding import model
+    if name in _LAZY:
+        import importlib
 
-        return getattr(model, name)
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"drug_binding.{module}"), attr)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'drug_binding' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -5,14 +5,17 @@ receptor (a PDB through pdbfixer, or a short peptide built offline by tleap) + l
 high-temperature GAFF2 MD in vacuum -> GFN2-xTB labels (``common.labels``, cached) -> an
 ANI-architecture model trained on them (:class:`drug_binding.model.ANIAdapter`) -> ML/MM
 binding-stability screening of every ligand (:mod:`drug_binding.screening`, through
-``common.sweep``) -> well-tempered metadynamics of the best ``n_best`` on the ML/MM System
-(:func:`drug_binding.metad.run_metad`) -> profile, ΔG and ΔG_bind with errors -> validation
+``common.sweep``) -> well-tempered metadynamics of the best ``n_best`` on the ML/MM System,
+as independent walkers through ``common.sweep`` (:func:`metad_walker`, each
+:func:`drug_binding.metad.run_metad`) -> profiles, ΔG and ΔG_bind with errors (the spread
+over walkers, :func:`combine_walkers`; one walker: its block analysis) -> validation
 against experimental ΔG when the config names a table with it -> report.md, summary.json,
 figures.
 
 The tiny scale is a toy, said so in its report: the "receptor" is a capped tripeptide (an
-extended chain, not a pocket), four small aromatic ligands, a tiny ANI trained on ~100
-GFN2-xTB frames, picoseconds of MD where the seed ran a microsecond. It has no experimental
+extended chain, not a pocket), four small aromatic ligands, a tiny ANI trained on ~200
+GFN2-xTB frames, 4 metadynamics walkers of 6 ps (unbound basin only 0.8-1.0 nm out, so short
+walkers cross it) where the seed ran a microsecond. It has no experimental
 comparison (no measured affinities exist for these toy complexes); the seed's published
 numbers are printed beside ours for orientation only. Every stage is resumable: a rerun with
 the same ``outdir`` reuses the complexes, labels, model, screening results and metadynamics.
@@ -84,7 +87,14 @@ class ScreenSettings(ConfigSchema):
 @dataclass(frozen=True)
 class MetadSettings(ConfigSchema):
     """Well-tempered metadynamics of the ``n_best`` screened ligands (CV: distance between the
-    ligand's heavy-atom centre of mass and the pocket residue's side chain, nm)."""
+    ligand's heavy-atom centre of mass and the pocket residue's side chain, nm).
+
+    ``walkers`` independent runs per ligand (different seeds, same start), each ``steps``
+    long, as ``common.sweep`` tasks; with two or more, ΔG is their mean and its error the
+    standard error over walkers; with one, the error is that run's block analysis
+    (``n_blocks`` blocks of its second half). ``upper_wall_nm``: the CV's upper wall (null:
+    the top of the unbound basin). ``hydrogen_mass_amu``: hydrogen mass repartitioning for
+    a longer time step (null: real masses); free energies do not depend on masses."""
 
     n_best: int
     steps: int
@@ -97,6 +107,9 @@ class MetadSettings(ConfigSchema):
     bound_nm: list[float]
     unbound_nm: list[float]
     n_blocks: int
+    walkers: int = 1
+    upper_wall_nm: float | None = None
+    hydrogen_mass_amu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +185,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/drug_binding", seed: int
     with clock("screen_s"):
         scr = _screen(cfg, out, complexes, model.path, seed, progress)
     with clock("metad_s"):
-        metad = _metad(cfg, out, complexes, model.path, scr["ranking"], seed)
+        metad = _metad(cfg, out, complexes, model.path, scr["ranking"], seed, progress)
     validation = _validate(cfg, out, metad)
     summary = {
         "scale": cfg["scale"], "seed": seed,
@@ -386,8 +399,12 @@ def _screen(cfg: dict, out: Path, complexes: dict, model_dir: Path, seed: int,
     return res
 
 
-def _metad(cfg: dict, out: Path, complexes: dict, model_dir: Path, ranking: list,
-           seed: int) -> list[dict]:
+def metad_walker(name: str, complex_dir: str, model_dir: str, out: str, pocket_residue: int,
+                 settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One metadynamics walker of a prepared complex (a ``common.sweep`` task): the ML/MM
+    System (hydrogen masses repartitioned when ``settings`` say so), minimised from the
+    prepared pose, then :func:`drug_binding.metad.run_metad` into ``out``. Returns the
+    walker's ΔG's, basin crossings and profile (kcal/mol)."""
     import openmm as mm
     from openmm import unit
 
@@ -395,37 +412,151 @@ def _metad(cfg: dict, out: Path, complexes: dict, model_dir: Path, ranking: list
     from drug_binding import prepare as P
     from drug_binding.metad import run_metad
 
+    m = settings
+    cx = P.Complex.load(complex_dir)
+    system, top, pos = P.create_system(cx, hydrogen_mass_amu=m.get("hydrogen_mass_amu"))
+    mixed = mlmm.mlmm_system(system, top, cx.ligand_atoms, model_dir)
+    sim = mlmm.simulation(mixed, top, pos, m["temperature_K"], m["timestep_fs"])
+    mm.LocalEnergyMinimizer.minimize(sim.context, 10.0, 200)
+    pos = sim.context.getState(getPositions=True).getPositions(asNumpy=True)
+    atoms = list(top.atoms())
+    lig_h = [i for i in cx.ligand_atoms if atoms[i].element.symbol != "H"]
+    pocket = _pocket(top, pocket_residue)
+    cv = f"distance:{','.join(map(str, lig_h))}:{','.join(map(str, pocket))}"
+    res = run_metad(mixed, pos.value_in_unit(unit.nanometer), cv, m["bound_nm"],
+                    m["unbound_nm"], m["temperature_K"], m["steps"], out,
+                    bias_factor=m["bias_factor"], hill_height_kJ=m["hill_height_kJ"],
+                    hill_width_nm=m["hill_width_nm"], pace=m["pace"],
+                    timestep_fs=m["timestep_fs"], seed=seed, n_blocks=m["n_blocks"],
+                    upper_wall_nm=m.get("upper_wall_nm"))
+    keys = ("delta_G_kcal_per_mol", "delta_G_err_kcal_per_mol", "delta_G_bind_kcal_per_mol",
+            "standard_state_correction_kcal_per_mol", "delta_G_reweighted_kcal_per_mol",
+            "n_hills", "n_basin_transitions", "wall_time_s", "cv_spec", "bound_nm",
+            "unbound_nm", "temperature_K", "profile", "convergence")
+    return {"name": name, "seed": seed, "folder": str(out),
+            "simulated_ps": res["settings"]["steps"] * res["settings"]["timestep_fs"] / 1000.0,
+            **{k: res.get(k) for k in keys}}
+
+
+def combine_walkers(walkers: list[dict[str, Any]]) -> dict[str, Any]:
+    """ΔG of one ligand from independent walkers: the mean of the walkers' profile ΔG's, its
+    standard error over walkers (needs two or more; one walker keeps its own block error),
+    ΔG_bind = ΔG + the (walker-independent) standard-state correction."""
+    n = len(walkers)
+    dg = np.array([w["delta_G_kcal_per_mol"] for w in walkers], float)
+    rw = np.array([np.nan if w["delta_G_reweighted_kcal_per_mol"] is None
+                   else w["delta_G_reweighted_kcal_per_mol"] for w in walkers], float)
+    corr = walkers[0]["standard_state_correction_kcal_per_mol"]
+    mean = float(dg.mean())
+    if n >= 2:
+        err = float(dg.std(ddof=1) / math.sqrt(n))
+        method = (f"{n} independent walkers: mean of their profile ΔG's ± the standard error "
+                  "over walkers (sd/sqrt(n))")
+    else:
+        err = walkers[0]["delta_G_err_kcal_per_mol"]
+        method = "one walker: block analysis of its second half (drug_binding.metad)"
+    return {
+        "delta_G_kcal_per_mol": mean,
+        "delta_G_err_kcal_per_mol": err,
+        "delta_G_bind_kcal_per_mol": None if corr is None else mean + corr,
+        "standard_state_correction_kcal_per_mol": corr,
+        "delta_G_reweighted_kcal_per_mol": (float(np.nanmean(rw)) if np.isfinite(rw).any()
+                                            else None),
+        "n_walkers": n,
+        "walker_delta_G_kcal_per_mol": dg.tolist(),
+        "walker_basin_transitions": [w["n_basin_transitions"] for w in walkers],
+        "n_hills": int(sum(w["n_hills"] for w in walkers)),
+        "wall_time_s": round(float(sum(w["wall_time_s"] for w in walkers)), 1),
+        "simulated_ps": float(sum(w["simulated_ps"] for w in walkers)),
+        "simulated_ps_per_walker": walkers[0]["simulated_ps"],
+        "cv_spec": walkers[0]["cv_spec"], "bound_nm": walkers[0]["bound_nm"],
+        "unbound_nm": walkers[0]["unbound_nm"],
+        "error_method": method,
+    }
+
+
+def plot_walkers(walkers: list[dict[str, Any]], combined: dict[str, Any],
+                 path: str | os.PathLike) -> Path:
+    """Each walker's profile (shifted so its unbound basin's G is 0: the bound dip reads as
+    ΔG) and its running ΔG(t), with the combined ΔG ± error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from common.fileio import atomic_path
+    from drug_binding.metad import KJ_PER_KCAL, basin_free_energy_kJ
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for k, w in enumerate(walkers):
+        s = np.asarray(w["profile"]["cv_nm"])
+        f = np.asarray(w["profile"]["free_energy_kcal_per_mol"])
+        gu = basin_free_energy_kJ(s, f * KJ_PER_KCAL, w["unbound_nm"], w["temperature_K"])
+        a1.plot(s, f - gu / KJ_PER_KCAL, lw=1, label=f"walker {k}")
+        c = w["convergence"]
+        a2.plot(c["time_ps"], c["delta_G_kcal_per_mol"], lw=1, label=f"walker {k}")
+    w0 = walkers[0]
+    for ax in (a1,):
+        ax.axvspan(*w0["bound_nm"], color="tab:blue", alpha=0.12, label="bound")
+        ax.axvspan(*w0["unbound_nm"], color="tab:orange", alpha=0.12, label="unbound")
+    dg, err = combined["delta_G_kcal_per_mol"], combined["delta_G_err_kcal_per_mol"]
+    if err is not None:
+        a2.axhspan(dg - err, dg + err, color="0.8", label="mean ± error")
+    a1.set(xlabel="CV (nm)", ylabel="F(s) − G(unbound) (kcal/mol)",
+           title="profiles (volume term included)")
+    a2.set(xlabel="time (ps)", ylabel="ΔG(t) bound − unbound (kcal/mol)",
+           title=f"ΔG = {dg:.2f} ± {err if err is not None else math.nan:.2f} kcal/mol")
+    a1.legend(fontsize=7)
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=130)
+    plt.close(fig)
+    return path
+
+
+def _metad(cfg: dict, out: Path, complexes: dict, model_dir: Path, ranking: list,
+           seed: int, progress: bool = False) -> list[dict]:
+    """Metadynamics walkers of the ``n_best`` ligands through ``common.sweep`` (each walker's
+    result saved as it finishes; a rerun runs only the missing ones), combined per ligand
+    into ``metad/<ligand>/metad.json``."""
+    from common.errors import SimulationError
+    from common.sweep import JsonDirStore, Task, run_tasks
+
     m = cfg["metad"]
+    n_walk = int(m.get("walkers") or 1)
+    names = [row["name"] for row in ranking[: m["n_best"]]]
+    store = JsonDirStore(out / "metad" / "walkers")
+    tasks = [Task(f"{name}-w{k}", metad_walker,
+                  {"name": name, "complex_dir": str(complexes[name].folder),
+                   "model_dir": str(model_dir), "out": str(out / "metad" / name / f"walker_{k}"),
+                   "pocket_residue": cfg["pocket_residue"], "settings": dict(m),
+                   "seed": seed + 1000 * k})
+             for name in names for k in range(n_walk)]
+    report = run_tasks(tasks, store, cluster=cfg["cluster"] or None, progress=progress,
+                       description="metadynamics walkers")
+    done = store.results()
     results = []
     for row in ranking[: m["n_best"]]:
         name = row["name"]
-        folder = out / "metad" / name
-        done = folder / "metad.json"
-        if done.is_file():
-            res = json.loads(done.read_text())
-        else:
-            cx = complexes[name]
-            system, top, pos = P.create_system(cx)
-            mixed = mlmm.mlmm_system(system, top, cx.ligand_atoms, model_dir)
-            sim = mlmm.simulation(mixed, top, pos, m["temperature_K"], m["timestep_fs"])
-            mm.LocalEnergyMinimizer.minimize(sim.context, 10.0, 200)
-            pos = sim.context.getState(getPositions=True).getPositions(asNumpy=True)
-            lig_h = [i for i in cx.ligand_atoms if list(top.atoms())[i].element.symbol != "H"]
-            pocket = _pocket(top, cfg["pocket_residue"])
-            cv = f"distance:{','.join(map(str, lig_h))}:{','.join(map(str, pocket))}"
-            res = run_metad(mixed, pos.value_in_unit(unit.nanometer), cv, m["bound_nm"],
-                            m["unbound_nm"], m["temperature_K"], m["steps"], folder,
-                            bias_factor=m["bias_factor"], hill_height_kJ=m["hill_height_kJ"],
-                            hill_width_nm=m["hill_width_nm"], pace=m["pace"],
-                            timestep_fs=m["timestep_fs"], seed=seed, n_blocks=m["n_blocks"])
-        keys = ("delta_G_kcal_per_mol", "delta_G_err_kcal_per_mol", "delta_G_bind_kcal_per_mol",
-                "standard_state_correction_kcal_per_mol", "delta_G_reweighted_kcal_per_mol",
-                "n_hills", "wall_time_s", "cv_spec", "bound_nm", "unbound_nm")
-        results.append({"name": name, "screen_rank": row["rank"],
-                        **{k: res.get(k) for k in keys},
-                        "simulated_ps": res["settings"]["steps"]
-                        * res["settings"]["timestep_fs"] / 1000.0,
-                        "folder": str(folder)})
+        walkers = [done[f"{name}-w{k}"] for k in range(n_walk) if f"{name}-w{k}" in done]
+        if not walkers:
+            raise SimulationError(f"every metadynamics walker of {name} failed: "
+                                  + "; ".join(report.failures.values())[:300],
+                                  where=str(out / "metad" / name), fix="see the failures; rerun")
+        combined = {"name": name, "screen_rank": row["rank"], **combine_walkers(walkers),
+                    "n_walkers_failed": n_walk - len(walkers),
+                    "folder": str(out / "metad" / name)}
+        atomic_write_json(out / "metad" / name / "metad.json",
+                          {**combined, "walkers": [{k: v for k, v in w.items()
+                                                    if k not in ("profile", "convergence")}
+                                                   for w in walkers]}, default=_plain)
+        try:
+            plot_walkers(walkers, combined, out / "metad" / name / "walkers.png")
+        except Exception as exc:  # a figure must never cost the numbers
+            print(f"warning: no walker figure ({exc})")
+        results.append(combined)
     return results
 
 
@@ -458,6 +589,35 @@ def _validate(cfg: dict, out: Path, metad: list[dict]) -> dict:
 # -- report -------------------------------------------------------------------------------------
 
 
+def _metad_meaning(s: dict) -> list[str]:
+    """What the metadynamics number is at this run's scale (walkers, crossings, basins)."""
+    if not s["metad"]:
+        return []
+    m = s["metad"][0]
+    cross = m["walker_basin_transitions"]
+    lines = [
+        f"What the number is: ΔG = G(bound) − G(unbound) from each walker's final "
+        f"well-tempered profile (bound: CV {m['bound_nm'][0]:g}–{m['bound_nm'][1]:g} nm, "
+        f"unbound: {m['unbound_nm'][0]:g}–{m['unbound_nm'][1]:g} nm, the CV being the distance "
+        f"between the ligand's heavy-atom centre of mass and the pocket side chain's), "
+        f"{m['error_method']}. Basin crossings per walker: {', '.join(map(str, cross))}."]
+    if s["scale"] == "tiny":
+        lines.append(
+            "At this scale the error bar measures how much independent "
+            f"{_fmt(m['simulated_ps_per_walker'], '.0f')}-ps walkers disagree, not the "
+            "distance to the converged answer: each walker crosses between the basins only a "
+            "few times, so the profiles are still being filled and a systematic bias common "
+            "to all walkers (e.g. an unfilled basin) is not in the error. The 'unbound' basin "
+            "is only 0.8–1.0 nm from the indole (so short walkers can reach it and come back): "
+            "the ligand there can still touch the peptide's edge or its other residues, so "
+            "F(s) + 2kT ln s is not flat in that shell and ΔG_bind's standard-state "
+            "correction (which assumes it is) is formal. The paper config runs one walker of "
+            "1 µs per compound with the unbound shell at 2.0–2.5 nm, real masses and 1 fs, "
+            "its error from blocks of the second half — what the seed's 1 µs per compound "
+            "affords.")
+    return lines
+
+
 def _plain(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
@@ -482,7 +642,10 @@ def report_markdown(s: dict) -> str:
                 f" |" for r in s["screening"]]
     met_rows = [f"| {m['name']} | {_fmt(m['delta_G_kcal_per_mol'])} ± "
                 f"{_fmt(m['delta_G_err_kcal_per_mol'])} | {_fmt(m['delta_G_bind_kcal_per_mol'])}"
-                f" | {_fmt(m['simulated_ps'], '.0f')} ps |" for m in s["metad"]]
+                f" | {m['n_walkers']} × {_fmt(m['simulated_ps_per_walker'], '.0f')} ps | "
+                f"{', '.join(_fmt(x) for x in m['walker_delta_G_kcal_per_mol'])} | "
+                f"{', '.join(str(x) for x in m['walker_basin_transitions'])} |"
+                for m in s["metad"]]
     best = s["metad"][0] if s["metad"] else {}
     v = s["validation"]
     if v.get("experimental_data") is None:
@@ -511,11 +674,15 @@ def report_markdown(s: dict) -> str:
         "",
         "## Metadynamics (well-tempered, ligand–pocket centre-of-mass distance)",
         "",
-        "| ligand | ΔG bound−unbound (kcal/mol) | ΔG_bind, 1 M (kcal/mol) | simulated |",
-        "|---|---|---|---|",
+        "| ligand | ΔG bound−unbound (kcal/mol) | ΔG_bind, 1 M (kcal/mol) | walkers × length "
+        "| ΔG per walker | basin crossings per walker |",
+        "|---|---|---|---|---|---|",
         *met_rows,
         "",
-        "Profiles: `metad/<ligand>/profile.png`, convergence: `metad/<ligand>/convergence.png`.",
+        *_metad_meaning(s),
+        "",
+        "Walkers' profiles and running ΔG: `metad/<ligand>/walkers.png`; each walker's HILLS, "
+        "COLVAR, fes.dat and figures: `metad/<ligand>/walker_<k>/`.",
         "",
         "## Beside the seed",
         "",
@@ -524,7 +691,8 @@ def report_markdown(s: dict) -> str:
         f"| target | {s['receptor']} (toy) | {seed['target']} |",
         f"| compounds screened by ML/MM MD | {len(s['screening'])} | {seed['n_screened_mlmm']} "
         f"(of {seed['n_docked']:,} docked) |",
-        f"| metadynamics per compound | {_fmt(best.get('simulated_ps'), '.0f')} ps | "
+        f"| metadynamics per compound | {_fmt(best.get('simulated_ps'), '.0f')} ps "
+        f"({best.get('n_walkers', 1)} walkers) | "
         f"{seed['metad_per_compound_ns']:.0f} ns |",
         f"| best ΔG_bind (kcal/mol) | {_fmt(best.get('delta_G_bind_kcal_per_mol'))} "
         f"({best.get('name', '—')}) | {seed['best_dG_kcal_per_mol']} ({seed['best_compound']}, "
@@ -537,12 +705,13 @@ def report_markdown(s: dict) -> str:
         "",
         "What this run can and cannot show: it runs every stage of the seed's pipeline for "
         "real (AM1-BCC, xTB labels, ANI training, ML/MM MD in OpenMM, metadynamics with errors, "
-        "the standard-state correction) on a toy system in minutes. Its ΔG comes from "
-        "picoseconds of metadynamics on a floppy peptide and is not converged (see the error "
-        "and the convergence plot); it says nothing about Mpro inhibitors. Simplifications: "
-        "the receptor is a tleap-built extended peptide, not a crystal pocket; ligand "
-        "conformers for training come from GAFF2 MD, not active learning; one screening run "
-        "per ligand; metadynamics on the best-ranked ligand(s) only.",
+        "the standard-state correction) on a toy system in minutes. It says nothing about Mpro "
+        "inhibitors. Simplifications: the receptor is a tleap-built extended peptide, not a "
+        "crystal pocket; ligand conformers for training come from GAFF2 MD, not active "
+        "learning; one screening run per ligand; metadynamics on the best-ranked ligand(s) "
+        "only; in ML/MM the ANI model gives only the ligand's internal energy, so the "
+        "ligand–receptor interaction that ΔG measures is GAFF2/ff14SB/GBn2 (mechanical "
+        "embedding), as in the seed's ML/MM setup.",
         "",
         f"Timings (s): {json.dumps(s['timings_s'])}",
         "",

@@ -53,6 +53,7 @@ __all__ = [
     "CVSpec",
     "STANDARD_VOLUME_NM3",
     "basin_free_energy_kJ",
+    "basin_transitions",
     "cv_value_nm",
     "delta_g_kJ",
     "load_openmm_inputs",
@@ -607,8 +608,23 @@ def _result(meta, trace: _Trace, setup: _Setup) -> dict[str, Any]:
         "block_delta_G_kcal_per_mol": [_kcal(x) for x in blocks["blocks_kJ"]]}
     out["convergence"] = _convergence(trace)
     out["n_hills"] = len(trace.cv_nm)
+    out["n_basin_transitions"] = basin_transitions(trace.cv_nm, setup.bound, setup.unbound)
     out["settings"] = _settings(setup)
     return out
+
+
+def basin_transitions(cv_nm: Sequence[float], bound_nm, unbound_nm) -> int:
+    """Committed crossings between the two basins in a CV series (nm): the number of times the
+    series enters one basin after having last been in the other (time between the basins is
+    not counted as a crossing)."""
+    last, n = None, 0
+    for s in cv_nm:
+        here = ("b" if bound_nm[0] <= s <= bound_nm[1]
+                else "u" if unbound_nm[0] <= s <= unbound_nm[1] else None)
+        if here is not None:
+            n += last is not None and here != last
+            last = here
+    return n
 
 
 def _settings(setup: _Setup) -> dict[str, Any]:

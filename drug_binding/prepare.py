@@ -576,26 +576,33 @@ def _partition(prmtop: Path) -> tuple[list[int], list[int]]:
     return lig, rec
 
 
-def create_system(cx: Complex, constraints: str | None = "HBonds"):
+def create_system(cx: Complex, constraints: str | None = "HBonds",
+                  hydrogen_mass_amu: float | None = None):
     """The MM OpenMM System of a prepared complex: ``(system, topology, positions_nm)``.
 
     GBn2: ``AmberPrmtopFile.createSystem(implicitSolvent=GBn2)``, no cutoff; TIP3P: PME, 1 nm
     cutoff, box from the inpcrd; vacuum: no cutoff. ``constraints``: "HBonds" or None.
+    ``hydrogen_mass_amu``: hydrogen mass repartitioning (OpenMM's ``hydrogenMass``: each H
+    gets this mass, taken from its bonded heavy atom; water keeps its masses). Masses do not
+    enter the Boltzmann distribution, so free energies are unchanged while a larger time step
+    becomes stable; kinetics (residence times) are not those of the real masses.
     """
     from openmm import app, unit
 
     prm = app.AmberPrmtopFile(cx.prmtop)
     crd = app.AmberInpcrdFile(cx.inpcrd)
     cons = {"HBonds": app.HBonds, None: None}[constraints]
+    hmass = None if hydrogen_mass_amu is None else float(hydrogen_mass_amu) * unit.amu
     if cx.solvent == "tip3p":
         system = prm.createSystem(nonbondedMethod=app.PME, nonbondedCutoff=1.0 * unit.nanometer,
-                                  constraints=cons, rigidWater=True)
+                                  constraints=cons, rigidWater=True, hydrogenMass=hmass)
         if crd.boxVectors is not None:
             system.setDefaultPeriodicBoxVectors(*crd.boxVectors)
             prm.topology.setPeriodicBoxVectors(crd.boxVectors)
     else:
         system = prm.createSystem(nonbondedMethod=app.NoCutoff, constraints=cons,
-                                  implicitSolvent=app.GBn2 if cx.solvent == "gbn2" else None)
+                                  implicitSolvent=app.GBn2 if cx.solvent == "gbn2" else None,
+                                  hydrogenMass=hmass)
     pos = np.asarray(crd.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     return system, prm.topology, pos
 

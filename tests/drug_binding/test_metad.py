@@ -364,3 +364,13 @@ def test_error_bar_is_calibrated_over_seeds(tmp_path):
     print("z scores", np.round(z, 2))
     assert np.all(np.abs(z) < 4.0)
     assert np.sqrt(np.mean(z**2)) < 2.0
+
+
+def test_basin_transitions_count_committed_crossings_only():
+    from drug_binding.metad import basin_transitions
+
+    b, u = (0.2, 0.5), (0.8, 1.0)
+    assert basin_transitions([0.3, 0.6, 0.7, 0.6, 0.4], b, u) == 0  # left, came back
+    assert basin_transitions([0.3, 0.6, 0.9, 0.7, 0.4, 0.65, 0.95], b, u) == 3
+    assert basin_transitions([0.6, 0.7, 0.9, 0.9], b, u) == 0  # started between the basins
+    assert basin_transitions([], b, u) == 0
