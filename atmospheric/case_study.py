@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.case_study import claim_outdir
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 
@@ -98,20 +99,6 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
 
     return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
                             schema=CaseConfig).to_dict()
-
-
-def _claim_outdir(out: Path, settings: dict) -> None:
-    """A rerun with the same settings continues; other settings are refused."""
-    from common.errors import ConfigError
-
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "case_settings.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
-    if stamp.exists() and stamp.read_text() != text:
-        raise ConfigError("this folder holds a case study run with other settings",
-                          where=str(out), fix="choose a new --out folder (or rerun with the "
-                          "same scale and seed to continue it)")
-    atomic_write_text(stamp, text)
 
 
 def _timed(times: dict, name: str, t0: float) -> None:
@@ -301,7 +288,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/atmospheric", seed: int 
     """Run (or continue) the case study; returns the summary (also ``summary.json``)."""
     cfg = load_case_config(scale)
     out = Path(outdir)
-    _claim_outdir(out, {"config": cfg, "seed": seed})
+    claim_outdir(out, {"config": cfg, "seed": seed})
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     build = stage_build(cfg, out, seed)

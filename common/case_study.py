@@ -52,7 +52,7 @@ def claim_outdir(out: str | Path, settings: dict, *, stamp: str = STAMP) -> Path
 
 class StageClock:
     """Wall time of named stages, seconds (one decimal): ``with clock("label_s"): ...``;
-    ``clock.t`` is the dict for the summary."""
+    a stage entered again adds to its time; ``clock.t`` is the dict for the summary."""
 
     def __init__(self):
         self.t: dict[str, float] = {}
@@ -63,7 +63,7 @@ class StageClock:
         try:
             yield
         finally:
-            self.t[name] = round(time.perf_counter() - t0, 1)
+            self.t[name] = round(self.t.get(name, 0.0) + time.perf_counter() - t0, 1)
 
 
 def json_plain(o: Any) -> Any:

@@ -29,13 +29,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common.case_study import StageClock, claim_outdir, fmt, json_plain
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 
@@ -148,22 +148,6 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
                             schema=CaseConfig).to_dict()
 
 
-class _Clock:
-    def __init__(self):
-        self.t: dict[str, float] = {}
-
-    def __call__(self, name):
-        import contextlib
-
-        @contextlib.contextmanager
-        def cm():
-            t0 = time.perf_counter()
-            yield
-            self.t[name] = round(self.t.get(name, 0.0) + time.perf_counter() - t0, 1)
-
-        return cm()
-
-
 def run(scale: str = "tiny", outdir: str | Path = "runs/drug_binding", seed: int = 0,
         progress: bool = True) -> dict[str, Any]:
     """Run the case study; returns the summary (also ``outdir/summary.json``)."""
@@ -171,11 +155,11 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/drug_binding", seed: int
 
     cfg = load_case_config(scale)
     out = Path(outdir)
-    _claim_outdir(out, {"config": cfg, "seed": seed})
+    claim_outdir(out, {"config": cfg, "seed": seed})
     # one thread for torch and OpenMM's CPU platform (see drug_binding.mlmm)
     os.environ.setdefault("OPENMM_CPU_THREADS", "1")
     torch.set_num_threads(1)
-    clock = _Clock()
+    clock = StageClock()
     with clock("prepare_s"):
         complexes = _prepare(cfg, out, seed)
     with clock("label_s"):
@@ -204,22 +188,9 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/drug_binding", seed: int
         "seed_results": SEED_RESULTS,
         "timings_s": clock.t,
     }
-    atomic_write_json(out / "summary.json", summary, default=_plain)
+    atomic_write_json(out / "summary.json", summary, default=json_plain)
     atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
-
-
-def _claim_outdir(out: Path, settings: dict) -> None:
-    from common.errors import ConfigError
-
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "case_settings.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
-    if stamp.exists() and stamp.read_text() != text:
-        raise ConfigError("this folder holds a case study run with other settings",
-                          where=str(out), fix="choose a new --out folder (or rerun with the "
-                          "same scale and seed to continue it)")
-    atomic_write_text(stamp, text)
 
 
 # -- stages -------------------------------------------------------------------------------------
@@ -551,7 +522,7 @@ def _metad(cfg: dict, out: Path, complexes: dict, model_dir: Path, ranking: list
         atomic_write_json(out / "metad" / name / "metad.json",
                           {**combined, "walkers": [{k: v for k, v in w.items()
                                                     if k not in ("profile", "convergence")}
-                                                   for w in walkers]}, default=_plain)
+                                                   for w in walkers]}, default=json_plain)
         try:
             plot_walkers(walkers, combined, out / "metad" / name / "walkers.png")
         except Exception as exc:  # a figure must never cost the numbers
@@ -604,7 +575,7 @@ def _metad_meaning(s: dict) -> list[str]:
     if s["scale"] == "tiny":
         lines.append(
             "At this scale the error bar measures how much independent "
-            f"{_fmt(m['simulated_ps_per_walker'], '.0f')}-ps walkers disagree, not the "
+            f"{fmt(m['simulated_ps_per_walker'], '.0f')}-ps walkers disagree, not the "
             "distance to the converged answer: each walker crosses between the basins only a "
             "few times, so the profiles are still being filled and a systematic bias common "
             "to all walkers (e.g. an unfilled basin) is not in the error. The 'unbound' basin "
@@ -618,32 +589,18 @@ def _metad_meaning(s: dict) -> list[str]:
     return lines
 
 
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def _fmt(x, spec=".2f", none="—"):
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return none
-    return format(x, spec)
-
-
 def report_markdown(s: dict) -> str:
     seed = s["seed_results"]
     test = s["model"]["metrics"].get("test", {})
-    scr_rows = [f"| {r['rank']} | {r['name']} | {_fmt(r['mean_rmsd_A'])} ± "
-                f"{_fmt(r['sem_rmsd_A'])} | {_fmt(r['residence_time_ps'], '.1f')}"
+    scr_rows = [f"| {r['rank']} | {r['name']} | {fmt(r['mean_rmsd_A'])} ± "
+                f"{fmt(r['sem_rmsd_A'])} | {fmt(r['residence_time_ps'], '.1f')}"
                 f"{'' if r['escaped'] else '+'} | "
                 f"{', '.join(f'{k} {v:.0%}' for k, v in list(r['contacts'].items())[:4]) or '—'}"
                 f" |" for r in s["screening"]]
-    met_rows = [f"| {m['name']} | {_fmt(m['delta_G_kcal_per_mol'])} ± "
-                f"{_fmt(m['delta_G_err_kcal_per_mol'])} | {_fmt(m['delta_G_bind_kcal_per_mol'])}"
-                f" | {m['n_walkers']} × {_fmt(m['simulated_ps_per_walker'], '.0f')} ps | "
-                f"{', '.join(_fmt(x) for x in m['walker_delta_G_kcal_per_mol'])} | "
+    met_rows = [f"| {m['name']} | {fmt(m['delta_G_kcal_per_mol'])} ± "
+                f"{fmt(m['delta_G_err_kcal_per_mol'])} | {fmt(m['delta_G_bind_kcal_per_mol'])}"
+                f" | {m['n_walkers']} × {fmt(m['simulated_ps_per_walker'], '.0f')} ps | "
+                f"{', '.join(fmt(x) for x in m['walker_delta_G_kcal_per_mol'])} | "
                 f"{', '.join(str(x) for x in m['walker_basin_transitions'])} |"
                 for m in s["metad"]]
     best = s["metad"][0] if s["metad"] else {}
@@ -652,7 +609,7 @@ def report_markdown(s: dict) -> str:
         val = [f"**Validation: {v['note']}.** The seed's R²/RMSE are listed for reference only."]
     else:
         val = [f"Validation against {v['experimental_data'].get('source', '?')}: n = {v.get('n')}, "
-               f"R² {_fmt(v.get('r2'))}, RMSE {_fmt(v.get('rmse_kcal_per_mol'))} kcal/mol"
+               f"R² {fmt(v.get('r2'))}, RMSE {fmt(v.get('rmse_kcal_per_mol'))} kcal/mol"
                if "r2" in v else v.get("note", "")]
     lines = [
         f"# Drug-binding case study ({s['scale']})",
@@ -662,8 +619,8 @@ def report_markdown(s: dict) -> str:
         f"Reference labels: GFN2-xTB ({s['labels'].get('n_labelled', '?')} new, "
         f"{s['labels'].get('n_cached', '?')} cached); model: ANI-2x architecture trained here "
         f"on {s['dataset']['train']} frames (test: energy MAE "
-        f"{_fmt(test.get('energy_mae_eV_per_atom'), '.4f')} eV/atom, force MAE "
-        f"{_fmt(test.get('force_mae_eV_A'), '.3f')} eV/Å). ML/MM: ligand on ANI, receptor "
+        f"{fmt(test.get('energy_mae_eV_per_atom'), '.4f')} eV/atom, force MAE "
+        f"{fmt(test.get('force_mae_eV_A'), '.3f')} eV/Å). ML/MM: ligand on ANI, receptor "
         "ff14SB, ligand–receptor GAFF2/AM1-BCC nonbonded, implicit GBn2 solvent.",
         "",
         "## Screening (ML/MM MD per ligand, ranked by ligand RMSD in the pocket)",
@@ -691,10 +648,10 @@ def report_markdown(s: dict) -> str:
         f"| target | {s['receptor']} (toy) | {seed['target']} |",
         f"| compounds screened by ML/MM MD | {len(s['screening'])} | {seed['n_screened_mlmm']} "
         f"(of {seed['n_docked']:,} docked) |",
-        f"| metadynamics per compound | {_fmt(best.get('simulated_ps'), '.0f')} ps "
+        f"| metadynamics per compound | {fmt(best.get('simulated_ps'), '.0f')} ps "
         f"({best.get('n_walkers', 1)} walkers) | "
         f"{seed['metad_per_compound_ns']:.0f} ns |",
-        f"| best ΔG_bind (kcal/mol) | {_fmt(best.get('delta_G_bind_kcal_per_mol'))} "
+        f"| best ΔG_bind (kcal/mol) | {fmt(best.get('delta_G_bind_kcal_per_mol'))} "
         f"({best.get('name', '—')}) | {seed['best_dG_kcal_per_mol']} ({seed['best_compound']}, "
         f"IC50 {seed['best_IC50_nM']:g} nM) |",
         f"| R² vs experiment (ANI + metad) | — | {seed['r2_ani_metad']} |",

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.case_study import StageClock, claim_outdir, json_plain
 from common.config import ConfigSchema
 from common.fileio import atomic_write_json, atomic_write_text
 
@@ -146,28 +146,12 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
     return cfg
 
 
-class _Clock:
-    def __init__(self):
-        self.t: dict[str, float] = {}
-
-    def __call__(self, name):
-        import contextlib
-
-        @contextlib.contextmanager
-        def cm():
-            t0 = time.perf_counter()
-            yield
-            self.t[name] = round(self.t.get(name, 0.0) + time.perf_counter() - t0, 1)
-
-        return cm()
-
-
 def _cached_json(path: Path, compute):
     """The JSON at ``path`` if it is there, else ``compute()`` written there atomically."""
     if path.exists():
         return json.loads(path.read_text())
     value = compute()
-    atomic_write_json(path, value, default=_plain)
+    atomic_write_json(path, value, default=json_plain)
     return json.loads(path.read_text())
 
 
@@ -184,8 +168,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/semiconductors", seed: i
     torch.set_num_threads(1)  # many small systems: one thread each is fastest (2 cores)
     cfg = load_case_config(scale)
     out = Path(outdir)
-    _claim_outdir(out, {"config": cfg, "seed": seed})
-    clock = _Clock()
+    claim_outdir(out, {"config": cfg, "seed": seed})
+    clock = StageClock()
     ref = TersoffBatched()
     lab = dict(cfg["labeller"])
     spec = LabellerSpec(lab.pop("name"), lab)
@@ -250,7 +234,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/semiconductors", seed: i
         "seed_results": SEED_RESULTS,
         "timings_s": clock.t,
     }
-    atomic_write_json(out / "summary.json", summary, default=_plain)
+    atomic_write_json(out / "summary.json", summary, default=json_plain)
     atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
 
@@ -467,31 +451,6 @@ def _plot_free_energy(ti: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
-
-
-def _claim_outdir(out: Path, settings: dict) -> None:
-    """A rerun in the same folder continues; a folder holding a run with other settings is
-    refused, never overwritten."""
-    from common.errors import ConfigError
-
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "case_settings.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
-    if stamp.exists() and stamp.read_text() != text:
-        raise ConfigError("this folder holds a case study run with other settings",
-                          where=str(out), fix="choose a new --out folder (or rerun with the "
-                          "same scale and seed to continue it)")
-    atomic_write_text(stamp, text)
-
-
-def _plain(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 # -- report ---------------------------------------------------------------------------------------
