@@ -25,7 +25,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.fileio import atomic_write_text
 
-__all__ = ["STAMP", "StageClock", "claim_outdir", "fmt", "json_plain"]
+__all__ = ["STAMP", "StageClock", "claim_outdir", "cpu_seconds", "fmt", "json_plain"]
 
 #: the file in a case-study folder that records the settings of the run it holds
 STAMP = "case_settings.json"
@@ -50,20 +50,35 @@ def claim_outdir(out: str | Path, settings: dict, *, stamp: str = STAMP) -> Path
     return out
 
 
+def cpu_seconds() -> float:
+    """user + sys CPU seconds of this process and of its finished children (framework trainers
+    run as child processes, Dask workers)."""
+    import os
+
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class StageClock:
     """Wall time of named stages, seconds (one decimal): ``with clock("label_s"): ...``;
-    a stage entered again adds to its time; ``clock.t`` is the dict for the summary."""
+    a stage entered again adds to its time; ``clock.t`` is the dict for the summary. With
+    ``cpu=True`` each stage also records ``<name>_cpu_s`` (:func:`cpu_seconds`), since wall time
+    on a shared machine says little about cost."""
 
-    def __init__(self):
+    def __init__(self, cpu: bool = False):
         self.t: dict[str, float] = {}
+        self.cpu = cpu
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds() if self.cpu else 0.0
         try:
             yield
         finally:
             self.t[name] = round(self.t.get(name, 0.0) + time.perf_counter() - t0, 1)
+            if self.cpu:
+                key = name.removesuffix("_s") + "_cpu_s"
+                self.t[key] = round(self.t.get(key, 0.0) + cpu_seconds() - c0, 1)
 
 
 def json_plain(o: Any) -> Any:

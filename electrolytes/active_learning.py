@@ -45,7 +45,10 @@ class ALSettings(ConfigSchema):
     ``trust_lo_eV_A``, ``trust_hi_eV_A``: the trust window; ``max_new``: labels per iteration
     at most; ``accurate_fraction``: stop once this fraction of frames is below the window;
     ``committee_size``: models per committee; ``pressure_bar``: NPT exploration when given;
-    ``train_parallel``: members trained side by side.
+    ``train_parallel``: members trained side by side; ``retrain_steps``: None retrains every
+    committee from scratch (DP-GEN's default); a number continues each member from the
+    previous iteration's (deepmd ``--init-model``) for that many steps, a named
+    simplification that saves most of the training time of later iterations.
     """
 
     iterations: int
@@ -61,6 +64,7 @@ class ALSettings(ConfigSchema):
     committee_size: int
     pressure_bar: float | None = None
     train_parallel: int = 1
+    retrain_steps: int | None = None
 
     def check(self, where: str = "active_learning") -> ALSettings:
         def need(ok: bool, what: str, fix: str) -> None:
@@ -81,6 +85,8 @@ class ALSettings(ConfigSchema):
         need(self.max_new >= 1, f"max_new must be >= 1 (got {self.max_new})", "give e.g. 50")
         need(0 < self.accurate_fraction <= 1, "accurate_fraction must be in (0, 1] (got "
              f"{self.accurate_fraction})", "DP-GEN stops at e.g. 0.99")
+        need(self.retrain_steps is None or self.retrain_steps >= 1, "retrain_steps must be "
+             f">= 1 or null (got {self.retrain_steps})", "give e.g. 300, or null")
         need(self.committee_size >= 2, f"committee_size must be >= 2 (got "
              f"{self.committee_size})", "a deviation needs two models; DP-GEN uses 4")
         return self
@@ -115,6 +121,7 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
     from common.md.runner import run_md
     from common.potential.model_folder import META
     from electrolytes.model import DeepMDAdapter, train_committee
+    from electrolytes.model import _checked_config as checked_config
 
     s = settings if isinstance(settings, ALSettings) else ALSettings.from_dict(settings)
     s.check()
@@ -123,12 +130,20 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
     md_frames = [a for a in starts for _ in temps]
     md_temps = [t for _ in starts for t in temps]
 
+    base_cfg = checked_config(deepmd_config)
+
     def train(frames, folder, r):
+        cfg, init = base_cfg, None
+        if r >= 1 and s.retrain_steps is not None:
+            n = s.retrain_steps
+            cfg = {**base_cfg, "numb_steps": n, "decay_steps": min(base_cfg["decay_steps"], n),
+                   "save_freq": n, "disp_freq": min(base_cfg["disp_freq"], n)}
+            init = loop.round_dir(r - 1) / "model"
         _, members = train_committee(Dataset.from_frames(frames),
                                      Dataset.from_frames(list(valid)), folder,
-                                     s.committee_size, config=deepmd_config,
+                                     s.committee_size, config=cfg,
                                      seed=seed + 100 * r, test=test, device=device,
-                                     parallel=s.train_parallel)
+                                     parallel=s.train_parallel, init_from=init)
         return _committee(members), _mean_metrics(members)
 
     def load(folder, r):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.case_study import StageClock, claim_outdir, json_plain
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 from electrolytes.active_learning import ALSettings
@@ -33,6 +34,8 @@ from electrolytes.screening import ScreenSettings
 CONFIGS = Path(__file__).parent / "configs"
 #: initial frames with a larger reference force (eV/Å) are dropped, not trained on
 MAX_FORCE_EV_A = 50.0
+#: a production run "held" its temperature when its mean is within this fraction of the target
+HELD_TOLERANCE = 0.10
 
 #: the seed's published results (issue #9; for comparison only, a tiny run cannot reproduce
 #: them): baseline -> optimised electrolyte
@@ -51,7 +54,11 @@ class CellSettings(ConfigSchema):
     """Training cells: ``composition`` (:class:`electrolytes.systems.Composition` keys),
     about ``n_atoms`` atoms or fixed ``counts``, ``density_g_cm3`` (None: estimate),
     ``n_cells`` packmol seeds, ``n_rattled`` rattled copies of each with Gaussian
-    displacements of standard deviation in ``rattle_A`` (Å)."""
+    displacements of standard deviation in ``rattle_A`` (Å); ``relax_molecules``: an xtb
+    method that relaxes each molecule in vacuum before packing (None: RDKit's MMFF
+    geometry); ``relax_steps``: BFGS steps of each packed cell with the labeller itself
+    (every step is a labelled frame of the initial data; the relaxed cells start the MD and
+    are the ones rattled)."""
 
     composition: dict[str, Any]
     n_atoms: int
@@ -60,6 +67,8 @@ class CellSettings(ConfigSchema):
     rattle_A: tuple[float, float]
     density_g_cm3: float | None = None
     counts: dict[str, int] | None = None
+    relax_molecules: str | None = None
+    relax_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,33 +105,6 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
     return cfg.to_dict()
 
 
-def _cpu_s() -> float:
-    """user + sys CPU seconds of this process and of its finished children (deepmd's
-    trainers, Dask workers)."""
-    import os
-
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-class _Clock:
-    def __init__(self, path: Path):
-        self.path = path
-        self.t: dict[str, float] = {}
-
-    def __call__(self, name: str):
-        import contextlib
-
-        @contextlib.contextmanager
-        def cm():
-            t0, c0 = time.perf_counter(), _cpu_s()
-            yield
-            self.t[name] = round(time.perf_counter() - t0, 1)
-            self.t[name.removesuffix("_s") + "_cpu_s"] = round(_cpu_s() - c0, 1)
-
-        return cm()
-
-
 def run(scale: str = "tiny", outdir: str | Path = "runs/electrolytes", seed: int = 0,
         progress: bool = True, device: str = "cpu") -> dict:
     """Run (or resume) the case study; returns the summary (also ``outdir/summary.json``)."""
@@ -131,17 +113,18 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/electrolytes", seed: int
 
     cfg = load_case_config(scale)
     out = Path(outdir)
-    _claim_outdir(out, {"config": cfg, "seed": seed})
-    clock = _Clock(out)
+    claim_outdir(out, {"config": cfg, "seed": seed})
+    clock = StageClock(cpu=True)
     lab = dict(cfg["labeller"])
     spec = LabellerSpec(lab.pop("name"), lab)
     deepmd_cfg = load_config(cfg["deepmd"], **cfg["deepmd_overrides"])
     t_start = time.perf_counter()
 
     with clock("build_s"):
-        starts = _build(cfg["cells"], out, seed)
+        packed = _build(cfg["cells"], out, seed)
     with clock("label_s"):
-        data, label_report = _initial_data(starts, cfg, spec, out, seed, progress)
+        starts, path = _relax(packed, cfg["cells"]["relax_steps"], spec, out)
+        data, label_report = _initial_data(starts, cfg, spec, out, seed, progress, path)
     train0, valid, test = data.split(tuple(cfg["split"]), seed=seed)
     for name, part in (("train", train0), ("valid", valid), ("test", test)):
         part.write(out / "dataset" / f"{name}.extxyz", overwrite=True)
@@ -155,7 +138,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/electrolytes", seed: int
     summary = _summary(cfg, seed, spec, label_report, data, train0, valid, test, al, screen,
                        analysis, deepmd_cfg, clock.t)
     summary["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 1)
-    atomic_write_json(out / "summary.json", summary, default=_plain)
+    atomic_write_json(out / "summary.json", summary, default=json_plain)
     atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
 
@@ -175,7 +158,8 @@ def _build(c: dict, out: Path, seed: int):
     comp = Composition(**c["composition"])
     cells = [liquid_cell(None if c["counts"] else comp,
                          n_atoms=None if c["counts"] else c["n_atoms"], counts=c["counts"],
-                         density_g_cm3=c["density_g_cm3"], seed=seed + k)
+                         density_g_cm3=c["density_g_cm3"], seed=seed + k,
+                         relax_molecules=c["relax_molecules"])
              for k in range(c["n_cells"])]
     for a in cells:  # keep extxyz-friendly info only
         a.info = {"charge": 0, "seed": a.info["seed"],
@@ -203,10 +187,67 @@ def rattled(starts, n: int, rattle_A: tuple[float, float], seed: int):
     return frames
 
 
-def _initial_data(starts, cfg: dict, spec, out: Path, seed: int, progress: bool):
-    """Label the cells and their rattled copies; a copy whose reference force exceeds
-    :data:`MAX_FORCE_EV_A` (two atoms rattled into each other) is dropped and counted."""
-    import numpy as np
+class _LabelDBCalculator:
+    """The labeller as an ASE calculator whose every result goes through (and comes from)
+    the label database: a relaxation killed half-way repeats its steps from the cache."""
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, spec, db: Path, frames: list):
+        self.spec, self.db, self.frames = spec, db, frames
+
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        from common.labels import label_structures, labelled_frames
+
+        a = atoms.copy()
+        a.info = {"charge": 0}
+        label_structures([a], self.spec, self.db, progress=False, cluster="serial",
+                         source="relaxation")
+        (done,) = labelled_frames([a], self.spec, self.db)
+        import numpy as np
+
+        if not self.frames or not np.array_equal(self.frames[-1].positions, a.positions):
+            self.frames.append(done)
+        return done.get_potential_energy() if name == "energy" else done.get_forces()
+
+    def get_potential_energy(self, atoms=None, force_consistent=False):
+        return self.get_property("energy", atoms)
+
+    def get_forces(self, atoms=None):
+        return self.get_property("forces", atoms)
+
+
+def _relax(packed, steps: int, spec, out: Path):
+    """``steps`` BFGS steps of each packed cell with the labeller (through the label
+    database); returns the relaxed cells (written to ``relaxed_structures.extxyz``) and every
+    labelled frame along the way. ``steps`` 0: the packed cells, no frames."""
+    import ase.io
+    from ase.optimize import BFGS
+
+    if steps <= 0:
+        return packed, []
+    path = out / "relaxed_structures.extxyz"
+    frames: list = []
+    relaxed = []
+    for a in packed:
+        b = a.copy()
+        b.info = {"charge": 0}
+        calc = _LabelDBCalculator(spec, out / "labels.db", frames)
+        b.calc = calc
+        BFGS(b, logfile=None, maxstep=0.1).run(fmax=0.05, steps=steps)
+        b.calc = None
+        b.info = {"charge": 0}
+        relaxed.append(b)
+    if not path.exists():
+        atomic_write_atoms(path, relaxed, format="extxyz")
+    return list(ase.io.read(path, ":")), frames
+
+
+def _initial_data(starts, cfg: dict, spec, out: Path, seed: int, progress: bool,
+                  extra: list | None = None):
+    """Label the cells and their rattled copies; a frame with a per-atom reference force
+    above :data:`MAX_FORCE_EV_A` or atoms closer than 0.5 Å (rattled into each other) is
+    dropped and counted."""
 
     from common.data import Dataset
     from common.labels import label_structures, labelled_frames
@@ -216,8 +257,11 @@ def _initial_data(starts, cfg: dict, spec, out: Path, seed: int, progress: bool)
     report = label_structures(frames, spec, out / "labels.db", progress=progress,
                               cluster=cfg["label_cluster"], source="initial configurations")
     done = [a for a in labelled_frames(frames, spec, out / "labels.db") if a is not None]
-    kept = [a for a in done if np.abs(a.get_forces()).max() < MAX_FORCE_EV_A]
-    rep = {**report.to_dict(), "n_dropped_large_force": len(done) - len(kept)}
+    done += list(extra or [])
+    bad = {p.frame for p in Dataset.from_frames(done).problems(max_force_eV_A=MAX_FORCE_EV_A)}
+    kept = [a for k, a in enumerate(done) if k not in bad]
+    rep = {**report.to_dict(), "n_relaxation_frames": len(extra or []),
+           "n_dropped_large_force": len(done) - len(kept)}
     return Dataset.from_frames(kept).validate(max_force_eV_A=MAX_FORCE_EV_A), rep
 
 
@@ -234,12 +278,15 @@ def _active_learning(cfg, out, train0, valid, test, starts, spec, deepmd_cfg, se
 
 def _production(cfg, out, model: Path, starts, seed, device, progress) -> dict:
     """The screening grid with the final committee; the tiny grid reuses the training
-    composition's molecule counts when they were given."""
+    composition's molecule counts when they were given, and then starts from the first
+    relaxed training cell when the cells were relaxed."""
     from electrolytes.screening import run_screen
 
     counts = cfg["cells"]["counts"]
+    relaxed = out / "relaxed_structures.extxyz"
     return run_screen(cfg["screen"], model, out / "production", seed=seed, device=device,
-                      cluster=cfg["screen_cluster"], progress=progress, counts=counts)
+                      cluster=cfg["screen_cluster"], progress=progress, counts=counts,
+                      start=str(relaxed.resolve()) if counts and relaxed.exists() else None)
 
 
 def _analysis(cfg, out: Path, screen: dict) -> dict:
@@ -297,7 +344,8 @@ def _summary(cfg, seed, spec, label_report, data, train0, valid, test, al, scree
                   "committee_size": cfg["active_learning"]["committee_size"],
                   "metrics": al["metrics"], "folder": str(al["model"])},
         "active_learning": {"history": al["history"], "stopped": al["stopped"],
-                            "iterations": len(al["history"])},
+                            "iterations": len(al["history"]),
+                            "retrain_steps": cfg["active_learning"].get("retrain_steps")},
         "production": {k: screen.get(k) for k in ("n_compositions", "n_conditions",
                                                    "reference_temperature_K", "rank_by",
                                                    "best", "sweep", "figures")},
@@ -306,35 +354,6 @@ def _summary(cfg, seed, spec, label_report, data, train0, valid, test, al, scree
         "seed_results": SEED_RESULTS,
         "timings_s": timings,
     }
-
-
-def _claim_outdir(out: Path, settings: dict) -> None:
-    """A rerun in the same folder continues; a folder holding a run with other settings is
-    refused, never overwritten."""
-    from common.errors import ConfigError
-
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / "case_settings.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str)
-    if stamp.exists() and stamp.read_text() != text:
-        raise ConfigError("this folder holds a case study run with other settings",
-                          where=str(out), fix="choose a new --out folder (or rerun with the "
-                          "same scale and seed to continue it)")
-    atomic_write_text(stamp, text)
-
-
-def _plain(o: Any) -> Any:
-    import dataclasses
-
-    import numpy as np
-
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -372,7 +391,11 @@ def report_markdown(s: dict) -> str:
         f"Model: {s['model']['framework']}, committee of {s['model']['committee_size']}. "
         f"Composition: {a.get('label', '—')}; cell of {cell.get('n_atoms', '—')} atoms "
         f"(molecules {cell.get('counts')}, actual {_f(cell.get('salt_M'), '.2f')} M at "
-        f"{_f(cell.get('density_g_cm3'), '.3f')} g/cm³).",
+        f"{_f(cell.get('density_g_cm3'), '.3f')} g/cm³). Initial data: "
+        f"{s['labels'].get('n_relaxation_frames', 0)} frames of GFN1-xTB relaxation steps "
+        f"of the packed cells and {s['labels'].get('n_total', '—')} rattled/relaxed "
+        f"cells ({s['labels'].get('n_dropped_large_force', 0)} dropped for a force above "
+        f"{MAX_FORCE_EV_A:g} eV/Å or atoms closer than 0.5 Å).",
         "",
         "| quantity | this run | seed |",
         "|---|---|---|",
@@ -405,10 +428,11 @@ def report_markdown(s: dict) -> str:
         "Transport per temperature (D in cm²/s, σ in mS/cm; errors are one standard error; "
         "a single Li+ gives no error over atoms):",
         "",
-        "| T (K) | D(Li) | D(PF6) | σ NE | σ EH | Haven | Li–O CN | top shell | "
-        "committee deviation (eV/Å, median) |",
-        "|---:|---|---|---|---|---:|---:|---|---:|",
-        *[f"| {r['temperature_K']:g} | {_f(r.get('D_Li_cm2_per_s'))} ± "
+        "| T target (K) | T held (K) | D(Li) | D(PF6) | σ NE | σ EH | Haven | Li–O CN | "
+        "top shell | committee deviation (eV/Å, median) |",
+        "|---:|---:|---|---|---|---|---:|---:|---|---:|",
+        *[f"| {r['temperature_K']:g} | {_f(r.get('md_temperature_K'), '.0f')} | "
+          f"{_f(r.get('D_Li_cm2_per_s'))} ± "
           f"{_f(r.get('D_Li_err_cm2_per_s'))} | {_f(r.get('D_P_cm2_per_s'))} | "
           f"{_f(_ms(r.get('sigma_nernst_einstein_S_per_cm')))} ± "
           f"{_f(_ms(r.get('sigma_nernst_einstein_err_S_per_cm')))} | "
@@ -429,9 +453,9 @@ def report_markdown(s: dict) -> str:
         f"\nStopped: {s['active_learning']['stopped']}.",
         "",
         f"Production MD: mean temperature {_f(md_t, '.0f')} K over the runs (targets "
-        f"{targets} K; "
-        "a mean far above the targets means the model's forces heat the system faster than "
-        "the thermostat removes it, i.e. the model is not yet fit for production).",
+        f"{targets} K); {_held_text(rows)} "
+        "A mean far above a target would mean the model's forces heat the system faster "
+        "than the thermostat removes it, i.e. the model is not fit for production.",
         "",
         "## What this run can and cannot show",
         "",
@@ -453,9 +477,15 @@ def report_markdown(s: dict) -> str:
         "",
         "Simplifications, named: GFN1-xTB labels instead of DFT; cell density from ideal "
         "mixing plus 63 cm³/mol for LiPF6 (no NPT equilibration unless `pressure_bar` is "
-        "set); initial data from rattled packmol cells; active-learning selection spread "
-        "over the deviation range (no structural fingerprint); replicas averaged with equal "
-        "weights.",
+        "set); initial data from rattled packmol cells (molecules relaxed in vacuum with "
+        "GFN1-xTB first when `relax_molecules` is set), not from ab initio MD: one periodic "
+        "GFN1-xTB force call on the 56-atom tiny cell measured ~2.3 CPU-s here, so even "
+        "200 fs of xTB MD would cost more than the whole tiny budget; "
+        + (f"later active-learning iterations continue each member from the previous "
+           f"iteration's weights for {s['active_learning']['retrain_steps']} steps instead "
+           "of retraining from scratch; " if s["active_learning"].get("retrain_steps") else "")
+        + "active-learning selection spread over the deviation range (no structural "
+        "fingerprint); replicas averaged with equal weights.",
         "",
         "Figures: `active_learning/active_learning.png`, `production/sigma_vs_composition.png`"
         ", `production/arrhenius_sigma.png`, `figures/` (MSD per run, Arrhenius of D and σT, "
@@ -464,6 +494,26 @@ def report_markdown(s: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def held(row: dict, tolerance: float = HELD_TOLERANCE) -> bool | None:
+    """Whether a production temperature held: its mean kinetic temperature (after the
+    discarded start) within ``tolerance`` (relative) of the target; None when not measured."""
+    t = row.get("md_temperature_K")
+    if t is None:
+        return None
+    return abs(t - row["temperature_K"]) <= tolerance * row["temperature_K"]
+
+
+def _held_text(rows: list[dict]) -> str:
+    ok = [held(r) for r in rows]
+    if not rows or any(o is None for o in ok):
+        return "the per-run temperatures were not measured."
+    pairs = ", ".join(f"{r['md_temperature_K']:.0f} for {r['temperature_K']:g}" for r in rows)
+    verdict = ("every run held its target" if all(ok) else
+               f"{sum(not o for o in ok)} of {len(ok)} runs did not hold their target")
+    return (f"held per run (K): {pairs}; {verdict} (within {100 * HELD_TOLERANCE:.0f} %: "
+            "with ~50 atoms the kinetic temperature fluctuates by ~15 % frame to frame).")
 
 
 def _ms(x):

@@ -45,6 +45,7 @@ from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState, cell_det
 from common.potential.model_folder import (
+    META,
     checked_model_config,
     read_model_meta,
     write_model_meta,
@@ -230,15 +231,17 @@ def neighbor_stat(system_dir: str | Path, rcut_A: float, type_map: list[str]
 # -- running deepmd ---------------------------------------------------------------------------
 
 #: what the child process runs: deepmd's own command line, ``dp --pt train`` then ``freeze``
-_DRIVER = ("from deepmd.main import main; "
-           f"main(['--pt', 'train', '{INPUT}', '--log-path', 'dp_train.log']); "
+_DRIVER = ("import sys; from deepmd.main import main; "
+           f"main(['--pt', 'train', '{INPUT}', '--log-path', 'dp_train.log'] + sys.argv[1:]); "
            f"main(['--pt', 'freeze', '-c', '{CHECKPOINT}', '-o', '{MODEL_FILE}'])")
 
 
 def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False,
-               threads: int | None = None) -> float:
+               threads: int | None = None, init_model: Path | None = None) -> float:
     """Train and freeze with deepmd-kit in ``workdir`` (which holds ``input.json``) in a
-    child process on ``device``; returns the wall time (s). deepmd's log goes to
+    child process on ``device``; returns the wall time (s). ``init_model``: a deepmd
+    checkpoint whose weights and statistics start the training (``--init-model``; same
+    type map and sel). deepmd's log goes to
     ``dp_train.log``, everything the process prints to ``dp_train.out`` (to the terminal
     with ``progress``).
 
@@ -251,7 +254,8 @@ def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False,
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         out = None if progress else stack.enter_context(open(out_path, "w"))
-        proc = subprocess.run([sys.executable, "-c", _DRIVER], cwd=workdir,
+        extra = [] if init_model is None else ["--init-model", str(Path(init_model).resolve())]
+        proc = subprocess.run([sys.executable, "-c", _DRIVER, *extra], cwd=workdir,
                               env=_child_env(device, threads), stdout=out,
                               stderr=subprocess.STDOUT if out else None, check=False)
     if proc.returncode != 0 or not (workdir / MODEL_FILE).exists():
@@ -351,7 +355,8 @@ class DeepMDAdapter:
     @classmethod
     def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
               seed: int = 0, test=None, device: str = "cpu", progress: bool = False,
-              threads: int | None = None) -> DeepMDAdapter:
+              threads: int | None = None, init_from: str | Path | None = None
+              ) -> DeepMDAdapter:
         """Train with deepmd-kit on ``train`` (``valid`` in deepmd's learning curve), freeze,
         and score on ``valid`` and ``test``.
 
@@ -368,6 +373,9 @@ class DeepMDAdapter:
         device : ``cpu``/``cuda``/``cuda:N``, checked before anything is written.
         progress : show deepmd's training log in the terminal.
         threads : OpenMP/torch threads of deepmd's process (default: deepmd's own choice).
+        init_from : a model folder trained by this adapter on the same elements: training
+            continues from its weights and descriptor statistics (deepmd's ``--init-model``,
+            its ``sel`` kept) for ``numb_steps`` with the learning-rate schedule restarted.
 
         deepmd trains for ``numb_steps`` with a decaying learning rate; it has no early
         stopping, so ``valid`` is scored, not used to stop.
@@ -380,14 +388,17 @@ class DeepMDAdapter:
         check_training_data(train, valid, test)
         _import_deepmd()
         workdir = Path(workdir).resolve()
+        init_ckpt, init_sel = _init_checkpoint(init_from, elements_of(train))
         with _IN_PROCESS:
-            inp, stat = _write_input(train, valid, workdir, cfg, seed)
-        seconds = run_deepmd(workdir, device, progress, threads)
+            inp, stat = _write_input(train, valid, workdir, cfg, seed, sel=init_sel)
+        seconds = run_deepmd(workdir, device, progress, threads, init_model=init_ckpt)
         meta = {"framework": cls.name, "config": cfg, "seed": seed,
                 "elements": inp["model"]["type_map"], "sel": inp["model"]["descriptor"]["sel"],
                 "neighbor_stat": stat, "model_file": MODEL_FILE,
                 "n_train": len(train), "n_valid": len(valid),
                 "training_time_s": round(seconds, 2), "deepmd_version": _deepmd_version()}
+        if init_from is not None:
+            meta["init_from"] = str(Path(init_from).resolve())
         adapter = cls(workdir, meta, device)
         with _IN_PROCESS:
             adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
@@ -476,6 +487,7 @@ COMMITTEE_SIZE = 4
 
 def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE_SIZE,
                     config: dict | str | None = None, seed: int = 0, parallel: int = 1,
+                    init_from: str | Path | None = None,
                     **train_kw: Any) -> tuple[Path, list[DeepMDAdapter]]:
     """Train ``n_models`` DeePMD models that differ only in their seed (``seed``,
     ``seed + 1``, ...) in ``workdir/member_k`` and record the committee folder
@@ -483,22 +495,33 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
 
     ``parallel`` > 1 runs that many deepmd trainings side by side (each in its own process
     with ``cpu_count // parallel`` threads); the members are the same as trained one by one
-    (each depends only on its seed and the data)."""
+    (each depends only on its seed and the data). ``init_from``: a committee folder of as
+    many members; member k continues from its member k (:meth:`DeepMDAdapter.train`)."""
     from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
-    if parallel <= 1 or n_models == 1:
+    if init_from is None and (parallel <= 1 or n_models == 1):
         return train_members(DeepMDAdapter, train, valid, workdir, n_models, config=config,
                              seed=seed, **train_kw)
     from concurrent.futures import ThreadPoolExecutor
 
     workdir = Path(workdir)
-    threads = max(1, (os.cpu_count() or 1) // parallel)
+    parallel = max(1, min(parallel, n_models))
+    threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
     dirs = [workdir / f"member_{k}" for k in range(n_models)]
+    inits = [None] * n_models
+    if init_from is not None:
+        names = json.loads((Path(init_from) / META).read_text())["members"]
+        if len(names) != n_models:
+            raise ConfigError(f"the committee to continue from has {len(names)} members, not "
+                              f"{n_models}", where=str(init_from),
+                              fix="continue with as many members, or train from scratch")
+        inits = [Path(init_from) / m for m in names]
     _import_deepmd()  # once, before the threads
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         jobs = [pool.submit(DeepMDAdapter.train, train, valid, d, config=config, seed=seed + k,
-                            threads=threads, **train_kw) for k, d in enumerate(dirs)]
+                            threads=threads, init_from=inits[k], **train_kw)
+                for k, d in enumerate(dirs)]
         members = [j.result() for j in jobs]
     save_committee_folder(workdir, dirs, framework=DeepMDAdapter.name,
                           extra={"metrics": [m.meta.get("metrics") for m in members],
@@ -512,8 +535,27 @@ def _deepmd_version() -> str:
     return str(getattr(deepmd, "__version__", "unknown"))
 
 
-def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _init_checkpoint(init_from: str | Path | None, elements: list[str]
+                     ) -> tuple[Path | None, list[int] | None]:
+    """The checkpoint and sel of a model folder to continue from (None, None without one);
+    a folder for other elements, or without a checkpoint, is refused."""
+    if init_from is None:
+        return None, None
+    folder = Path(init_from)
+    meta = read_model_meta(folder, DeepMDAdapter.name, "DeePMD")
+    ckpt = folder / CHECKPOINT
+    if not ckpt.exists():
+        raise ConfigError("the model to continue from has no checkpoint", where=str(ckpt),
+                          fix="continue from a folder written by training")
+    if list(meta["elements"]) != list(elements):
+        raise ConfigError(f"the model to continue from has elements {meta['elements']}, the "
+                          f"data {elements}", where=str(folder),
+                          fix="train from scratch when the elements change")
+    return ckpt, [int(n) for n in meta["sel"]]
+
+
+def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int,
+                 sel: list[int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Export the data, take deepmd's neighbour statistics of the training set, and write
     ``workdir/input.json`` (type map: the training set's elements sorted by Z; sel from the
     statistics). Returns the input and the statistics."""
@@ -521,7 +563,8 @@ def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int
     type_map = elements_of(train)
     train_systems, valid_systems = _export(train, valid, workdir, type_map)
     stat = neighbor_stat(workdir / "data" / "train", cfg["rcut_A"], type_map)
-    sel = sel_from_stat(stat["max_nbor_size"], cfg["sel_margin"])
+    if sel is None:
+        sel = sel_from_stat(stat["max_nbor_size"], cfg["sel_margin"])
     inp = input_json(cfg, type_map, sel, seed, train_systems, valid_systems)
     (workdir / INPUT).write_text(json.dumps(inp, indent=2))
     return inp, stat

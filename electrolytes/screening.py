@@ -50,7 +50,8 @@ class ScreenSettings(ConfigSchema):
 
     Grid: ``solvents`` (names, e.g. ["EC", "DEC"]) in each ratio of ``ratios`` (by
     ``ratio_by``: volume or mole), × ``salt_M`` (LiPF6 mol/L) × ``additive_wt_pct`` (of
-    ``additive``) × ``temperatures_K``. Cells: ``n_atoms`` (about), ``density_g_cm3``
+    ``additive``) × ``temperatures_K``. Cells: ``n_atoms`` (about), ``relax_molecules`` (an
+    xtb method relaxing each molecule before packing, or None), ``density_g_cm3``
     (None: the ideal-mixing estimate). MD: ``replicas`` per temperature, ``steps`` of
     ``timestep_fs``, Langevin ``friction_per_ps``, a frame every ``traj_every`` steps, the
     first ``discard_fs`` dropped; NPT when ``pressure_bar`` is given. ``rank_by``:
@@ -69,6 +70,7 @@ class ScreenSettings(ConfigSchema):
     additive: str = "FEC"
     ratio_by: str = "volume"
     density_g_cm3: float | None = None
+    relax_molecules: str | None = None
     replicas: int = 1
     friction_per_ps: float = 1.0
     discard_fs: float = 0.0
@@ -131,13 +133,15 @@ def composition_key(comp) -> str:
 def screen_composition(composition: dict, temperatures_K: Sequence[float], model: str,
                        md: dict, outdir: str, seed: int = 0, device: str = "cpu",
                        n_atoms: int | None = None, counts: dict | None = None,
-                       density_g_cm3: float | None = None) -> dict:
+                       density_g_cm3: float | None = None,
+                       relax_molecules: str | None = None, start: str | None = None) -> dict:
     """Pack, run MD at every temperature, analyse; a JSON-ready dict (see module docstring).
 
     ``composition``: :meth:`Composition.to_dict`; ``model``: a saved model or committee
     folder (any adapter); ``md``: ``replicas, steps, timestep_fs, friction_per_ps,
     traj_every, discard_fs, pressure_bar``; ``counts`` instead of ``n_atoms`` fixes the
-    molecules.
+    molecules; ``start`` (a structure file, with ``counts``) is the cell to start from
+    (its first frame) instead of a new packing.
     """
     import ase.io
 
@@ -151,9 +155,17 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
     cell_path = out / "cell.extxyz"
     if cell_path.exists():
         cell = ase.io.read(cell_path)
+    elif start is not None:
+        from common.fileio import atomic_write_atoms
+
+        cell = ase.io.read(start, 0)
+        cell.info = {"charge": 0, "counts": dict(counts or {})}
+        atomic_write_atoms(cell_path, cell, format="extxyz")
+        cell = ase.io.read(cell_path)
     else:
         cell = liquid_cell(None if counts else comp, n_atoms=None if counts else n_atoms,
-                           counts=counts, density_g_cm3=density_g_cm3, seed=seed)
+                           counts=counts, density_g_cm3=density_g_cm3, seed=seed,
+                           relax_molecules=relax_molecules)
         from common.fileio import atomic_write_atoms
 
         atomic_write_atoms(cell_path, cell, format="extxyz")
@@ -172,6 +184,7 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
     dt = md["timestep_fs"] * md["traj_every"]
     skip = int(math.ceil(md.get("discard_fs", 0.0) / dt))
     failed = {int(k) for k in summary["failed"]}
+    held = held_temperatures(summary["thermo"], md.get("discard_fs", 0.0))
     runs = []
     for k, path in enumerate(summary["trajectories"]):
         t = temps[k // reps]
@@ -180,9 +193,9 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
             continue
         frames = ase.io.read(path, ":")[skip:]
         runs.append({"temperature_K": t, "replica": k % reps, "failed": False,
-                     **_analyse(frames, t, dt, pot)})
-    actual = cell_composition(cell.info.get("counts") or {}, cell.get_volume()) \
-        if cell.info.get("counts") else {}
+                     **held.get(k, {}), **_analyse(frames, t, dt, pot)})
+    known = counts or cell.info.get("counts")
+    actual = cell_composition(known, cell.get_volume()) if known else {}
     rows = [_row(comp, t, [r for r in runs if r["temperature_K"] == t]) for t in temps]
     return {"key": composition_key(comp), "composition": comp.to_dict(),
             "label": comp.label(), "cell": {"n_atoms": len(cell), **{
@@ -191,6 +204,23 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
             "md": {k: summary.get(k) for k in ("replica_steps_per_s", "batch_size",
                                                "mean_temperature_K", "mean_density_g_per_cm3")},
             "runs": runs}
+
+
+def held_temperatures(thermo_path: str | Path, discard_fs: float = 0.0) -> dict[int, dict]:
+    """Per MD system: the mean kinetic temperature after the first ``discard_fs`` and its
+    standard deviation (``md_temperature_K``, ``md_temperature_std_K``), from the thermo log,
+    so each run is checked against its own target (the run summary averages all runs)."""
+    from common.md.runner import read_thermo
+
+    cols = read_thermo(thermo_path)
+    out: dict[int, dict] = {}
+    keep = cols["time_ps"] >= discard_fs / 1000.0
+    for s in np.unique(cols["system"]).astype(int):
+        sel = (cols["system"] == s) & keep
+        if sel.any():
+            out[int(s)] = {"md_temperature_K": float(cols["T_K"][sel].mean()),
+                           "md_temperature_std_K": float(cols["T_K"][sel].std())}
+    return out
 
 
 def _analyse(frames, temperature_K: float, dt_fs: float, pot) -> dict:
@@ -257,6 +287,8 @@ def _row(comp, t: float, runs: list[dict]) -> dict:
               r["conductivity"].get(f"{kind}_err_S_per_cm")) for r in ok])
     row["haven_ratio"] = _mean_err([(r["conductivity"].get("haven_ratio"), None)
                                     for r in ok])[0]
+    row["md_temperature_K"] = _mean_err([(r.get("md_temperature_K"), None)
+                                         for r in runs if not r["failed"]])[0]
     sol = [r["solvation"] for r in runs if "solvation" in r]
     if sol:
         shells: dict[str, float] = {}
@@ -304,10 +336,11 @@ def _arrhenius(rows: list[dict]) -> dict:
 def run_screen(settings: ScreenSettings | dict, model: str | Path, outdir: str | Path, *,
                seed: int = 0, device: str = "cpu", cluster: Any = None,
                n_workers: int | None = None, progress: bool = True,
-               counts: dict | None = None) -> dict:
+               counts: dict | None = None, start: str | None = None) -> dict:
     """Run (or continue) the screening grid; returns :func:`summarize_screen`'s dict.
 
-    ``counts`` (molecule counts) replaces the atom count for a one-composition screen.
+    ``counts`` (molecule counts) replaces the atom count for a one-composition screen;
+    ``start`` (a structure file of those counts) is then its starting cell.
     """
     from common.potential.registry import load_saved
     from common.sweep import JsonDirStore, run_tasks
@@ -332,7 +365,8 @@ def run_screen(settings: ScreenSettings | dict, model: str | Path, outdir: str |
             "model": str(Path(model).resolve()), "md": md,
             "outdir": str((out / "runs" / key).resolve()), "seed": seed + k,
             "device": device, "n_atoms": s.n_atoms, "counts": counts,
-            "density_g_cm3": s.density_g_cm3})
+            "density_g_cm3": s.density_g_cm3, "relax_molecules": s.relax_molecules,
+            "start": start})
     store = JsonDirStore(out / "results")
     report = run_tasks(tasks, store, cluster=cluster, n_workers=n_workers, progress=progress,
                        description="screening compositions")

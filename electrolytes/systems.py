@@ -98,14 +98,37 @@ def pf6(bond_A: float = PF_BOND_A) -> Atoms:
                  info={"name": "PF6", "charge": -1})
 
 
-def molecule(name: str, seed: int = 0) -> Atoms:
+def molecule(name: str, seed: int = 0, relax: str | None = None) -> Atoms:
     """A known molecule (:data:`MOLECULES`: EC, DEC, FEC, ..., Li, PF6) or any SMILES, as an
-    RDKit ETKDG conformer relaxed with MMFF (``seed`` seeds the embedding)."""
+    RDKit ETKDG conformer relaxed with MMFF (``seed`` seeds the embedding); ``relax`` (an xtb
+    method, e.g. ``"GFN1-xTB"``) then relaxes it in vacuum with that method (tblite, BFGS to
+    0.05 eV/Å), so a cell packed from it starts near the labeller's own bond lengths
+    (measured, GFN1: MMFF's EC has an RMS force of 0.84 eV/Å, the ideal PF6- 0.91)."""
     sp = MOLECULES.get(name)
     if sp is not None and sp.smiles is None:
-        return pf6() if name == "PF6" else Atoms("Li", info={"name": "Li", "charge": 1})
-    symbols, pos, charge = _embedded(sp.smiles if sp else name, int(seed))
-    return Atoms(symbols, positions=pos, info={"name": name, "charge": charge})
+        if name != "PF6":
+            return Atoms("Li", info={"name": "Li", "charge": 1})
+        a = pf6()
+    else:
+        symbols, pos, charge = _embedded(sp.smiles if sp else name, int(seed))
+        a = Atoms(symbols, positions=pos, info={"name": name, "charge": charge})
+    if relax is not None and len(a) > 1:
+        a.positions = _relaxed(name, int(seed), str(relax), tuple(a.get_chemical_symbols()),
+                               a.positions.tobytes(), int(a.info["charge"]))
+    return a
+
+
+@functools.lru_cache(maxsize=64)
+def _relaxed(name: str, seed: int, method: str, symbols: tuple[str, ...], pos: bytes,
+             charge: int) -> np.ndarray:
+    """Vacuum relaxation of one molecule with tblite (cached per process)."""
+    from ase.optimize import BFGS
+    from tblite.ase import TBLite
+
+    a = Atoms(symbols, positions=np.frombuffer(pos).reshape(-1, 3).copy())
+    a.calc = TBLite(method=method, charge=charge, verbosity=0)
+    BFGS(a, logfile=None).run(fmax=0.05, steps=200)
+    return a.positions.copy()
 
 
 @functools.lru_cache(maxsize=64)
@@ -375,14 +398,17 @@ def _packmol_binary() -> str:
 
 def liquid_cell(composition: Composition | None = None, *, n_atoms: int | None = None,
                 counts: Mapping[str, int] | None = None, density_g_cm3: float | None = None,
-                seed: int = 0, tolerance_A: float = 2.0, nloop: int = 100) -> Atoms:
+                seed: int = 0, tolerance_A: float = 2.0, nloop: int = 100,
+                relax_molecules: str | None = None) -> Atoms:
     """A periodic cube of the electrolyte, packed by packmol.
 
     Give either ``composition`` with ``n_atoms`` (counts from :func:`molecule_counts`) or the
     molecule ``counts`` themselves (``{"EC": 4, "DEC": 2, "Li": 1, "PF6": 1}``). The cube's
     edge gives ``density_g_cm3`` (default :func:`estimate_density`). packmol places every
     molecule at random orientations with periodic images at least ``tolerance_A`` apart,
-    seeded by ``seed`` (same seed, same cell); ``nloop`` bounds its optimisation.
+    seeded by ``seed`` (same seed, same cell); ``nloop`` bounds its optimisation;
+    ``relax_molecules`` (an xtb method) relaxes each molecule in vacuum first
+    (:func:`molecule`).
 
     ``info`` of the result: ``composition`` (the one asked for, if any), ``counts``,
     ``density_g_cm3``, ``salt_M`` (actual), ``seed``, ``charge`` 0; ``arrays["mol_id"]``
@@ -416,7 +442,7 @@ def liquid_cell(composition: Composition | None = None, *, n_atoms: int | None =
         raise ConfigError(f"the cell would be {edge:.1f} Å wide, narrower than twice the "
                           f"packing tolerance ({tolerance_A} Å)", where="n_atoms",
                           fix="use more molecules")
-    atoms = _packmol(counts, edge, seed, tolerance_A, nloop, label, density)
+    atoms = _packmol(counts, edge, seed, tolerance_A, nloop, label, density, relax_molecules)
     atoms.info.update({"counts": dict(counts), "density_g_cm3": density, "seed": int(seed),
                        "charge": sum(n * _charge(k) for k, n in counts.items()),
                        "salt_M": float(cell_composition(counts, volume)["salt_M"])})
@@ -464,12 +490,12 @@ def _resolve_counts(composition, n_atoms, counts) -> dict[str, int]:
 
 
 def _packmol(counts: Mapping[str, int], edge: float, seed: int, tolerance_A: float,
-             nloop: int, label: str, density: float) -> Atoms:
+             nloop: int, label: str, density: float, relax: str | None = None) -> Atoms:
     """Run packmol in a temporary folder; the molecules in ``counts`` order."""
     import ase.io
 
     exe = _packmol_binary()
-    mols = {k: molecule(k, seed=seed) for k in counts}
+    mols = {k: molecule(k, seed=seed, relax=relax) for k in counts}
     with tempfile.TemporaryDirectory(prefix="packmol-") as tmp:
         tmp = Path(tmp)
         lines = [f"tolerance {tolerance_A}", "filetype xyz", "output packed.xyz",
