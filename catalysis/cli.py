@@ -154,36 +154,11 @@ def train(
 ) -> None:
     """Train SchNet (schnetpack's own trainer) on a seeded train/valid/test split."""
     from catalysis.model import SchNetAdapter, load_config
-    from common.data import Dataset
-    from common.fileio import atomic_dir
-    from common.potential.committee import train_committee
+    from common.cli.training import train_model
 
-    _check_new_output(out, overwrite, "model folder")
-    cfg = load_config(config)
-    ds = Dataset.read(data).validate(max_force_eV_A=100.0)
-    tr, va, te = ds.split(opt.parse_fractions(fractions), seed=seed)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        if committee > 1:
-            _, members = train_committee(SchNetAdapter, tr, va, tmp, committee, config=cfg,
-                                        seed=seed, test=te, device=device)
-            metrics = [m.meta.get("metrics") for m in members]
-        else:
-            metrics = SchNetAdapter.train(tr, va, tmp, config=cfg, seed=seed, test=te,
-                                          device=device, progress=not json_out).meta["metrics"]
-    if json_out:
-        emit_json({"model": str(out), "metrics": metrics})
-    else:
-        print(json.dumps(metrics, indent=2))
-        print(f"model -> {out}")
-
-
-def _check_new_output(out: Path, overwrite: bool, what: str) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"a file is in the way of the {what}", where=str(out),
-                          fix="choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"the {what} already exists", where=str(out),
-                          fix="choose another --out, or pass --overwrite to replace it")
+    train_model(SchNetAdapter, load_config, data=data, out=out, config=config,
+                committee=committee, fractions=fractions, seed=seed, device=device,
+                overwrite=overwrite, json_out=json_out)
 
 
 @app.command("md", epilog=example(

@@ -234,17 +234,6 @@ _Model = Annotated[Path, typer.Option("--model", metavar="FOLDER", show_default=
                                       help="ANI model folder written by `train`")]
 
 
-def _check_new_output(out: Path, overwrite: bool, what: str) -> None:
-    from common.errors import ConfigError
-
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"a file is in the way of the {what}", where=str(out),
-                          fix="choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"the {what} already exists", where=str(out),
-                          fix="choose another --out, or pass --overwrite to replace it")
-
-
 class Solvent(StrEnum):
     gbn2 = "gbn2"
     tip3p = "tip3p"
@@ -318,24 +307,11 @@ def train(
     json_out: opt.Json = False,
 ) -> None:
     """Train an ANI-architecture model (torchani's AEV and networks) on labelled frames."""
-    from common.data import Dataset
-    from common.fileio import atomic_dir
+    from common.cli.training import train_model
     from drug_binding.model import ANIAdapter, load_config
 
-    _check_new_output(out, overwrite, "model folder")
-    cfg = load_config(config)
-    ds = Dataset.read(data).validate(max_force_eV_A=100.0)
-    tr, va, te = ds.split(opt.parse_fractions(fractions), seed=seed)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        metrics = ANIAdapter.train(tr, va, tmp, config=cfg, seed=seed, test=te, device=device,
-                                   progress=not json_out).meta["metrics"]
-    if json_out:
-        emit_json({"model": str(out), "metrics": metrics})
-    else:
-        import json
-
-        print(json.dumps(metrics, indent=2))
-        print(f"model -> {out}")
+    train_model(ANIAdapter, load_config, data=data, out=out, config=config, fractions=fractions,
+                seed=seed, device=device, overwrite=overwrite, json_out=json_out)
 
 
 @app.command("md", epilog=example(

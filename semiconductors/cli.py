@@ -388,34 +388,12 @@ def train(
     json_out: opt.Json = False,
 ) -> None:
     """Train MACE (mace's own mace_run_train) on a seeded train/valid/test split."""
-    import json
-
-    from common.data import Dataset
-    from common.fileio import atomic_dir
+    from common.cli.training import train_model
     from semiconductors.model import MACEAdapter, load_config, train_committee
 
-    if out.exists() and not out.is_dir():
-        raise ConfigError("a file is in the way of the model folder", where=str(out),
-                          fix="choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError("the model folder already exists", where=str(out),
-                          fix="choose another --out, or pass --overwrite to replace it")
-    cfg = load_config(config)
-    ds = Dataset.read(data).validate(max_force_eV_A=100.0)
-    tr, va, te = ds.split(opt.parse_fractions(fractions), seed=seed)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        if committee > 1:
-            _, members = train_committee(tr, va, tmp, committee, config=cfg, seed=seed,
-                                         test=te, device=device)
-            metrics = [m.meta.get("metrics") for m in members]
-        else:
-            metrics = MACEAdapter.train(tr, va, tmp, config=cfg, seed=seed, test=te,
-                                        device=device, progress=not json_out).meta["metrics"]
-    if json_out:
-        emit_json({"model": str(out), "metrics": metrics})
-    else:
-        print(json.dumps(metrics, indent=2))
-        print(f"model -> {out}")
+    train_model(MACEAdapter, load_config, data=data, out=out, config=config,
+                committee=committee, fractions=fractions, seed=seed, device=device,
+                overwrite=overwrite, json_out=json_out, train_committee=train_committee)
 
 
 @app.command("formation", epilog=example(
