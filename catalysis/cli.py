@@ -268,8 +268,7 @@ def barriers(
 
 
 @app.command("case-study", epilog=example(
-    "mlp-catalysis case-study --scale tiny --out runs/catalysis_tiny\n"
-    "  mlp-catalysis case-study --scale paper --estimate   (time the seed's MD here)"))
+    "mlp-catalysis case-study --scale tiny --out runs/catalysis_tiny"))
 def case_study_cmd(
     scale: _Scale = "tiny",
     out: opt.out_option("output folder (summary.json, report.md, figures)",
@@ -278,7 +277,8 @@ def case_study_cmd(
     device: opt.Device = "cpu",
     estimate: Annotated[bool, typer.Option(
         "--estimate", help="run nothing: time a few production-MD steps of the config's "
-                           "system and committee here and project the MD's wall time")] = False,
+                           "system and committee here and project the MD's wall time "
+                           "(e.g. --scale paper --estimate for the seed's 10 us)")] = False,
     estimate_steps: Annotated[int, typer.Option(
         "--estimate-steps", min=1, help="steps timed by --estimate")] = 3,
     json_out: opt.Json = False,
