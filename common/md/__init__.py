@@ -17,7 +17,7 @@ Names are imported on first use, so ``import common.md`` is cheap and has no imp
 
 from __future__ import annotations
 
-import importlib
+from common.lazy import lazy_exports
 
 #: public name -> the module that defines it
 _EXPORTS = {
@@ -46,14 +46,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'common.md' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("common.md", _EXPORTS, globals())

@@ -22,7 +22,7 @@ Names are imported on first use, so ``import common.potential`` loads no framewo
 
 from __future__ import annotations
 
-import importlib
+from common.lazy import lazy_exports
 
 _EXPORTS = {
     "BatchedPotential": "common.potential.protocol",
@@ -52,14 +52,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'common.potential' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("common.potential", _EXPORTS, globals())
