@@ -1,5 +1,7 @@
-"""Barriers of detected events: climbing-image NEB between the relaxed states before and after
-each event, with the trained potential.
+"""Barriers of detected events.
+
+Each barrier is a climbing-image NEB between the relaxed states before and after each event, with
+the trained potential.
 
 For an event at frame ``f`` of a trajectory, the initial state is frame ``f - window`` and the
 final state frame ``f + window``; both are relaxed (fixed atoms stay fixed), then a CI-NEB with
@@ -19,6 +21,13 @@ from common.errors import ConfigError
 
 @dataclass
 class Barrier:
+    """The result of one CI-NEB: barrier, reaction energy and convergence, eV and eV/Å.
+
+    ``barrier_eV`` is the highest image minus the relaxed initial state, ``reaction_energy_eV``
+    the final minus the initial state, ``energies_eV`` the energies of all images (end states
+    included), ``max_force_eV_A`` the largest NEB force at the end.
+    """
+
     barrier_eV: float
     reaction_energy_eV: float
     neb_converged: bool
@@ -28,6 +37,7 @@ class Barrier:
     label: str = ""
 
     def as_dict(self) -> dict:
+        """Return the fields as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
@@ -83,8 +93,11 @@ def _with_calc(atoms: Atoms, calc) -> Atoms:
 
 def event_barriers(frames_by_trajectory: dict[str, list[Atoms]], events: list[dict],
                    calculator_factory, *, window_frames: int = 2, **neb_kw) -> dict:
-    """Barriers of ``events`` (dicts with ``trajectory`` and ``frame``, as from
-    ``mlp-catalysis events --json``): per-event results and the distribution."""
+    """Compute the NEB barriers of detected events: per-event results and the distribution.
+
+    ``events`` are dicts with ``trajectory`` and ``frame``, as from ``mlp-catalysis events
+    --json``.
+    """
     results = []
     for ev in events:
         frames = frames_by_trajectory[ev["trajectory"]]

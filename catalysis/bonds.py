@@ -52,14 +52,19 @@ Overrides = Mapping[str | tuple[str, str], Sequence[float]]
 
 def bond_criteria(overrides: Overrides | None = None, where: str = "bond cutoffs"
                   ) -> BondCriteria:
-    """Adsorbate-adsorbate bond cutoffs: ``overrides``, :data:`BOND_CUTOFFS`, then 1.20 /
-    1.45 x the covalent radii."""
+    """Return the adsorbate-adsorbate bond cutoffs.
+
+    They come from ``overrides``, else :data:`BOND_CUTOFFS`, else 1.20 / 1.45 x the covalent radii.
+    """
     return BondCriteria(overrides, table=BOND_CUTOFFS, where=where)
 
 
 def surface_criteria(overrides: Overrides | None = None, where: str = "surface cutoffs"
                      ) -> BondCriteria:
-    """Adsorbate-metal contact cutoffs: ``overrides``, :data:`SURFACE_CUTOFFS`, then 1.15 /
-    1.30 x the covalent radii."""
+    """Return the adsorbate-metal contact cutoffs.
+
+    They come from ``overrides``, else :data:`SURFACE_CUTOFFS`, else 1.15 / 1.30 x the covalent
+    radii.
+    """
     return BondCriteria(overrides, on_factor=1.15, off_factor=1.30, table=SURFACE_CUTOFFS,
                         where=where)

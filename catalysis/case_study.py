@@ -28,8 +28,10 @@ CONFIGS = Path(__file__).parent / "configs"
 #: the seed's published results (for comparison only; a toy reference will not reproduce them)
 @dataclass(frozen=True)
 class MDSettings(ConfigSchema):
-    """Production MD: ``trajectories`` Langevin runs of ``steps`` steps, a frame every
-    ``frame_every`` steps."""
+    """Production MD settings: ``trajectories`` Langevin runs of ``steps`` steps.
+
+    A frame is saved every ``frame_every`` steps.
+    """
 
     trajectories: int
     temperature_K: float
@@ -94,9 +96,12 @@ _OPTIONAL_KEYS = ("library", "production_system")
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
-    """The case study's settings: ``tiny``, ``paper`` (the seed's) or a JSON file, checked
-    against :class:`CaseConfig` (a missing, unknown or mistyped key is a ConfigError naming
-    it and the file); returned as a plain dict."""
+    """Load the case study's settings.
+
+    ``scale`` is ``tiny``, ``paper`` (the seed's) or a JSON file, checked against
+    :class:`CaseConfig` (a missing, unknown or mistyped key is a ConfigError naming it and the
+    file); returned as a plain dict.
+    """
     from common.config import load_json_config
 
     return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
@@ -274,9 +279,11 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
 
 
 def production_system(spec: dict[str, Any], seed: int = 0):
-    """The production MD system of a ``production_system`` config entry: a Cu(111) slab of
-    ``slab`` = (nx, ny, layers) with the ``adsorbates`` placed on sites and ``n_water`` water
-    molecules over them (the seed's: (5, 10, 4) = 200 Cu, CO2, 50 H2O)."""
+    """Build the production MD system of a ``production_system`` config entry.
+
+    A Cu(111) slab of ``slab`` = (nx, ny, layers) with the ``adsorbates`` placed on sites and
+    ``n_water`` water molecules over them (the seed's: (5, 10, 4) = 200 Cu, CO2, 50 H2O).
+    """
     from catalysis import systems
 
     slab = systems.cu111_slab(tuple(spec.get("slab", (4, 6, 4))))
@@ -300,14 +307,13 @@ def production_system(spec: dict[str, Any], seed: int = 0):
 
 def estimate_md_wall_time(scale: str | Path = "paper", steps: int = 3, device: str = "cpu",
                           progress: bool = False) -> dict[str, Any]:
-    """Measure the production MD's step time on this machine and project the wall time of the
-    config's whole production run (``trajectories`` x ``steps``).
+    """Time the production MD's step here and project the wall time of the whole production run.
 
-    The production system is built as the config says, and the config's SchNet committee is
-    made with untrained weights (the cost of a step does not depend on the weights); ``steps``
-    steps of batched MD of all trajectories at once are timed by the engine's clock. The seed's own
-    figure (36 h per µs on one V100) is given beside it; on a machine with a GPU, run this with
-    ``device="cuda"`` to measure ours there.
+    The whole run is the config's ``trajectories`` x ``steps``. The production system is built as
+    the config says, and the config's SchNet committee is made with untrained weights (the cost of
+    a step does not depend on the weights); ``steps`` steps of batched MD of all trajectories at
+    once are timed by the engine's clock. The seed's own figure (36 h per µs on one V100) is given
+    beside it; on a machine with a GPU, run this with ``device="cuda"`` to measure ours there.
     """
     import tempfile
 
@@ -360,7 +366,7 @@ def estimate_md_wall_time(scale: str | Path = "paper", steps: int = 3, device: s
 
 
 def _lifetime_row(name: str, d: dict | None, seed_ps: float) -> str:
-    """A report row: this run's mean lifetime of ``name`` with its interval, beside the seed's."""
+    """Format a report row: our mean lifetime of ``name`` with its interval, beside the seed's."""
     if not d or not d.get("n"):
         ours = "not observed"
     else:
@@ -371,6 +377,7 @@ def _lifetime_row(name: str, d: dict | None, seed_ps: float) -> str:
 
 
 def report_markdown(s: dict) -> str:
+    """Return ``report.md`` for the summary ``s``: our numbers beside the seed's, with caveats."""
     seed = s["seed_results"]
     pw = s["events"]["pathways"]
     m = s["model"]["metrics"].get("test", {})

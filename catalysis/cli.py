@@ -58,7 +58,7 @@ def _parse_size(size: str) -> tuple[int, int, int]:
 
 
 def _parse_range(text: str) -> tuple[float, float]:
-    """``"0.02,0.15"`` -> (0.02, 0.15): a usage error unless two numbers."""
+    """Parse ``"0.02,0.15"`` into (0.02, 0.15); anything but two finite numbers is a usage error."""
     import math
 
     try:
@@ -283,7 +283,7 @@ def case_study_cmd(
         "--estimate-steps", min=1, help="steps timed by --estimate")] = 3,
     json_out: opt.Json = False,
 ) -> None:
-    """The seed workflow end to end: build, sample, label, train, MD, events, barriers."""
+    """Run the seed workflow end to end: build, sample, label, train, MD, events, barriers."""
     from catalysis import case_study
 
     if estimate:
@@ -319,7 +319,7 @@ def fidelity_cmd(
     cluster: opt.Cluster = None,
     json_out: opt.Json = False,
 ) -> None:
-    """Direct reference MD vs MLP-MD from the same start: do the MLP's events agree?"""
+    """Check whether the MLP's events agree with direct reference MD from the same start."""
     from catalysis import fidelity
 
     result = fidelity.run_fidelity(scale, out, seed=seed, progress=not json_out,
@@ -331,6 +331,7 @@ def fidelity_cmd(
 
 
 def main() -> None:
+    """Run the ``mlp-catalysis`` command line."""
     sys.exit(run_app(app))
 
 

@@ -35,8 +35,11 @@ def events(
                                      help="save an event timeline figure (.png, .pdf, ...)"),
     json_out: opt.Json = False,
 ) -> None:
-    """Find reactions (species = bonded clusters, *X = on the surface), classify C-C coupling
-    as A (*CO+*CO), B (*CO+*CHO), C (*CO+*CH2O) or other, with Wilson 95 % intervals."""
+    """Find reactions and classify C-C coupling pathways, with Wilson 95 % intervals.
+
+    Species are bonded clusters, *X = on the surface; C-C coupling is classified as A
+    (*CO+*CO), B (*CO+*CHO), C (*CO+*CH2O) or other.
+    """
     from catalysis.bonds import bond_criteria, surface_criteria
     from catalysis.events import analyze_trajectories, parse_metals
     from common.events import parse_cutoff_overrides

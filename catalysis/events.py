@@ -1,4 +1,4 @@
-"""Reaction events on a metal surface: adsorbed species, sites and C-C coupling pathways.
+r"""Reaction events on a metal surface: adsorbed species, sites and C-C coupling pathways.
 
 Built on :mod:`common.events`. The slab's metal atoms stay out of the bond graph; an adsorbate
 species gets the prefix ``*`` when any of its atoms is bound to a metal atom (hysteresis and
@@ -10,9 +10,9 @@ C-C coupling events are events that form a C-C bond. Their pathway is read from 
 names and checked against the product:
 
 ====  =====================  =========
- A    \\*CO + \\*CO          OCCO
- B    \\*CO + \\*CHO         OCCHO
- C    \\*CO + \\*CH2O        OCCH2O
+ A    \*CO + \*CO          OCCO
+ B    \*CO + \*CHO         OCCHO
+ C    \*CO + \*CH2O        OCCH2O
 ====  =====================  =========
 
 anything else that couples two carbons is ``"other"``. Bond and surface cutoffs are in
@@ -81,7 +81,10 @@ DEFAULT_MIN_PERSISTENCE_FS = 50.0
 
 
 def classify_pathway(reactants: Sequence[str], products: Sequence[str]) -> str:
-    """``"A"``, ``"B"``, ``"C"`` or ``"other"`` for a C-C coupling event (names with ``*``)."""
+    """Return the pathway of a C-C coupling event: ``"A"``, ``"B"``, ``"C"`` or ``"other"``.
+
+    ``reactants`` and ``products`` are species names (surface species with ``*``).
+    """
     r = tuple(sorted(reactants))
     p = sorted(x.lstrip(_PREFIX) for x in products)
     for label, (rs, prod) in PATHWAYS.items():
@@ -137,6 +140,7 @@ class TrajectoryEvents:
 
     @property
     def n_frames(self) -> int:
+        """Number of frames of the trajectory."""
         return len(self.times_ps)
 
     def event_dicts(self) -> list[dict]:
@@ -154,6 +158,7 @@ class EventAnalysis:
 
     @property
     def events(self) -> list[dict]:
+        """Events of all trajectories, as :meth:`TrajectoryEvents.event_dicts` gives them."""
         return [d for tr in self.trajectories for d in tr.event_dicts()]
 
     def pathway_counts(self) -> dict[str, int]:
@@ -162,12 +167,12 @@ class EventAnalysis:
         return {k: c.get(k, 0) for k in (*PATHWAYS, "other")}
 
     def lifetimes(self):
-        """:func:`~common.events.lifetime_statistics` over all trajectories, by name."""
+        """Return :func:`~common.events.lifetime_statistics` over all trajectories, by name."""
         return lifetime_statistics((i for tr in self.trajectories for i in tr.instances),
                                    include_initial=self.include_initial)
 
     def site_counts(self) -> dict[str, dict[str, int]]:
-        """``{adsorbed species: {site: number of instances}}``."""
+        """Count the instances per site: ``{adsorbed species: {site: number of instances}}``."""
         out: dict[str, Counter] = {}
         for tr in self.trajectories:
             for inst, site in zip(tr.instances, tr.sites, strict=True):
@@ -176,7 +181,7 @@ class EventAnalysis:
         return {k: dict(v) for k, v in sorted(out.items())}
 
     def to_dict(self) -> dict:
-        """``{events, pathways, lifetimes, network, n_frames, dt_fs}`` (JSON-ready)."""
+        """Return ``{events, pathways, lifetimes, network, n_frames, dt_fs}`` (JSON-ready)."""
         dts = [tr.dt_fs for tr in self.trajectories]
         same = all(d is not None and dts[0] is not None and math.isclose(d, dts[0], rel_tol=1e-9)
                    for d in dts)

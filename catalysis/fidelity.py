@@ -1,4 +1,4 @@
-"""Do the MLP's reaction events reproduce direct MD on the reference method itself?
+"""Check whether the MLP's reaction events reproduce direct MD on the reference method itself.
 
 The reference is the ground truth the MLP is meant to reproduce, so the honest check is to run
 both from the same starting structures under the same conditions and compare what happens:
@@ -76,7 +76,10 @@ class FidelityConfig(ConfigSchema):
 
 
 def load_fidelity_config(scale: str | Path) -> dict[str, Any]:
-    """``emt``, ``xtb`` or a JSON file, checked against :class:`FidelityConfig`."""
+    """Load the fidelity settings: ``emt``, ``xtb`` or a JSON file.
+
+    They are checked against :class:`FidelityConfig`.
+    """
     from common.config import load_json_config
 
     return load_json_config(scale, CONFIGS, "fidelity", what="fidelity config",
@@ -109,8 +112,11 @@ def _first_event_times(analysis: dict, n_trajectories: int, length_ps: float
 
 def compare_event_sets(reference: dict, mlp: dict, *, n_reference: int, n_mlp: int,
                        length_ps: float) -> dict[str, Any]:
-    """Compare two event analyses (``EventAnalysis.to_dict()``) of ``n_reference`` and
-    ``n_mlp`` trajectories of ``length_ps`` each; see the module docstring."""
+    """Compare two event analyses (``EventAnalysis.to_dict()``): rates and their ratios.
+
+    ``reference`` and ``mlp`` hold ``n_reference`` and ``n_mlp`` trajectories of ``length_ps``
+    each; see the module docstring.
+    """
     t_ref, t_mlp = n_reference * length_ps, n_mlp * length_ps
     c_ref, c_mlp = _event_counts(reference), _event_counts(mlp)
     rates = {}
@@ -157,7 +163,7 @@ def _median(d: np.ndarray, o: np.ndarray) -> float | None:
 
 
 def fidelity_system(spec: dict[str, Any]):
-    """The starting structure: a Cu(111) slab with the adsorbates on top sites."""
+    """Build the starting structure: a Cu(111) slab with the adsorbates on top sites."""
     from catalysis import systems
 
     slab = systems.cu111_slab(tuple(spec.get("slab", (3, 3, 3))), orthogonal=False)
@@ -169,8 +175,10 @@ def fidelity_system(spec: dict[str, Any]):
 def reference_trajectory(start_file: str, labeller: dict, out_file: str, *, temperature_K: float,
                          friction_per_ps: float, timestep_fs: float, steps: int,
                          frame_every: int, seed: int) -> dict:
-    """One direct reference-MD trajectory (ASE Langevin with the labeller's calculator), written
-    to ``out_file`` (extxyz with ``time_fs`` per frame); a sweep task."""
+    """Run one direct reference-MD trajectory (ASE Langevin with the labeller's calculator).
+
+    A sweep task; the frames are written to ``out_file`` (extxyz with ``time_fs`` per frame).
+    """
     import ase.io
     from ase import units
     from ase.md.langevin import Langevin
@@ -352,7 +360,7 @@ def plot_first_event(path: str | os.PathLike, reference: dict, mlp: dict, n_refe
 
 
 def summary_lines(result: dict) -> list[str]:
-    """A short human-readable summary of ``fidelity.json``."""
+    """Return a short human-readable summary of ``fidelity.json``, one line per item."""
     lines = [f"fidelity ({result['scale']}): {result['n_reference_trajectories']} reference vs "
              f"{result['n_mlp_trajectories']} MLP trajectories of {result['trajectory_ps']:g} ps"]
     for key, r in result["rates"].items():

@@ -1,6 +1,8 @@
-"""SchNet through schnetpack: train with schnetpack's own data module and AtomisticTask
-(PyTorch Lightning), load, ASE calculator (schnetpack's SpkCalculator), and the batched module
-the common MD engine runs (many slabs in one batch).
+"""SchNet through schnetpack.
+
+Training with schnetpack's own data module and AtomisticTask (PyTorch Lightning), loading, the ASE
+calculator (schnetpack's SpkCalculator), and the batched module the common MD engine runs (many
+slabs in one batch).
 
 schnetpack 2.1.1 needs two shims on torch 2.13; both live in ``common.frameworks``.
 """
@@ -32,9 +34,11 @@ MODEL_FILE = "best_model"
 
 @dataclass(frozen=True)
 class SchNetConfig(ConfigSchema):
-    """The keys of ``configs/schnet_*.json``: architecture (features, interactions, radial
-    basis, cutoff in Å) and training (batch size, learning rate, epochs, early-stopping
-    patience, loss weights of energy and forces)."""
+    """The keys of ``configs/schnet_*.json``.
+
+    Architecture (features, interactions, radial basis, cutoff in Å) and training (batch size,
+    learning rate, epochs, early-stopping patience, loss weights of energy and forces).
+    """
 
     n_atom_basis: int
     n_interactions: int
@@ -49,8 +53,10 @@ class SchNetConfig(ConfigSchema):
 
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
-    """SchNet hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides;
-    a missing or unknown key is a one-line error naming it."""
+    """Load the SchNet hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file.
+
+    ``overrides`` replace single keys; a missing or unknown key is a one-line error naming it.
+    """
     from common.config import load_json_config
 
     return load_json_config(scale_or_path, CONFIGS, "schnet", what="SchNet config",
@@ -63,8 +69,11 @@ def _checked_config(config: dict | str | None) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _inside(path: Path):
-    """schnetpack's data module writes 'splitting.lock' into the working directory; run it
-    inside the model folder so nothing lands where the user happens to be."""
+    """Change into the model folder ``path`` for the duration of the block.
+
+    SchNetPack's data module writes 'splitting.lock' into the working directory; run it inside
+    the model folder so nothing lands where the user happens to be.
+    """
     old = os.getcwd()
     os.chdir(path)
     try:
@@ -74,7 +83,7 @@ def _inside(path: Path):
 
 
 def build_model(cfg: dict[str, Any]) -> torch.nn.Module:
-    """The SchNet energy + forces model (schnetpack's NeuralNetworkPotential) for ``cfg``."""
+    """Build the SchNet energy + forces model (schnetpack's NeuralNetworkPotential) for ``cfg``."""
     from common.frameworks import import_schnetpack
 
     spk = import_schnetpack()
@@ -102,6 +111,7 @@ class SchNetAdapter:
 
     @property
     def cutoff(self) -> float:
+        """Radial cutoff of the model, Å."""
         return float(self.meta["config"]["cutoff_A"])
 
     @property
@@ -170,8 +180,10 @@ class SchNetAdapter:
 
     @staticmethod
     def _fit(spk, pl, torchmetrics, cfg, db, workdir, device, progress):
-        """schnetpack's data module + AtomisticTask + a Lightning Trainer; returns the
-        trainer after fit (best checkpoint in workdir/best_model)."""
+        """Fit with SchNetPack's data module + AtomisticTask + a Lightning Trainer.
+
+        Returns the trainer after fit (best checkpoint in workdir/best_model).
+        """
         cutoff = float(cfg["cutoff_A"])
         dm = spk.data.AtomsDataModule(
             str(db), batch_size=int(cfg["batch_size"]), split_file=str(workdir / "split.npz"),
@@ -212,6 +224,7 @@ class SchNetAdapter:
     # -- loading / saving ---------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> SchNetAdapter:
+        """Load a SchNet model folder written by :meth:`save` (a ConfigError if incomplete)."""
         from common.frameworks import import_schnetpack
 
         import_schnetpack()  # registers schnetpack's classes for weights_only loading
@@ -228,9 +241,11 @@ class SchNetAdapter:
     @classmethod
     def untrained(cls, path: str | Path, config: dict | str = "tiny", seed: int = 0,
                   elements: list[str] | None = None) -> SchNetAdapter:
-        """A randomly initialised model saved like a trained one: for speed benchmarks and
-        plumbing tests only (its predictions mean nothing). ``elements``: the symbols it
-        accepts (None: any)."""
+        """Make a randomly initialised model and save it like a trained one.
+
+        For speed benchmarks and plumbing tests only (its predictions mean nothing).
+        ``elements``: the symbols it accepts (None: any).
+        """
         cfg = _checked_config(config)
         torch.manual_seed(seed)
         meta = {"framework": "schnet", "config": cfg, "seed": seed, "trained": False,
@@ -240,6 +255,7 @@ class SchNetAdapter:
         return adapter
 
     def save(self, path: str | Path) -> Path:
+        """Write the model and its metadata into the folder ``path``; return the folder."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         torch.save(self.model, path / MODEL_FILE)
@@ -248,8 +264,10 @@ class SchNetAdapter:
 
     # -- using --------------------------------------------------------------------------
     def calculator(self):
-        """schnetpack's own ASE calculator on this model (float64); it refuses elements the
-        model was not trained on."""
+        """Return SchNetPack's own ASE calculator on this model (float64).
+
+        It refuses elements the model was not trained on.
+        """
         from common.frameworks import import_schnetpack
 
         spk = import_schnetpack()
@@ -261,14 +279,18 @@ class SchNetAdapter:
             device=self.device, dtype=torch.float64)
 
     def batched(self, dtype: torch.dtype = torch.float64) -> SchNetBatched:
+        """Return the model as a batched potential for the MD engine."""
         return SchNetBatched(self.model, self.cutoff, dtype=dtype,
                              elements=element_numbers(self.elements))
 
 
 @functools.cache
 def _checked_calculator_class(spk):
-    """schnetpack's SpkCalculator, refusing unseen elements before schnetpack sees them
-    (made on first use: schnetpack is imported lazily)."""
+    """Return a subclass of SchNetPack's SpkCalculator that refuses unseen elements.
+
+    It refuses them before schnetpack sees them; the class is made on first use since
+    schnetpack is imported lazily.
+    """
 
     class CheckedSpkCalculator(spk.interfaces.SpkCalculator):
         def __init__(self, *args, allowed=None, **kwargs):
@@ -286,8 +308,10 @@ def _checked_calculator_class(spk):
 
 
 class SchNetBatched(BatchedPotential):
-    """A schnetpack model as a BatchedPotential: the engine's neighbour list (filtered to the
-    model's cutoff) becomes schnetpack's ``_idx_i/_idx_j/_offsets`` inputs.
+    """A schnetpack model as a BatchedPotential.
+
+    The engine's neighbour list (filtered to the model's cutoff) becomes schnetpack's
+    ``_idx_i/_idx_j/_offsets`` inputs.
 
     The model's own modules give the energy (input modules, the SchNet representation, the
     atomwise energy head and the postprocessors that add the mean and atom references); its
@@ -338,14 +362,18 @@ class SchNetBatched(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return energy, forces (and stress if asked) of the batch, detached."""
         out = energy_forces_stress(self._energy, state, neighbors, compute_stress=compute_stress)
         return {k: v.detach().to(state.dtype) for k, v in out.items()}
 
 
 @contextlib.contextmanager
 def _quiet_lightning():
-    """Silence Lightning's banners, its hyperparameter warning and schnetpack's statistics
-    progress bar during training (errors still surface)."""
+    """Silence Lightning's and schnetpack's chatter during training (errors still surface).
+
+    That is Lightning's banners, its hyperparameter warning and schnetpack's statistics
+    progress bar.
+    """
     import logging
     import warnings
 

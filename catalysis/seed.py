@@ -46,5 +46,5 @@ ELECTRODE_POTENTIAL_NOTE = (
 
 
 def seed_md_wall_time_h() -> float:
-    """The seed's own wall time for its MD (its 36 h per µs on one V100, times 10 µs)."""
+    """Return the seed's own wall time for its MD (its 36 h per µs on one V100, times 10 µs)."""
     return SEED_RESULTS["gpu_hours_per_us"] * SEED_RESULTS["simulated_us"]

@@ -57,9 +57,11 @@ STATE_FILE = "state.json"
 
 def select_candidates(frames: list[Atoms], lo: float, hi: float, max_new: int, seed: int = 0
                       ) -> tuple[list[Atoms], dict[str, int]]:
-    """Frames with lo <= deviation < hi (``info[DEVIATION_KEY]``, eV/Å); at most ``max_new``,
-    drawn evenly over the deviation range so that not only the worst frames are taken
-    (deterministic: ``seed`` is not used)."""
+    """Select the frames with lo <= deviation < hi (``info[DEVIATION_KEY]``, eV/Å).
+
+    At most ``max_new`` are taken, drawn evenly over the deviation range so that not only the worst
+    frames are taken (deterministic: ``seed`` is not used).
+    """
     dev = np.array([f.info.get(DEVIATION_KEY, np.nan) for f in frames], dtype=float)
     cand = np.nonzero((dev >= lo) & (dev < hi))[0]
     counts = {"accurate": int((dev < lo).sum()), "candidate": int(len(cand)),
@@ -175,7 +177,7 @@ class ActiveLearning:
         return self.workdir / f"round_{r:03d}"
 
     def state(self, r: int) -> dict[str, dict]:
-        """``{stage: info}`` of the stages of round ``r`` that are done."""
+        """Return ``{stage: info}`` of the stages of round ``r`` that are done."""
         p = self.round_dir(r) / STATE_FILE
         return json.loads(p.read_text())["stages"] if p.exists() else {}
 

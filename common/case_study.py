@@ -1,6 +1,7 @@
-"""What every pipeline's case study needs besides its science: one output folder per run
-(resumed, never overwritten by other settings), stage timings, JSON of numpy/dataclass values,
-and number formatting for report tables.
+"""What every pipeline's case study needs besides its science.
+
+That is one output folder per run (resumed, never overwritten by other settings), stage timings,
+JSON of numpy/dataclass values, and number formatting for report tables.
 
 >>> from common.case_study import StageClock, claim_outdir, fmt
 >>> claim_outdir(out, {"config": cfg, "seed": seed})     # doctest: +SKIP
@@ -32,9 +33,11 @@ STAMP = "case_settings.json"
 
 
 def claim_outdir(out: str | Path, settings: dict, *, stamp: str = STAMP) -> Path:
-    """Make ``out`` the folder of a run with ``settings``: a rerun with the same settings
-    continues there (finished stages are reused); a folder holding a run with other settings
-    is refused with a one-line ConfigError, never overwritten."""
+    """Make ``out`` the folder of a run with ``settings``.
+
+    A rerun with the same settings continues there (finished stages are reused); a folder holding a
+    run with other settings is refused with a one-line ConfigError, never overwritten.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError("exists and is not a folder", where=str(out),
@@ -51,8 +54,10 @@ def claim_outdir(out: str | Path, settings: dict, *, stamp: str = STAMP) -> Path
 
 
 def cpu_seconds() -> float:
-    """user + sys CPU seconds of this process and of its finished children (framework trainers
-    run as child processes, Dask workers)."""
+    """Return the user + sys CPU seconds of this process and of its finished children.
+
+    The children count too since framework trainers and Dask workers run as child processes.
+    """
     import os
 
     t = os.times()
@@ -60,10 +65,12 @@ def cpu_seconds() -> float:
 
 
 class StageClock:
-    """Wall time of named stages, seconds (one decimal): ``with clock("label_s"): ...``;
-    a stage entered again adds to its time; ``clock.t`` is the dict for the summary. With
+    """Wall time of named stages, seconds (one decimal): ``with clock("label_s"): ...``.
+
+    A stage entered again adds to its time; ``clock.t`` is the dict for the summary. With
     ``cpu=True`` each stage also records ``<name>_cpu_s`` (:func:`cpu_seconds`), since wall time
-    on a shared machine says little about cost."""
+    on a shared machine says little about cost.
+    """
 
     def __init__(self, cpu: bool = False):
         self.t: dict[str, float] = {}
@@ -71,6 +78,7 @@ class StageClock:
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        """Time the stage ``name`` while the ``with`` block runs (added to earlier entries)."""
         t0, c0 = time.perf_counter(), cpu_seconds() if self.cpu else 0.0
         try:
             yield
@@ -82,8 +90,10 @@ class StageClock:
 
 
 def json_plain(o: Any) -> Any:
-    """``default=`` for json.dump: dataclasses as dicts, numpy scalars and arrays as Python
-    values, anything else as its string."""
+    """Convert what json cannot write by itself (the ``default=`` for json.dump).
+
+    Dataclasses become dicts, numpy scalars and arrays Python values, anything else its string.
+    """
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
         return dataclasses.asdict(o)
     try:
@@ -100,7 +110,7 @@ def json_plain(o: Any) -> Any:
 
 
 def fmt(x: Any, spec: str = ".2f", none: str = "—") -> str:
-    """``format(x, spec)``, or ``none`` for None and NaN (a table cell with no value)."""
+    """Return ``format(x, spec)``, or ``none`` for None and NaN (a table cell with no value)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return none
     return format(x, spec)

@@ -35,18 +35,21 @@ S = TypeVar("S", bound="ConfigSchema")
 
 
 class ConfigSchema:
-    """Base of frozen-dataclass config schemas: :meth:`from_dict` checks, :meth:`to_dict`
-    gives the plain dict back. Keys starting with ``_`` are comments and are ignored."""
+    """Base of frozen-dataclass config schemas.
+
+    :meth:`from_dict` checks, :meth:`to_dict` gives the plain dict back. Keys starting with ``_``
+    are comments and are ignored.
+    """
 
     @classmethod
     def keys(cls) -> list[str]:
-        """The keys this schema knows, in field order."""
+        """Return the keys this schema knows, in field order."""
         return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls: type[S], data: Mapping[str, Any], where: str = "config",
                   section: str = "") -> S:
-        """The checked config.
+        """Check ``data`` against the schema and return the config.
 
         Parameters
         ----------
@@ -80,7 +83,7 @@ class ConfigSchema:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as a plain, JSON-ready dict (nested sections as dicts)."""
+        """Return the settings as a plain, JSON-ready dict (nested sections as dicts)."""
         return {f.name: _plain(getattr(self, f.name))
                 for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
@@ -106,8 +109,10 @@ def _type_name(tp: Any) -> str:
 
 
 def _checked(value: Any, tp: Any, key: str, where: str) -> Any:
-    """``value`` checked against the type hint ``tp`` (ints become floats where floats are
-    expected, JSON lists become tuples for tuple fields)."""
+    """Return ``value`` checked against the type hint ``tp``.
+
+    Ints become floats where floats are expected, JSON lists become tuples for tuple fields.
+    """
     origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
         return value

@@ -79,8 +79,10 @@ def parse_cv(spec: str, n_atoms: int, where: str = "cv_spec") -> CVSpec:
 
 
 def parse_range(text: str | Sequence[float], name: str, unit: str) -> tuple[float, float]:
-    """``"LO,HI"`` or a pair -> ``(lo, hi)`` with ``0 <= lo < hi``; ``name`` is the parameter
-    named in the error, ``unit`` the unit said in it (``"nm"``, ``"A"``)."""
+    """Parse ``"LO,HI"`` or a pair into ``(lo, hi)`` with ``0 <= lo < hi``.
+
+    ``name`` is the parameter named in the error, ``unit`` the unit said in it (``"nm"``, ``"A"``).
+    """
     try:
         vals = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
     except (TypeError, ValueError):
@@ -97,10 +99,12 @@ def parse_range(text: str | Sequence[float], name: str, unit: str) -> tuple[floa
 
 def cv_values(cv: CVSpec, positions: np.ndarray, masses: np.ndarray,
               cell: np.ndarray | None = None) -> np.ndarray:
-    """The CV on ``positions`` of shape (n_atoms, 3) -> a scalar array, or (n_frames, n_atoms, 3)
-    -> (n_frames,). ``cell`` (3x3, rows are vectors) applies the minimum image to the vector
-    between the two centres of mass (each group's centre is taken as given, so keep a group
-    whole)."""
+    """Evaluate the CV on ``positions``.
+
+    Positions of shape (n_atoms, 3) give a scalar array, (n_frames, n_atoms, 3) give
+    (n_frames,). ``cell`` (3x3, rows are vectors) applies the minimum image to the vector between
+    the two centres of mass (each group's centre is taken as given, so keep a group whole).
+    """
     pos = np.asarray(positions, dtype=float)
     m = np.asarray(masses, dtype=float)
     single = pos.ndim == 2

@@ -1,5 +1,7 @@
-"""The end-to-end check of the shared layer: reference labels -> dataset -> trained model ->
-batched MD -> a result file. It is the README's main job until the domain case studies land.
+"""The end-to-end check of the shared layer: labels -> dataset -> model -> batched MD -> results.
+
+From reference labels to a dataset, a trained model, batched MD and a result file. It is the
+README's main job until the domain case studies land.
 
     structures (rattled, strained Cu fcc)  -> EMT labels, cached in an ASE db (common.labels)
     -> Dataset: validate, split (common.data) -> fit a Morse potential (common.potential)
@@ -37,6 +39,7 @@ def make_structures(n: int, seed: int = 0):
 
 
 def run(outdir: str | Path, scale: str = "tiny", seed: int = 0, progress: bool = True) -> dict:
+    """Run the demo at ``scale`` into ``outdir`` (summary.json, report.md); return the summary."""
     from common.data import Dataset
     from common.errors import ConfigError
     from common.fileio import atomic_write_json, atomic_write_text

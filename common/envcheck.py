@@ -55,6 +55,8 @@ FIX = "run scripts/install_env.sh (it rebuilds what is missing; see README 'Envi
 
 @dataclass
 class Component:
+    """One checked package: its version, whether it imports, how long that took, the fix."""
+
     name: str
     distribution: str
     version: str | None
@@ -85,6 +87,7 @@ def _check(label: str, dist: str, importer: str) -> Component:
 
 
 def device_info() -> dict:
+    """Return torch's version, the CUDA device (if any), CPU count, threads and Python version."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -116,6 +119,7 @@ def pip_check() -> dict:
 
 
 def report(with_pip_check: bool = False) -> dict:
+    """Check every component (and optionally ``pip check``); return the findings and ``ok``."""
     comps = [_check(*c) for c in COMPONENTS]
     result = {
         "components": [asdict(c) for c in comps],
@@ -129,6 +133,7 @@ def report(with_pip_check: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the environment check (``--pip-check`` adds pip's); return 0 if it is ok, else 1."""
     argv = sys.argv[1:] if argv is None else argv
     rep = report(with_pip_check="--pip-check" in argv)
     for c in rep["components"]:

@@ -18,6 +18,7 @@ class MlpCasesError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
+        """Return the message as one line: ``where: what -- fix: ...``."""
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if self.fix:
             parts.append(f"fix: {self.fix}")

@@ -39,8 +39,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_partials(path: str | os.PathLike) -> int:
-    """Remove temporary files or folders that killed writes of ``path`` left behind (those
-    whose process is gone); returns how many."""
+    """Remove the temporary files or folders that killed writes of ``path`` left behind.
+
+    Only those whose process is gone are removed; returns how many.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         return 0
@@ -60,7 +62,7 @@ def remove_stale_partials(path: str | os.PathLike) -> int:
 
 
 def glob_escape(name: str) -> str:
-    """``name`` with glob metacharacters escaped."""
+    """Return ``name`` with glob metacharacters escaped."""
     import glob
 
     return glob.escape(name)
@@ -68,8 +70,10 @@ def glob_escape(name: str) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on any
-    exception it is removed and ``path`` is left as it was.
+    """Yield a temporary path next to ``path``.
+
+    On success it is renamed to ``path``, on any exception it is removed and ``path`` is left as it
+    was.
 
     The temporary name ends in ``.partial``, or, with ``keep_suffix``, in ``.partial`` plus the
     target's suffix (for writers that insist on one, e.g. ``.db``); writers that choose a format
@@ -141,15 +145,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, **kwargs: Any) -> Path:
-    """``json.dumps(obj, indent=2)`` written atomically (numpy values and paths converted)."""
+    """Write ``json.dumps(obj, indent=2)`` atomically (numpy values and paths converted)."""
     kwargs.setdefault("indent", 2)
     kwargs.setdefault("default", _json_default)
     return atomic_write_text(path, json.dumps(obj, **kwargs) + "\n")
 
 
 def atomic_write_atoms(path: str | os.PathLike, frames: Any, format: str | None = None) -> Path:
-    """ASE frames written atomically; the format comes from ``path``'s name unless given
-    (``.xyz`` and ``.extxyz`` are written as extxyz)."""
+    """Write ASE frames atomically.
+
+    The format comes from ``path``'s name unless given (``.xyz`` and ``.extxyz`` are written as
+    extxyz).
+    """
     import ase.io
     from ase.io.formats import filetype
 
@@ -163,8 +170,11 @@ def atomic_write_atoms(path: str | os.PathLike, frames: Any, format: str | None 
 
 
 def remove_partials(folder: str | os.PathLike) -> int:
-    """Remove every temporary file or folder left by killed atomic writes in ``folder`` (of
-    any process: call it only when nothing else writes there); returns how many."""
+    """Remove every temporary file or folder left by killed atomic writes in ``folder``.
+
+    Those of any process are removed: call it only when nothing else writes there. Returns how
+    many.
+    """
     n = 0
     for p in Path(folder).glob(f".*{PARTIAL_SUFFIX}*"):
         if PARTIAL_SUFFIX not in p.name:

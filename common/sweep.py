@@ -110,9 +110,11 @@ class SweepReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no task failed."""
         return self.n_failed == 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the report as a plain, JSON-ready dict."""
         return {
             "n_total": self.n_total,
             "n_skipped": self.n_skipped,
@@ -161,6 +163,7 @@ class JsonDirStore:
         return self.directory / f"{name}.json"
 
     def done_keys(self) -> set[str]:
+        """Return the keys with a stored result."""
         keys: set[str] = set()
         for p in self.directory.glob("*.json"):
             if p.name.startswith(self._HASHED):
@@ -173,6 +176,7 @@ class JsonDirStore:
         return keys
 
     def save(self, key: str, result: Any) -> None:
+        """Store ``result`` under ``key`` atomically (temp file, fsync, rename)."""
         text = json.dumps({"key": key, "result": result}, default=_json_default)
         path = self._path(key)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.directory)
@@ -188,6 +192,7 @@ class JsonDirStore:
             raise
 
     def load(self, key: str) -> Any:
+        """Return the result stored under ``key`` (KeyError if there is none)."""
         path = self._path(key)
         if not path.exists():
             raise KeyError(key)
@@ -211,7 +216,7 @@ class JsonDirStore:
 
 
 def one_line_error(exc: BaseException) -> str:
-    """``exc`` as one line: the :class:`MlpCasesError` text, or ``Type: first line``."""
+    """Return ``exc`` as one line: the :class:`MlpCasesError` text, or ``Type: first line``."""
     if isinstance(exc, MlpCasesError):
         return exc.one_line()
     msg = str(exc).strip().splitlines()
@@ -542,9 +547,10 @@ def _run_distributed(
 
 
 class _BatchJobWatch:
-    """Notices when a batch-job cluster (dask-jobqueue) has no worker left and none of its jobs
-    is still queued or running -- jobs that hit their walltime, were cancelled (``scancel``) or
-    crashed -- so a sweep ends with the unfinished tasks named instead of waiting forever.
+    """Notice when a batch-job cluster has no worker left and none of its jobs is queued or running.
+
+    That is a dask-jobqueue cluster whose jobs hit their walltime, were cancelled (``scancel``) or
+    crashed; the sweep then ends with the unfinished tasks named instead of waiting forever.
     Jobs still waiting in the queue keep the sweep waiting. Other clusters are never stalled
     (a local cluster restarts its workers; an external scheduler's workers are the user's).
     """
@@ -620,7 +626,7 @@ def _open_client(
     n_workers: int | None,
     threads: int,
 ) -> Any:
-    """A connected Client; what this function started is closed by ``stack`` (also on Ctrl-C)."""
+    """Return a connected Client; ``stack`` closes what this function started (also on Ctrl-C)."""
     from distributed import Client
     from distributed.deploy import Cluster
 
@@ -698,7 +704,7 @@ _JOBQUEUE_CLASSES = {
 
 
 def _jobqueue_cluster(path: Path, threads: int) -> Any:
-    """A dask-jobqueue cluster from a YAML file, scaled to ``jobs`` batch jobs."""
+    """Make a dask-jobqueue cluster from a YAML file, scaled to ``jobs`` batch jobs."""
     if not path.exists():
         raise ConfigError(
             "cluster file not found",

@@ -80,7 +80,7 @@ class Tolerances:
     elements_violations: float = 0.0
 
     def with_overrides(self, overrides: Mapping[str, float] | None) -> Tolerances:
-        """A copy with some tolerances changed; an unknown name is a ConfigError."""
+        """Return a copy with some tolerances changed; an unknown name is a ConfigError."""
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides or {}) - names)
         if unknown:
@@ -208,8 +208,10 @@ def _context(adapter, frames, workdir, train_kwargs, n_models, committee, molecu
 
 
 def _train_committee(cls, frames, workdir, train_kwargs, n_models) -> tuple[Path, list]:
-    """Train ``n_models`` members with the adapter's own ``train``: every 5th frame is the
-    validation set, the rest the training set."""
+    """Train ``n_models`` members with the adapter's own ``train``.
+
+    Every 5th frame is the validation set, the rest the training set.
+    """
     from common.data import Dataset
     from common.potential.committee import train_committee
 
@@ -244,7 +246,7 @@ def _bare(a: Atoms) -> Atoms:
 
 
 def _one_atom_fewer(a: Atoms) -> Atoms:
-    """``a`` without its last atom whose element occurs more than once (the elements stay)."""
+    """Drop the last atom of ``a`` whose element occurs more than once (the elements stay)."""
     b = _bare(a)
     counts = np.bincount(b.numbers)
     candidates = [i for i in range(len(b)) if counts[b.numbers[i]] > 1]
@@ -370,7 +372,10 @@ def _moved(a: Atoms, i: int, c: int, step: float) -> Atoms:
 
 
 def _check_stress(ctx: _Context) -> list[_Measure]:
-    """stress = (1/V) dE/dε by central differences of symmetric strains (ASE's sign)."""
+    """Check the stress against (1/V) dE/dε by central differences of symmetric strains.
+
+    ASE's sign convention.
+    """
     pot = ctx.adapter.batched()
     if not pot.has_stress:
         raise _Skip("the batched module does not claim stress (has_stress is False)")
@@ -393,8 +398,10 @@ def _check_stress(ctx: _Context) -> list[_Measure]:
 
 
 def _strained(a: Atoms, p: int, q: int, eps: float) -> Atoms:
-    """``a`` with cell and positions under the symmetric strain ε_pq = ε_qp = eps/2 (eps on
-    the diagonal): r -> r (1 + ε)."""
+    """Return ``a`` with cell and positions under the symmetric strain ε_pq = ε_qp = eps/2.
+
+    On the diagonal the strain is eps; r -> r (1 + ε).
+    """
     strain = np.eye(3)
     strain[p, q] += eps / 2
     strain[q, p] += eps / 2
@@ -411,7 +418,10 @@ def _check_batch(ctx: _Context) -> list[_Measure]:
 
 
 def _check_save_load(ctx: _Context) -> list[_Measure]:
-    """``type(adapter).load(adapter.save(path))`` predicts the same and keeps its elements."""
+    """Check that a saved and reloaded adapter predicts the same and keeps its elements.
+
+    The reloaded adapter is ``type(adapter).load(adapter.save(path))``.
+    """
     path = ctx.adapter.save(ctx.workdir / "check_saved") or ctx.workdir / "check_saved"
     again = type(ctx.adapter).load(path)
     out = _compare("save_load", _predict(again.batched(), ctx.frames),
@@ -425,7 +435,7 @@ def _check_save_load(ctx: _Context) -> list[_Measure]:
 
 
 def _check_committee(ctx: _Context) -> list[_Measure]:
-    """A committee loaded from its committee folder == the mean of its members."""
+    """Check that a committee loaded from its committee folder == the mean of its members."""
     from common.potential.committee import load_committee_folder
 
     folder = ctx.committee_folder or _save_committee(ctx)
@@ -448,7 +458,7 @@ def _save_committee(ctx: _Context) -> Path:
 
 
 def _check_float32(ctx: _Context) -> list[_Measure]:
-    """The batched module after ``.to(torch.float32)`` vs float64."""
+    """Compare the batched module after ``.to(torch.float32)`` with float64."""
     pot64 = ctx.adapter.batched()
     pot32 = copy.deepcopy(pot64).to(torch.float32)
     return _compare("float32", _predict(pot32, ctx.frames, dtype=torch.float32),
@@ -456,8 +466,11 @@ def _check_float32(ctx: _Context) -> list[_Measure]:
 
 
 def _check_elements(ctx: _Context) -> list[_Measure]:
-    """A frame with an element the model never saw: DataError naming it, from the batched
-    module (as structure 1 of a batch) and from the calculator."""
+    """Check that a frame with an element the model never saw is refused.
+
+    The refusal is a DataError naming it, from the batched module (as structure 1 of a batch)
+    and from the calculator.
+    """
     from ase.data import atomic_numbers
 
     known = getattr(ctx.adapter, "elements", None)

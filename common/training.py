@@ -1,5 +1,7 @@
-"""What every adapter does around its framework's own trainer: score a trained potential on
-labelled frames, and draw the parity plot."""
+"""What every adapter does around its framework's own trainer.
+
+That is: score a trained potential on labelled frames, and draw the parity plot.
+"""
 
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ def parity_plot(potential, frames, path: str | Path, title: str = "", device: st
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's random generators with ``seed``."""
     import random
 
     random.seed(seed)
@@ -94,9 +97,11 @@ def seed_everything(seed: int) -> None:
 
 
 def check_training_data(train, valid, test=None) -> None:
-    """Refuse data no adapter can train on, before anything is written: fewer than 2 training
-    or 1 validation frames, or a validation/test frame with an element the training set
-    lacks (the model would have no weights for it)."""
+    """Refuse data no adapter can train on, before anything is written.
+
+    That is fewer than 2 training or 1 validation frames, or a validation/test frame with an element
+    the training set lacks (the model would have no weights for it).
+    """
     from common.errors import DataError
 
     if len(train) < 2 or len(valid) < 1:

@@ -41,7 +41,7 @@ def _is_hdf5(path: Path) -> bool:
 
 
 def trajectory_systems(path: str | os.PathLike) -> list[int]:
-    """Indices of the systems (replicas) a trajectory file holds.
+    """Return the indices of the systems (replicas) a trajectory file holds.
 
     An HDF5 file from :class:`common.md.reporters.HDF5Trajectory` holds one group per system
     (``system_0003`` is system 3); every other file holds one trajectory, system ``0``.
@@ -96,7 +96,7 @@ def load_trajectory(path: str | os.PathLike, system: int | None = None
 
 
 def _ase_traj_dt_fs(path: Path) -> float | None:
-    """``timestep x interval`` (fs) from an ASE MD ``.traj``'s description, else ``None``."""
+    """Return ``timestep x interval`` (fs) from an ASE MD ``.traj``'s description, else ``None``."""
     if path.suffix != ".traj":
         return None
     try:
@@ -196,7 +196,7 @@ def frame_times_fs(frames: Sequence[Atoms], dt_fs: float | None = None,
 
 
 def _info_times(frames: Sequence[Atoms], key: str, where: str) -> np.ndarray | None:
-    """``info[key]`` of every frame as increasing times, or ``None`` if a frame lacks it."""
+    """Return ``info[key]`` of every frame as increasing times, or ``None`` if a frame lacks it."""
     if not all(key in a.info for a in frames):
         return None
     try:
@@ -214,7 +214,7 @@ def _info_times(frames: Sequence[Atoms], key: str, where: str) -> np.ndarray | N
 
 def persistence_frames(times_fs: np.ndarray, min_fs: float,
                        min_frames: int | None = None) -> int:
-    """Number of frames a change must last to count, from a minimum lifetime in fs.
+    """Return the number of frames a change must last to count, from a minimum lifetime in fs.
 
     Parameters
     ----------

@@ -18,5 +18,5 @@ def fs_to_ase(t_fs: float) -> float:
 
 
 def per_ps_to_ase(rate_per_ps: float) -> float:
-    """A rate in 1/ps -> 1/(ASE time)."""
+    """Convert a rate in 1/ps to 1/(ASE time)."""
     return float(rate_per_ps) / PS

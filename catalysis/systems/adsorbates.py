@@ -1,5 +1,6 @@
-"""The adsorbate library: :class:`Adsorbate`, :data:`ADSORBATES`, :data:`SEED_SPECIES`,
-:data:`C2_SPECIES`.
+"""The adsorbate library.
+
+It holds :class:`Adsorbate`, :data:`ADSORBATES`, :data:`SEED_SPECIES`, :data:`C2_SPECIES`.
 
 Each entry's geometry is built from a Z-matrix in adsorption orientation (binding atom(s)
 first, at z = 0, the rest above; a bidentate pair along x around the origin).
@@ -50,7 +51,7 @@ class Adsorbate:
     note: str = ""
 
     def atoms(self) -> Atoms:
-        """A fresh ``ase.Atoms`` of the molecule (``info["adsorbate"]`` = name)."""
+        """Return a fresh ``ase.Atoms`` of the molecule (``info["adsorbate"]`` = name)."""
         a = Atoms(self.symbols, positions=np.array(self.positions, dtype=float))
         a.info["adsorbate"] = self.name
         a.info["binding"] = ",".join(str(i) for i in self.binding)
@@ -58,10 +59,12 @@ class Adsorbate:
 
     @property
     def formula(self) -> str:
+        """Chemical formula in Hill order."""
         return Atoms(self.symbols).get_chemical_formula(mode="hill")
 
     @property
     def bidentate(self) -> bool:
+        """Whether the molecule binds to the surface through two atoms."""
         return len(self.binding) == 2
 
 
@@ -114,8 +117,11 @@ def _bidentate_frame(pos: np.ndarray, binding: tuple[int, int]) -> np.ndarray:
 
 
 def _h2o_phi(hoh_deg: float = 104.5, theta_deg: float = 100.0) -> float:
-    """Azimuth between two O-H bonds that both make ``theta_deg`` with the surface normal
-    (pointing down) and ``hoh_deg`` with each other."""
+    """Return the azimuth, degrees, between two O-H bonds tilted ``theta_deg`` from the normal.
+
+    Both bonds make ``theta_deg`` with the surface normal (pointing down) and ``hoh_deg`` with
+    each other.
+    """
     t, h = math.radians(theta_deg), math.radians(hoh_deg)
     c = (math.cos(h) - math.cos(t) ** 2) / math.sin(t) ** 2
     return math.degrees(math.acos(c))

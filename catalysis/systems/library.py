@@ -1,5 +1,4 @@
-"""The case study's starting structures: :func:`seed_library` (``"tiny"`` or ``"paper"``).
-"""
+"""The case study's starting structures: :func:`seed_library` (``"tiny"`` or ``"paper"``)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ _PAPER_PAIRS = (("CO", "CO"), ("CO", "CHO"), ("CO", "CH2O"), ("CO", "H"), ("CO2"
 
 def _pair(slab: Atoms, a: str, b: str, rng: np.random.Generator, min_sep_A: float = 2.0
           ) -> Atoms:
-    """``a`` on its preferred site, ``b`` on the nearest preferred site that fits."""
+    """Place ``a`` on its preferred site and ``b`` on the nearest preferred site that fits."""
     first = place(slab, a, ADSORBATES[a].sites[0], rotation_deg=float(rng.uniform(0, 360)))
     surf = _Surface(slab)
     ea, eb = ADSORBATES[a], ADSORBATES[b]
@@ -51,7 +50,7 @@ def _pair(slab: Atoms, a: str, b: str, rng: np.random.Generator, min_sep_A: floa
 
 def seed_library(scale: str = "tiny", seed: int = 0, *, include_clean: bool = True
                  ) -> list[Atoms]:
-    """The case study's starting structures: slab + one or two adsorbates.
+    """Build the case study's starting structures: slab + one or two adsorbates.
 
     Parameters
     ----------

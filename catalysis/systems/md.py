@@ -1,5 +1,4 @@
-"""Labelled training frames from Langevin MD with any ASE calculator: :func:`md_snapshots`.
-"""
+"""Labelled training frames from Langevin MD with any ASE calculator: :func:`md_snapshots`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Putting adsorbates on a slab: :func:`place` (one, on a chosen site) and
-:func:`place_many` (random, non-overlapping, by count or coverage).
+"""Putting adsorbates on a slab.
+
+:func:`place` puts one on a chosen site; :func:`place_many` places several at random,
+non-overlapping, by count or coverage.
 
 Placed atoms get tag 0 and their own ``adsorbate_id``; ``info["adsorbates"]`` lists the
 species placed ("CO+CHO"). The helpers here (``_molecule_at``, ``_add``...) are shared
@@ -129,7 +131,7 @@ def place(
     *,
     min_distance_A: float = 1.0,
 ) -> Atoms:
-    """A copy of ``slab`` with one adsorbate on a site.
+    """Return a copy of ``slab`` with one adsorbate on a site.
 
     Parameters
     ----------

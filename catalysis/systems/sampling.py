@@ -1,5 +1,6 @@
-"""Perturbed training configurations: :func:`sample_configurations` (rattled or
-rigidly displaced copies of base structures, unlabelled).
+"""Perturbed training configurations: rattled or rigidly displaced copies of base structures.
+
+:func:`sample_configurations` makes them (unlabelled).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def sample_configurations(
     *,
     min_distance_A: float = 0.7,
 ) -> list[Atoms]:
-    """``n`` perturbed copies of the base structures (cycled in order), unlabelled.
+    """Make ``n`` perturbed copies of the base structures (cycled in order), unlabelled.
 
     Parameters
     ----------

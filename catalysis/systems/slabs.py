@@ -29,7 +29,7 @@ def cu111_slab(
     orthogonal: bool = True,
     symbol: str = "Cu",
 ) -> Atoms:
-    """A (111) slab of an fcc metal with the bottom layers fixed.
+    """Build a (111) slab of an fcc metal with the bottom layers fixed.
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def cu111_slab(
 
 
 def fcc_lattice_constant(calculator: Any, symbol: str = "Cu", guess_A: float = CU_A) -> float:
-    """The cubic lattice constant of an fcc metal in ``calculator``, Å (equation-of-state fit).
+    """Fit the cubic lattice constant of an fcc metal in ``calculator``, Å (equation of state).
 
     Seven volumes within ±3 % of ``guess_A``; use the result as ``cu111_slab(a_A=...)`` so the
     slab is at the labeller's own equilibrium.
@@ -130,5 +130,5 @@ def _layers(slab: Atoms, gap_A: float = 0.7) -> list[np.ndarray]:
 
 
 def surface_atoms(slab: Atoms) -> np.ndarray:
-    """Indices of the top substrate layer (by z, substrate = tagged atoms or metal atoms)."""
+    """Return the indices of the top substrate layer (by z; substrate = tagged or metal atoms)."""
     return _layers(slab)[0]

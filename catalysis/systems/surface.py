@@ -1,5 +1,7 @@
-"""The top surface of a slab and its adsorption sites: :func:`sites`, :data:`SITE_KINDS` and
-``_Surface`` (lateral periodic geometry, minimum-image distances, the site finder).
+"""The top surface of a slab and its adsorption sites.
+
+It provides :func:`sites`, :data:`SITE_KINDS` and ``_Surface`` (lateral periodic geometry,
+minimum-image distances, the site finder).
 """
 
 from __future__ import annotations
@@ -92,8 +94,10 @@ class _Surface:
         return float(np.median(d.min(axis=1)))
 
     def neighbour_vectors(self) -> list[np.ndarray]:
-        """For each top-layer atom, the lateral vectors (k, 2) to its in-plane nearest
-        neighbours (periodic images included)."""
+        """Return, for each top-layer atom, the lateral vectors (k, 2) to its nearest neighbours.
+
+        The neighbours are in-plane nearest neighbours, periodic images included.
+        """
         cut = 1.25 * self.nn_A
         shifts = np.array([s1 * self.B[0] + s2 * self.B[1]
                            for s1 in (-1, 0, 1) for s2 in (-1, 0, 1)])

@@ -1,5 +1,6 @@
-"""A random water layer on a slab, over the free surface and the adsorbates:
-:func:`water_layer`.
+"""A random water layer on a slab, over the free surface and the adsorbates.
+
+It is built by :func:`water_layer`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def water_layer(
     min_oo_A: float = 2.5,
     max_tries: int = 50,
 ) -> Atoms:
-    """A copy of ``slab`` with H2O molecules on the free surface and above the adsorbates.
+    """Return a copy of ``slab`` with H2O on the free surface and above the adsorbates.
 
     Each water sits O-down over a site (with a little random lateral jitter and a random
     rotation): 2.3 Å above the top layer where the surface is free, or 2.3 Å above the

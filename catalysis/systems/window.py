@@ -1,5 +1,6 @@
-"""The energy window on labelled frames: :func:`energy_window` and its
-:class:`WindowReport`.
+"""The energy window on labelled frames.
+
+The filter is :func:`energy_window`; its :class:`WindowReport` says what it kept and dropped.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class WindowReport:
     dropped: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the report as a plain, JSON-ready dict."""
         return {"window_eV": self.window_eV, "n_in": self.n_in, "n_kept": self.n_kept,
                 "n_dropped": self.n_dropped, "compositions": self.compositions,
                 "dropped": self.dropped}

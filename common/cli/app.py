@@ -32,9 +32,11 @@ _INTERRUPTED = "error: interrupted; results written so far are kept"
 
 
 def new_app(help: str, epilog: str | None = None) -> typer.Typer:
-    """A typer app with the project's settings: plain click help and errors (no rich panels,
-    no ``<bool>`` on flags), no completion install, help when called without arguments
-    (exit 2, a usage error)."""
+    """Make a typer app with the project's settings.
+
+    Plain click help and errors (no rich panels, no ``<bool>`` on flags), no completion install,
+    help when called without arguments (exit 2, a usage error).
+    """
     return typer.Typer(
         help=help, epilog=epilog, no_args_is_help=True, add_completion=False,
         pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -56,7 +58,7 @@ def emit_json(obj: Any) -> None:
 
 
 def example(*lines: str) -> str:
-    """A command's help epilog: one example, shown as written (click keeps ``\\b`` blocks)."""
+    r"""Return a command's help epilog: one example shown as written (click keeps ``\b`` blocks)."""
     return "Example:\n\n\b\n" + "\n".join(f"  {ln}" for ln in lines)
 
 

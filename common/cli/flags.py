@@ -1,5 +1,6 @@
-"""Library errors name parameters; the command line names flags. This is the one place that
-maps one to the other.
+"""Library errors name parameters; the command line names flags.
+
+This is the one place that maps one to the other.
 
 Library code raises :class:`~common.errors.MlpCasesError` in Python terms: ``where="fractions"``,
 ``fix="... pass overwrite=True"``, ``place_many coverage_ML``, a parameter in backticks. When
@@ -33,7 +34,9 @@ _CURRENT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar
 
 
 def param_flags(**mapping: str) -> Callable[[Callable], Callable]:
-    """Declare library parameter names that a command's flags stand for::
+    """Declare the library parameter names that a command's flags stand for.
+
+    Use it as a decorator on the command::
 
         @param_flags(n_models="--committee", species="--adsorbate")
         def train(...): ...
@@ -46,7 +49,7 @@ def param_flags(**mapping: str) -> Callable[[Callable], Callable]:
 
 
 def command_flags(cmd: Any) -> dict[str, str]:
-    """``{parameter: flag}`` of a click command (typer's vendored click or click itself)."""
+    """Return ``{parameter: flag}`` of a click command (typer's vendored click or click itself)."""
     out: dict[str, str] = {}
     for p in getattr(cmd, "params", ()):
         if not p.name:
@@ -68,8 +71,10 @@ def _unwrap(func: Callable) -> Callable:
 
 
 def instrument(cmd: Any) -> Any:
-    """Make every command under ``cmd`` record its flag map while it runs (see
-    :func:`current_flags`); returns ``cmd``."""
+    """Make every command under ``cmd`` record its flag map while it runs; return ``cmd``.
+
+    The map of the running command is read with :func:`current_flags`.
+    """
     for sub in getattr(cmd, "commands", {}).values():
         instrument(sub)
     callback = getattr(cmd, "callback", None)
@@ -89,7 +94,7 @@ def _recording(callback: Callable, flags: dict[str, str]) -> Callable:
 
 
 def current_flags() -> dict[str, str]:
-    """The flag map of the command running now (empty outside a command)."""
+    """Return the flag map of the command running now (empty outside a command)."""
     return _CURRENT.get() or {}
 
 
@@ -102,7 +107,7 @@ _IDENT = re.compile(r"(?<![\w.\-'\"])([A-Za-z_]\w*)(?![\w(])")
 
 
 def translate_text(text: str | None, flags: dict[str, str]) -> str | None:
-    """``text`` with parameter names replaced by the flags in ``flags``."""
+    """Return ``text`` with parameter names replaced by the flags in ``flags``."""
     if not text or not flags:
         return text
     text = _PYTHON_ASIDE.sub("", text)

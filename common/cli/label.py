@@ -1,8 +1,8 @@
-"""``mlp-cases label``: label structures with a reference calculator, cached in an ASE db.
+r"""``mlp-cases label``: label structures with a reference calculator, cached in an ASE db.
 
     mlp-cases label structs.extxyz --calc xtb --db labels.db
     mlp-cases label mols.extxyz --calc pyscf --method b3lyp --basis def2-svp --db labels.db
-    mlp-cases label slab.extxyz --calc xtb --method GFN1-xTB --electronic-temperature-K 2000 \\
+    mlp-cases label slab.extxyz --calc xtb --method GFN1-xTB --electronic-temperature-K 2000 \
         --db labels.db --cluster slurm.yaml
 
 A rerun with the same inputs labels only the structures the database does not hold yet.

@@ -17,6 +17,7 @@ app.command("demo", epilog=demo.EXAMPLE)(demo.demo)
 
 
 def main() -> None:
+    """Run the ``mlp-cases`` command line."""
     sys.exit(run_app(app))
 
 

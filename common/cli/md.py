@@ -21,8 +21,10 @@ _Structures = opt.structures_argument()
 
 
 def warn_default_params(potential: str, params: dict[str, Any]) -> None:
-    """Say on stderr which parameters of ``lj``/``morse`` run on their built-in defaults
-    (ε = 1 eV, σ = 1 Å, ...: reduced units, not a material)."""
+    """Say on stderr which parameters of ``lj``/``morse`` run on their built-in defaults.
+
+    The defaults (ε = 1 eV, σ = 1 Å, ...) are reduced units, not a material.
+    """
     from common.potential.registry import ANALYTIC
 
     if potential not in ANALYTIC:
@@ -54,6 +56,7 @@ def blowup_line(summary: dict) -> str | None:
 
 
 def md_summary_lines(summary: dict, out: Path) -> list[str]:
+    """Return the lines ``md`` prints for a run's summary (rich markup), outputs in ``out``."""
     lines = [f"[bold]{summary['replicas']} replicas x {summary['steps']} steps[/] "
              f"({summary['ensemble']}, batch size {summary['batch_size']}, "
              f"{_num(summary.get('replica_steps_per_s'), '.0f')} replica-steps/s)",

@@ -1,5 +1,6 @@
-"""Shared typed options: one flag name, one meaning, one check for each concept, in every
-``mlp-*`` app.
+"""Shared typed options.
+
+One flag name, one meaning, one check for each concept, in every ``mlp-*`` app.
 
 A command takes an option by annotating a parameter with the alias and giving the default::
 
@@ -37,7 +38,7 @@ MD_DEFAULTS = {"timestep_fs": 1.0, "friction_per_ps": 1.0, "temperature_K": 300.
 
 
 def check_device(value: str) -> str:
-    """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; a ConfigError otherwise."""
+    """Check a device: ``cpu``, ``cuda`` or ``cuda:N`` that this machine has; else a ConfigError."""
     dev = str(value).strip()
     if dev == "cpu":
         return dev
@@ -57,12 +58,14 @@ def check_device(value: str) -> str:
 
 
 def positive(value: float | None) -> float | None:
+    """Check that an option's value is > 0 (NaN too is refused), else a usage error."""
     if value is not None and not value > 0:  # also refuses NaN
         raise typer.BadParameter(f"{value} is not > 0")
     return value
 
 
 def finite(value: float | None) -> float | None:
+    """Check that an option's value is a finite number, else a usage error."""
     import math
 
     if value is not None and not math.isfinite(value):
@@ -71,7 +74,7 @@ def finite(value: float | None) -> float | None:
 
 
 def positive_finite(value: float | None) -> float | None:
-    """A number > 0 and finite (temperatures of an analysis or a run, K), else a usage error."""
+    """Check that an option's value is > 0 and finite (a temperature, K), else a usage error."""
     import math
 
     if value is not None and not (math.isfinite(value) and value > 0):
@@ -80,8 +83,10 @@ def positive_finite(value: float | None) -> float | None:
 
 
 def parse_temperatures(value: str | None) -> list[float] | None:
-    """``"300,350,400"`` -> [300.0, 350.0, 400.0]: each finite and > 0 K, else a usage error
-    (a click callback for ``--temperatures``)."""
+    """Parse ``"300,350,400"`` into [300.0, 350.0, 400.0].
+
+    Each must be finite and > 0 K, else a usage error (a click callback for ``--temperatures``).
+    """
     import math
 
     if value is None:
@@ -113,7 +118,7 @@ def _batch_size(value: str) -> int | str:
 
 
 def parse_fractions(value: str) -> tuple[float, float, float]:
-    """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1); three numbers >= 0 summing to 1."""
+    """Parse ``"0.8,0.1,0.1"`` into (0.8, 0.1, 0.1): three numbers >= 0 summing to 1."""
     import math
 
     try:
@@ -130,7 +135,7 @@ def parse_fractions(value: str) -> tuple[float, float, float]:
 
 
 def parse_params(items: list[str] | None) -> dict:
-    """``["epsilon=0.01", "smooth=true"]`` -> {"epsilon": 0.01, "smooth": True}."""
+    """Parse ``["epsilon=0.01", "smooth=true"]`` into {"epsilon": 0.01, "smooth": True}."""
     out: dict = {}
     for item in items or []:
         if "=" not in item or not item.split("=", 1)[0].strip():
@@ -152,6 +157,8 @@ def parse_params(items: list[str] | None) -> dict:
 
 
 class Ensemble(StrEnum):
+    """Thermodynamic ensemble of an MD run."""
+
     nve = "nve"
     nvt = "nvt"
     npt = "npt"
@@ -166,6 +173,8 @@ class Barostat(StrEnum):
 
 
 class TrajFormat(StrEnum):
+    """File format of an MD trajectory."""
+
     extxyz = "extxyz"
     h5 = "h5"
 
@@ -186,29 +195,35 @@ class OnBlowup(StrEnum):
 
 
 def out_option(help: str, required: bool = True) -> Any:
-    """``--out`` with the command's own description of what it writes."""
+    """Return the ``--out`` option type with the command's own description of what it writes."""
     return Annotated[Path, typer.Option("--out", help=help, metavar="PATH",
                                         show_default=not required)]
 
 
 def seed_option(help: str = "random seed (the same seed gives the same numbers on CPU)") -> Any:
+    """Return the ``--seed N`` option type with the given help."""
     return Annotated[int, typer.Option("--seed", help=help, metavar="N")]
 
 
 def structures_argument(help: str = "structures file (extxyz, ASE db, traj, any ASE format)"
                         ) -> Any:
+    """Return the ``STRUCTURES`` argument type (a structures file) with the given help."""
     return Annotated[Path, typer.Argument(help=help, metavar="STRUCTURES", show_default=False)]
 
 
 def temperature_option(help: str) -> Any:
-    """``--temperature-K`` where the temperature must be > 0 K (analyses, QCT, metadynamics):
-    0 or a negative value is a usage error."""
+    """Return the ``--temperature-K`` option type, for a temperature that must be > 0 K.
+
+    It is used by analyses, QCT and metadynamics.
+
+    0 or a negative value is a usage error.
+    """
     return Annotated[float | None, typer.Option("--temperature-K", callback=positive_finite,
                                                 metavar="K", help=help)]
 
 
 def temperatures_option(help: str) -> Any:
-    """``--temperatures T1,T2,...`` (K, each > 0), parsed to a list of floats."""
+    """Return the ``--temperatures T1,T2,...`` option type (K, each > 0), parsed to floats."""
     return Annotated[str | None, typer.Option("--temperatures", callback=parse_temperatures,
                                               metavar="T1,T2,...", help=help)]
 

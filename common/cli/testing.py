@@ -42,6 +42,7 @@ class Row:
     allow_new: tuple[str, ...] = field(default=())
 
     def args(self, files: dict[str, Any]) -> list[str]:
+        """Return the command line with the ``{name}`` placeholders filled from ``files``."""
         return [a.format(**{k: str(v) for k, v in files.items()}) for a in self.argv]
 
 
@@ -171,8 +172,10 @@ def check_row(app: Any, row: Row, folder: Path, capsys: Any,
 
 
 def _flag_names(app: Any, args: list[str]) -> list[str]:
-    """Python names of the parameters of the command ``args`` runs (to catch untranslated
-    ones in its messages)."""
+    """Return the Python names of the parameters of the command that ``args`` runs.
+
+    They catch untranslated parameter names in its messages.
+    """
     import typer
 
     from common.cli.flags import command_flags

@@ -1,7 +1,9 @@
-"""The body every ``mlp-<domain> train`` command shares: read and validate the labelled data,
-split it by seed, train one model or a committee into a folder that appears only when training
-has finished, and print (or ``--json``) the metrics. Each domain command keeps its own options
-and help (its framework's config names) and calls :func:`train_model`.
+"""The body every ``mlp-<domain> train`` command shares.
+
+It reads and validates the labelled data, splits it by seed, trains one model or a committee into
+a folder that appears only when training has finished, and prints (or ``--json``) the metrics.
+Each domain command keeps its own options and help (its framework's config names) and calls
+:func:`train_model`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from common.errors import ConfigError
 
 
 def check_new_output(out: Path, overwrite: bool, what: str) -> None:
-    """Refuse a file in the way of an output folder, or an existing non-empty folder without
-    ``--overwrite`` (one-line ConfigError, before anything is computed)."""
+    """Refuse an output folder that is a file, or non-empty without ``--overwrite``.
+
+    The refusal is a one-line ConfigError, raised before anything is computed.
+    """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"a file is in the way of the {what}", where=str(out),
                           fix="choose another --out")
@@ -31,10 +35,12 @@ def train_model(adapter_cls: Any, load_config: Callable[[str], dict], *, data: P
                 config: str, committee: int = 1, fractions: str = "0.8,0.1,0.1", seed: int = 0,
                 device: str = "cpu", overwrite: bool = False, json_out: bool = False,
                 train_committee: Callable | None = None) -> dict:
-    """Train ``adapter_cls`` on ``data`` into ``out``; returns ``{"model", "metrics"}`` (also
-    printed). ``committee > 1`` trains a committee (seeds seed..seed+N-1) with
+    """Train ``adapter_cls`` on ``data`` into ``out``; return ``{"model", "metrics"}``.
+
+    The result is also printed. ``committee > 1`` trains a committee (seeds seed..seed+N-1) with
     ``train_committee(train, valid, folder, n, config=, seed=, test=, device=)`` (default:
-    :func:`common.potential.committee.train_committee` for ``adapter_cls``)."""
+    :func:`common.potential.committee.train_committee` for ``adapter_cls``).
+    """
     from common.data import Dataset
     from common.fileio import atomic_dir
 

@@ -71,11 +71,12 @@ class Problem:
     where: str
 
     def as_dict(self) -> dict[str, Any]:
+        """Return the problem as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 def get_labels(atoms: Atoms) -> dict[str, Any]:
-    """The reference labels stored on ``atoms`` (``energy`` eV, ``forces`` eV/Å, ``stress``).
+    """Return the reference labels stored on ``atoms`` (``energy`` eV, ``forces`` eV/Å, ``stress``).
 
     Reads the calculator's ``results`` directly (never recomputes, never checks the atoms'
     state), so labels survive a later change of the Atoms object.
@@ -87,7 +88,7 @@ def get_labels(atoms: Atoms) -> dict[str, Any]:
 
 def with_labels(atoms: Atoms, energy: float | None = None, forces: Any = None,
                 stress: Any = None, **extra: Any) -> Atoms:
-    """A copy of ``atoms`` carrying the given labels on a SinglePointCalculator.
+    """Return a copy of ``atoms`` carrying the given labels on a SinglePointCalculator.
 
     Parameters
     ----------
@@ -115,7 +116,7 @@ def with_labels(atoms: Atoms, energy: float | None = None, forces: Any = None,
 
 
 def _frozen(atoms: Atoms, source: str | None = None, index: int | None = None) -> Atoms:
-    """``atoms`` with its labels on a SinglePointCalculator.
+    """Return ``atoms`` with its labels on a SinglePointCalculator.
 
     Frames that already have one (or no labels) are returned as they are; a live calculator's
     results, or MACE/NequIP ``REF_*`` keys in ``info``/``arrays``, are copied onto one.
@@ -209,7 +210,7 @@ class Dataset:
 
     @classmethod
     def from_frames(cls, frames: Iterable[Atoms], source: str | None = None) -> Dataset:
-        """A dataset from Atoms in memory; a live calculator's results become labels."""
+        """Make a dataset from Atoms in memory; a live calculator's results become labels."""
         return cls(frames, source=source)
 
     # -- list behaviour -------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class Dataset:
         return f"Dataset({len(self)} frames{src})"
 
     def where(self, i: int) -> str:
-        """``"<file> frame <index in file>"`` for frame ``i`` of this dataset."""
+        """Return ``"<file> frame <index in file>"`` for frame ``i`` of this dataset."""
         j = self.source_index[i]
         return f"{self.source} frame {j}" if self.source else f"frame {j}"
 
@@ -551,7 +552,7 @@ class Dataset:
 
 
 def summarize_problems(found: list[Problem], n_frames: int) -> tuple[str, dict[str, str]]:
-    """(what, {where, fix}) for a DataError about ``found``."""
+    """Return ``(what, {where, fix})`` for a DataError about the problems ``found``."""
     first = found[0]
     n_bad = len({p.frame for p in found})
     kinds = sorted({p.kind for p in found})
@@ -564,7 +565,7 @@ def summarize_problems(found: list[Problem], n_frames: int) -> tuple[str, dict[s
 
 
 def _overlap(atoms: Atoms, min_distance_A: float) -> list[tuple[str, str]]:
-    """An ``overlap`` (or ``bad_cell``) finding for atoms closer than ``min_distance_A``."""
+    """Find atoms closer than ``min_distance_A``: an ``overlap`` (or ``bad_cell``) finding."""
     from ase.neighborlist import neighbor_list
 
     if min_distance_A <= 0:
@@ -588,6 +589,7 @@ def _overlap(atoms: Atoms, min_distance_A: float) -> list[tuple[str, str]]:
 
 
 def check_overwrite(p: Path, overwrite: bool) -> None:
+    """Refuse to write over an existing ``p`` unless ``overwrite`` (a DataError)."""
     if p.exists() and not overwrite:
         raise DataError("output already exists", where=str(p),
                         fix="choose another path, remove it, or pass overwrite=True")

@@ -94,8 +94,10 @@ def _require(dataset: Dataset, what: str, require: Sequence[str] = ("energy", "f
 
 
 def _prepare(path: str | os.PathLike, overwrite: bool, folder: bool = False) -> Path:
-    """Check ``path`` may be written; the old output (with ``overwrite``) is replaced only when
-    the new one is complete (the writers go through :mod:`common.fileio`).
+    """Check ``path`` may be written.
+
+    The old output (with ``overwrite``) is replaced only when the new one is complete (the writers
+    go through :mod:`common.fileio`).
 
     Only a file, or a folder of deepmd systems (``folder=True``), is ever replaced: anything else
     in the way is an error, so ``--overwrite`` cannot delete an unrelated folder.
@@ -123,7 +125,7 @@ def _all_have_stress(dataset: Dataset) -> bool:
 
 def export_extxyz(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False,
                   keys: dict[str, str] | None = None) -> Path:
-    """Extended XYZ for MACE/NequIP: labels under ``REF_energy``/``REF_forces``/``REF_stress``.
+    """Write extended XYZ for MACE/NequIP: labels as ``REF_energy``/``REF_forces``/``REF_stress``.
 
     ``keys`` renames them (``{"energy": ..., "forces": ..., "stress": ...}``). Stress is written
     as 9 components (row-major 3x3, eV/Å^3, ASE sign). Frames carry no calculator, so ASE
@@ -179,7 +181,7 @@ def _stress_3x3(s: Any) -> np.ndarray:
 
 def export_deepmd(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False,
                   type_map: Sequence[str] | None = None, set_size: int = 5000) -> Path:
-    """deepmd/npy system folders under ``path``, one per composition, written by dpdata.
+    """Write deepmd/npy system folders under ``path``, one per composition, with dpdata.
 
     Each frame goes through ``dpdata.LabeledSystem(atoms, fmt="ase/structure")``; frames with
     the same atom order are stacked into one system, and ``dpdata.MultiSystems`` (with
@@ -262,7 +264,7 @@ def read_deepmd(path: str | os.PathLike) -> Dataset:
 
 def export_schnetpack(dataset: Dataset, path: str | os.PathLike, overwrite: bool = False,
                       atomrefs: bool = True) -> Path:
-    """A SchNetPack ``ASEAtomsData`` database (``.db``) with energy, forces (and stress).
+    """Write a SchNetPack ``ASEAtomsData`` database (``.db``) with energy, forces (and stress).
 
     Properties: ``energy`` (shape (1,), eV), ``forces`` ((n, 3), eV/Ang), ``stress``
     ((1, 3, 3), eV/Ang/Ang/Ang) when every frame has it; distance unit ``Ang``. With

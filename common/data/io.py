@@ -62,7 +62,7 @@ def _count_readable_frames(p: Path, format: str | None) -> int | None:
 
 
 def _read_deepmd_dir(p: Path) -> list[Atoms]:
-    """A deepmd/npy system folder (type.raw + set.*), read with dpdata's own reader."""
+    """Read a deepmd/npy system folder (type.raw + set.*) with dpdata's own reader."""
     if not (p / "type.raw").exists():
         raise DataError("folder is not a deepmd/npy system (no type.raw)", where=str(p),
                         fix="give a file, or a deepmd system folder with type.raw and set.*/")
@@ -77,8 +77,11 @@ def _read_deepmd_dir(p: Path) -> list[Atoms]:
 
 
 def structure_hash(atoms: Atoms, extra: str = "", decimals: int = 6) -> str:
-    """A stable hex digest of numbers, positions (rounded to ``decimals`` Å), cell, pbc,
-    charge and multiplicity (``atoms.info``), and ``extra`` (e.g. the labeller's spec)."""
+    """Return a stable hex digest of a structure (and ``extra``).
+
+    It covers numbers, positions (rounded to ``decimals`` Å), cell, pbc, charge and multiplicity
+    (``atoms.info``), and ``extra`` (e.g. the labeller's spec).
+    """
     h = hashlib.sha256()
     h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
     pos = np.round(np.asarray(atoms.positions, dtype=np.float64), decimals) + 0.0  # no -0.0

@@ -96,7 +96,10 @@ def _check_cutoffs(r_on: float, r_off: float, where: str) -> tuple[float, float]
 
 def _pair_table(values: Mapping[str | tuple[str, str], Sequence[float]] | None, where: str
                 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """Checked ``{(a, b): (r_on, r_off)}`` with sorted pairs, from ``"A-B"`` or tuple keys."""
+    """Check cutoffs given by ``"A-B"`` or tuple keys; return ``{(a, b): (r_on, r_off)}``.
+
+    The pairs ``(a, b)`` of the result are sorted.
+    """
     out: dict[tuple[str, str], tuple[float, float]] = {}
     for key, val in (values or {}).items():
         k = _parse_key(key, where)
@@ -140,7 +143,7 @@ class BondCriteria:
         self._table = {**self.table, **self.overrides}
 
     def cutoffs(self, a: str, b: str) -> tuple[float, float]:
-        """``(r_on, r_off)`` in Å for elements ``a`` and ``b`` (order does not matter)."""
+        """Return ``(r_on, r_off)`` in Å for elements ``a`` and ``b`` (order does not matter)."""
         k = _pair(a, b)
         if k in self._table:
             return self._table[k]
@@ -179,7 +182,7 @@ class BondCriteria:
         return on_t[codes[i], codes[j]], off_t[codes[i], codes[j]]
 
     def pair_tables(self, elements: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``(r_on, r_off)`` matrices (Å) indexed like ``elements``."""
+        """Return the ``(r_on, r_off)`` matrices (Å) indexed like ``elements``."""
         n = len(elements)
         on_t, off_t = np.zeros((n, n)), np.zeros((n, n))
         for x in range(n):
@@ -506,7 +509,7 @@ class BondStates:
     states: np.ndarray
 
     def filtered(self, min_frames: int) -> BondStates:
-        """The same bonds after :func:`persistence_filter_matrix`."""
+        """Return the same bonds after :func:`persistence_filter_matrix`."""
         return BondStates(self.pairs, persistence_filter_matrix(self.states, min_frames))
 
     def to_sets(self) -> list[frozenset[tuple[int, int]]]:

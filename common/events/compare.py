@@ -28,7 +28,7 @@ __all__ = ["LogRank", "RateRatio", "logrank_test", "poisson_interval", "rate_rat
 
 
 def reaction_label(reactants: Sequence[str], products: Sequence[str]) -> str:
-    """``"A + B → C"``: an event's reaction as the events JSON names it."""
+    """Return an event's reaction as the events JSON names it: ``"A + B → C"``."""
     return f"{' + '.join(reactants)} → {' + '.join(products)}"
 
 
@@ -56,8 +56,11 @@ def poisson_interval(n: int, exposure: float, level: float = 0.95) -> tuple[floa
 
 @dataclass(frozen=True)
 class RateRatio:
-    """Rates a = n_a/T_a and b = n_b/T_b, their ratio a/b and its interval (None where the
-    ratio is undefined: no events at all, or none in b for the upper end)."""
+    """Rates a = n_a/T_a and b = n_b/T_b, their ratio a/b and its interval.
+
+    The ratio or an end of its interval is None where it is undefined: no events at all, or none
+    in b for the upper end.
+    """
 
     rate_a: float
     rate_b: float
@@ -72,7 +75,10 @@ class RateRatio:
 
 def rate_ratio(n_a: int, exposure_a: float, n_b: int, exposure_b: float,
                level: float = 0.95) -> RateRatio:
-    """The ratio of two Poisson rates with its exact conditional (Clopper-Pearson) interval."""
+    """Return the ratio of two Poisson rates with its exact conditional interval.
+
+    The interval is the Clopper-Pearson one, conditional on the total number of events.
+    """
     from scipy.stats import beta
 
     ta = _check_exposure(exposure_a, "exposure_a")
@@ -95,8 +101,10 @@ def rate_ratio(n_a: int, exposure_a: float, n_b: int, exposure_b: float,
 
 @dataclass(frozen=True)
 class LogRank:
-    """The log-rank statistic (chi-squared, 1 degree of freedom), its p-value, and the
-    observed and expected numbers of events in sample a."""
+    """The log-rank statistic (chi-squared, 1 degree of freedom) and its p-value.
+
+    Also the observed and expected numbers of events in sample a.
+    """
 
     chi2: float
     p_value: float
@@ -106,8 +114,11 @@ class LogRank:
 
 def logrank_test(durations_a: Sequence[float], observed_a: Sequence[bool],
                  durations_b: Sequence[float], observed_b: Sequence[bool]) -> LogRank:
-    """Log-rank test of equal hazards in two right-censored samples (``observed`` False =
-    censored at that time; a censoring at an event time is still at risk then)."""
+    """Test for equal hazards in two right-censored samples (log-rank test).
+
+    ``observed`` False means censored at that time; a censoring at an event time is still at
+    risk then.
+    """
     from scipy.stats import chi2 as chi2_dist
 
     da, oa = np.asarray(durations_a, float), np.asarray(observed_a, bool)

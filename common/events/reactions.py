@@ -78,7 +78,7 @@ class ReactionEvent:
         return frozenset().union(*self.reactant_atoms, *self.product_atoms)
 
     def to_dict(self) -> dict:
-        """``{frame, time_ps, reactants, products}`` (JSON-ready)."""
+        """Return ``{frame, time_ps, reactants, products}`` (JSON-ready)."""
         return {"frame": int(self.frame), "time_ps": float(self.time_ps),
                 "reactants": list(self.reactants), "products": list(self.products)}
 
@@ -292,7 +292,7 @@ class LifetimeStats:
     km: KaplanMeier
 
     def to_dict(self) -> dict:
-        """``{n, mean_ps, ci95_ps}`` (JSON-ready; ``None`` where undefined)."""
+        """Return ``{n, mean_ps, ci95_ps}`` (JSON-ready; ``None`` where undefined)."""
         return {"n": self.n, "mean_ps": self.mean_ps, "ci95_ps": list(self.ci95_ps)}
 
 
@@ -349,7 +349,10 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
 
 def proportions(counts: dict[str, int], confidence: float = 0.95) -> dict[str, dict]:
-    """``{key: {count, fraction, ci95}}`` with Wilson intervals (fraction ``None`` if total 0)."""
+    """Return ``{key: {count, fraction, ci95}}`` with Wilson intervals.
+
+    The fraction is ``None`` if the total is 0.
+    """
     n = sum(counts.values())
     return {k: {"count": int(c), "fraction": (c / n if n else None),
                 "ci95": list(wilson_interval(int(c), n, confidence))}
@@ -364,7 +367,7 @@ def reaction_network(events: Iterable[ReactionEvent]) -> list[dict]:
 
 
 def populations(species: Sequence[frozenset[Species]]) -> dict[str, np.ndarray]:
-    """Number of instances of each species name in each frame."""
+    """Count the instances of each species name in each frame."""
     n = len(species)
     out: dict[str, np.ndarray] = {}
     if n == 0:

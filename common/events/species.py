@@ -72,7 +72,7 @@ DEFAULT_TEMPLATES: dict[str, tuple[list[str], list[tuple[int, int]]]] = {
 
 
 def hill_formula(elements: Iterable[str]) -> str:
-    """Formula in Hill order: C first, H second, then alphabetical (all alphabetical without C).
+    """Return the formula in Hill order: C, H, then alphabetical (all alphabetical without C).
 
     >>> hill_formula(["O", "C", "H", "O"])
     'CHO2'
@@ -88,7 +88,7 @@ def hill_formula(elements: Iterable[str]) -> str:
 
 def molecule_graph(elements: Sequence[str], bonds: Iterable[tuple[int, int]],
                    nodes: Sequence[int] | None = None) -> nx.Graph:
-    """An element-labelled graph (node attribute ``element``)."""
+    """Build an element-labelled graph (node attribute ``element``)."""
     g = nx.Graph()
     ids = list(range(len(elements))) if nodes is None else list(nodes)
     for k, e in zip(ids, elements, strict=True):
@@ -98,8 +98,11 @@ def molecule_graph(elements: Sequence[str], bonds: Iterable[tuple[int, int]],
 
 
 def graph_key(graph: nx.Graph) -> str:
-    """``<formula>|<WL hash>``: equal for isomorphic graphs, different for isomers (almost
-    always: Weisfeiler-Lehman hashes can collide for some non-isomorphic graphs)."""
+    """Return the key ``<formula>|<WL hash>`` of a molecule graph.
+
+    It is equal for isomorphic graphs, different for isomers (almost always: Weisfeiler-Lehman
+    hashes can collide for some non-isomorphic graphs).
+    """
     formula = hill_formula(d["element"] for _, d in graph.nodes(data=True))
     h = nx.weisfeiler_lehman_graph_hash(graph, node_attr="element", iterations=3)
     return f"{formula}|{h}"
@@ -173,7 +176,7 @@ class SpeciesLibrary:
         return None
 
     def name(self, graph: nx.Graph) -> str:
-        """The registered name of ``graph``, or ``<formula>#<hash6>`` when none matches."""
+        """Return the registered name of ``graph``, or ``<formula>#<hash6>`` when none matches."""
         key = graph_key(graph)
         found = self._match(graph, key)
         if found is not None:
@@ -225,7 +228,7 @@ def species_series(bond_sets: Sequence[frozenset[tuple[int, int]]], atom_indices
                    symbols: Sequence[str], library: SpeciesLibrary | None = None,
                    marked: Sequence[frozenset[int]] | None = None, prefix: str = "*",
                    ) -> list[frozenset[Species]]:
-    """:func:`species_in_frame` for every frame, recomputed only where bonds or marks change.
+    """Apply :func:`species_in_frame` to every frame, recomputed only where bonds or marks change.
 
     Parameters
     ----------

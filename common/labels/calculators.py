@@ -83,8 +83,10 @@ def _canonical_name(name: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class LabellerSpec:
-    """A labeller: a calculator name (``emt``, ``xtb``, ``pyscf`` or ``module:attr``) and its
-    parameters (see the module docstring; units in the names, energies in eV).
+    """A labeller: a calculator name and its parameters.
+
+    The name is ``emt``, ``xtb``, ``pyscf`` or ``module:attr``; the parameters are described in the
+    module docstring (units in the names, energies in eV).
 
     Picklable; :meth:`key` is a canonical string (defaults filled in, ``None`` dropped) that
     enters every structure's cache hash, so two specs that label the same way share a cache.
@@ -94,7 +96,7 @@ class LabellerSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def normalized(self) -> LabellerSpec:
-        """The same labeller with the preset's defaults filled in and aliases resolved."""
+        """Return the same labeller with the preset's defaults filled in and aliases resolved."""
         name = _canonical_name(self.name)
         params = {k: v for k, v in dict(self.params).items() if v is not None}
         if name == "pyscf" and "multiplicity" in params:
@@ -126,6 +128,7 @@ class LabellerSpec:
         return LabellerSpec(name, params)
 
     def key(self) -> str:
+        """Return the normalised spec as canonical JSON (the labeller's part of a label key)."""
         spec = self.normalized()
         return json.dumps(
             {"calc": spec.name, "params": spec.params},
@@ -166,7 +169,7 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def make_spec(name: str | LabellerSpec, **params: Any) -> LabellerSpec:
-    """A validated, normalised :class:`LabellerSpec` (``None`` parameters are dropped)."""
+    """Make a validated, normalised :class:`LabellerSpec` (``None`` parameters are dropped)."""
     if isinstance(name, LabellerSpec):
         spec = LabellerSpec(name.name, {**name.params, **params})
     else:
@@ -432,7 +435,7 @@ def _check_pyscf_basis(symbols: list[str], basis: str, where: str) -> None:
 
 
 def make_calculator(spec: LabellerSpec | str, atoms: Atoms | None = None) -> Any:
-    """A new ASE calculator for ``spec`` (set up for ``atoms``' charge/multiplicity if given).
+    """Make a new ASE calculator for ``spec`` (for ``atoms``' charge/multiplicity if given).
 
     Framework imports happen here, lazily. ``xtb`` output is silenced (``verbosity=0``) and the
     wavefunction is not reused between structures, so labels do not depend on their order.

@@ -11,8 +11,10 @@ from ase import Atoms
 
 
 def label_now(atoms: Atoms, calculator: Any) -> Atoms:
-    """A copy of ``atoms`` carrying energy (eV), forces (eV/Å) and, for a fully periodic cell
-    when the calculator gives it, stress (eV/Å³) on a SinglePointCalculator.
+    """Label ``atoms`` now: return a copy carrying the labels on a SinglePointCalculator.
+
+    The labels are energy (eV), forces (eV/Å) and, for a fully periodic cell when the calculator
+    gives it, stress (eV/Å³).
 
     ``calculator``: an ASE calculator instance, a preset name (``"emt"``, ``"xtb"``, ...) or a
     :class:`~common.labels.LabellerSpec`.

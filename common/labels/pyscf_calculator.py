@@ -26,22 +26,18 @@ class SCFNotConverged(MlpCasesError, CalculationFailed):
 class PySCFCalculator(Calculator):
     """HF/DFT energies and forces from PySCF.
 
-    Parameters
-    ----------
-    method : str
-        ``"hf"`` (RHF/UHF) or a libxc functional name (``"pbe"``, ``"b3lyp"``, ...).
-    basis : str
-        Basis set name known to PySCF (``"def2-svp"``, ``"sto-3g"``, ``"cc-pvdz"``, ...).
-    charge : int
-        Total charge (e).
-    spin : int
-        Number of unpaired electrons, ``2S = multiplicity - 1``.
-    max_cycle : int
-        SCF iteration limit.
-    conv_tol : float
-        SCF energy convergence threshold (Hartree).
-    grid_level : int
-        DFT integration grid level (PySCF's 0-9).
+    The calculator parameters are keywords of the constructor, ASE style (defaults in
+    ``default_parameters``):
+
+    - ``method`` (str): ``"hf"`` (RHF/UHF) or a libxc functional name (``"pbe"``,
+      ``"b3lyp"``, ...).
+    - ``basis`` (str): basis set name known to PySCF (``"def2-svp"``, ``"sto-3g"``,
+      ``"cc-pvdz"``, ...).
+    - ``charge`` (int): total charge (e).
+    - ``spin`` (int): number of unpaired electrons, ``2S = multiplicity - 1``.
+    - ``max_cycle`` (int): SCF iteration limit.
+    - ``conv_tol`` (float): SCF energy convergence threshold (Hartree).
+    - ``grid_level`` (int): DFT integration grid level (PySCF's 0-9).
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
@@ -61,6 +57,7 @@ class PySCFCalculator(Calculator):
         properties: Any = ("energy",),
         system_changes: Any = all_changes,
     ) -> None:
+        """Compute energy and forces of ``atoms`` with PySCF (molecules only)."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         if atoms.pbc.any():

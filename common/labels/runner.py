@@ -67,9 +67,11 @@ class LabelReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no structure failed."""
         return self.n_failed == 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the report as a plain, JSON-ready dict."""
         return {
             "n_total": self.n_total,
             "n_unique": self.n_unique,
@@ -97,7 +99,7 @@ def _plain(v: Any) -> Any:
 
 
 def _payload(atoms: Atoms) -> dict[str, Any]:
-    """The frame as plain picklable data (what a worker needs, nothing else)."""
+    """Return the frame as plain picklable data (what a worker needs, nothing else)."""
     info = {k: _plain(v) for k, v in atoms.info.items() if isinstance(k, str)}
     return {
         "numbers": np.asarray(atoms.numbers, dtype=np.int64),
@@ -288,7 +290,7 @@ def label_structures(
 def labelled_frames(
     frames: Iterable[Atoms], spec: LabellerSpec | str, db: LabelDB | str | os.PathLike
 ) -> list[Atoms | None]:
-    """The labelled copies of ``frames`` from ``db``, in input order (None where missing).
+    """Return the labelled copies of ``frames`` from ``db``, in input order (None if missing).
 
     Duplicated input structures each get their own copy of the one stored label.
     """

@@ -36,7 +36,7 @@ _URL_DRIVERS = {"postgres": ("psycopg2", "psycopg2-binary"), "mysql": ("pymysql"
 
 
 def _check_url_driver(url: str) -> None:
-    """A database URL needs its driver installed; say which, before anything is computed."""
+    """Check that a database URL's driver is installed; say which, before anything is computed."""
     import importlib.util
 
     scheme = url.split("://", 1)[0]
@@ -51,8 +51,11 @@ def _check_url_driver(url: str) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Raise ConfigError now if the SQLite file ``path`` could not be written (its folder must
-    take the journal files too), so nothing is computed for a database that cannot store it."""
+    """Raise ConfigError now if the SQLite file ``path`` could not be written.
+
+    Its folder must take the journal files too. Checking first means nothing is computed for a
+    database that cannot store it.
+    """
     import tempfile
 
     folder = path.parent
@@ -139,11 +142,15 @@ class LabelDB:
 
     @property
     def path(self) -> str:
+        """The database's file path or URL."""
         return self.url
 
     def check_writable(self) -> None:
-        """Raise ConfigError if results could not be saved here (a SQLite file in a folder
-        that cannot be written, or a read-only file); a URL is checked by its server."""
+        """Raise ConfigError if results could not be saved here.
+
+        That is a SQLite file in a folder that cannot be written, or a read-only file; a URL is
+        checked by its server.
+        """
         if not self.is_url:
             check_writable(Path(self.url))
 
@@ -204,7 +211,7 @@ class LabelDB:
         return [_row_to_atoms(r) for r in rows]
 
     def get(self, key: str) -> Atoms | None:
-        """The labelled structure stored under ``key`` (a structure hash), or None."""
+        """Return the labelled structure stored under ``key`` (a structure hash), or None."""
         for row in self._db.select(structure_hash=_encode_key(key)):
             return _row_to_atoms(row)
         return None
@@ -241,7 +248,7 @@ def _atoms_from_result(result: Mapping[str, Any]) -> Atoms:
 
 
 def _copy_labelled(atoms: Atoms) -> Atoms:
-    """A copy that keeps the SinglePointCalculator (``Atoms.copy`` drops it)."""
+    """Copy ``atoms`` keeping the SinglePointCalculator (``Atoms.copy`` drops it)."""
     new = atoms.copy()
     if atoms.calc is not None:
         new.calc = SinglePointCalculator(

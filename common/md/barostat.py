@@ -61,8 +61,10 @@ _LOWER = ((0, 1, 2, 1, 2, 2), (0, 1, 2, 0, 0, 1))  # noise slots -> (row, column
 
 
 def pressure_tensor(state: BatchState, stress: torch.Tensor) -> torch.Tensor:
-    """Instantaneous pressure tensor, eV/Å^3, (n_systems, 3, 3): -stress (ASE sign: stress
-    positive in tension) plus the kinetic term Σ m v (x) v / V."""
+    """Instantaneous pressure tensor, eV/Å^3, (n_systems, 3, 3).
+
+    -stress (ASE sign: stress positive in tension) plus the kinetic term Σ m v (x) v / V.
+    """
     vol = cell_det(state.cells).abs().clamp(min=1e-30)
     return -stress + state.kinetic_tensor() / vol[:, None, None]
 
@@ -111,8 +113,11 @@ class StochasticCellRescaling:
                                   device=pressure.device, dtype=pressure.dtype)
 
     def step(self, state: BatchState, stress: torch.Tensor, active: torch.Tensor) -> None:
-        """Rescale cells, positions and velocities in place; ``stress`` (n_systems, 3, 3),
-        eV/Å^3, is the virial stress at the current positions; inactive systems stay put."""
+        """Rescale cells, positions and velocities in place.
+
+        ``stress`` (n_systems, 3, 3), eV/Å^3, is the virial stress at the current positions;
+        inactive systems stay put.
+        """
         xi = self.noise.next().reshape(state.n_systems, 6)
         if self.mode == "isotropic":
             self._isotropic(state, stress, active, xi[:, 0])

@@ -302,7 +302,9 @@ class MDEngine:
 
     def _check_guard(self, at_start: bool = False) -> bool:
         """Raise on a blow-up, or (on_blowup="stop_system") freeze the systems that blew up.
-        Returns True if systems were frozen."""
+
+        Returns True if systems were frozen.
+        """
         frozen = False
         while True:
             bad = self.guard.check(self.state, self.out["forces"], self.out["energy"],
@@ -348,8 +350,10 @@ class MDEngine:
 
     # -- checkpoints ---------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """Identifies the run: structures, settings and potential. A checkpoint only restores
-        into an engine with the same fingerprint."""
+        """Identifies the run: structures, settings and potential.
+
+        A checkpoint only restores into an engine with the same fingerprint.
+        """
         h = hashlib.sha256()
         st = self.state
         for t in (st.numbers, st.masses, st.fixed, self._initial_cells, st.pbc, st.system_idx,
@@ -385,8 +389,10 @@ class MDEngine:
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Continue from a checkpoint of this same run (bit-exact on CPU). Reporters drop what
-        they wrote after the checkpoint's step."""
+        """Continue from a checkpoint of this same run (bit-exact on CPU).
+
+        Reporters drop what they wrote after the checkpoint's step.
+        """
         path = Path(path)
         fix = "give the checkpoint written by this run (same structures, potential and settings)"
         if not path.exists():

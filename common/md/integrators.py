@@ -1,5 +1,7 @@
-"""Integrators on a BatchState: velocity-Verlet (NVE) and Langevin BAOAB (NVT, and NPT with a
-barostat step in the middle of the drift, next to the thermostat: B A O [cell] A).
+"""Integrators on a BatchState.
+
+Velocity-Verlet (NVE) and Langevin BAOAB (NVT, and NPT with a barostat step in the middle of the
+drift, next to the thermostat: B A O [cell] A).
 
 Both update in place, leave fixed atoms and stopped systems untouched, and call ``compute``
 (positions -> forces) exactly once per step. Per-system temperature and friction are tensors

@@ -17,8 +17,11 @@ from common.md.state import BatchState
 
 
 class Reporter:
-    """Base: ``every`` steps, ``report`` is called; ``system_offset`` is added to the system
-    index in file names and columns (a run split into batches keeps global replica numbers)."""
+    """Base.
+
+    ``every`` steps, ``report`` is called; ``system_offset`` is added to the system index in file
+    names and columns (a run split into batches keeps global replica numbers).
+    """
 
     every: int = 1
     system_offset: int = 0
@@ -32,8 +35,11 @@ class Reporter:
 
 
 class ExtxyzTrajectory(Reporter):
-    """One extxyz file per system (``traj_0000.extxyz``...): positions, velocities, forces,
-    energy, ``step``, ``time_fs`` and ``temperature_K`` in each frame's info."""
+    """One extxyz file per system (``traj_0000.extxyz``...).
+
+    Positions, velocities, forces, energy, ``step``, ``time_fs`` and ``temperature_K`` in each
+    frame's info.
+    """
 
     def __init__(self, outdir: str | Path, every: int = 10, prefix: str = "traj",
                  system_offset: int = 0, n_systems: int | None = None):

@@ -34,8 +34,10 @@ FINAL_FILE = "final.extxyz"
 
 
 def check_structures(frames: Sequence[Atoms], min_distance_A: float = 0.5) -> None:
-    """Refuse structures MD cannot start from: no atoms, non-finite positions or velocities,
-    periodic without a cell, overlaps."""
+    """Refuse structures MD cannot start from.
+
+    No atoms, non-finite positions or velocities, periodic without a cell, overlaps.
+    """
     from ase.neighborlist import neighbor_list
 
     for k, a in enumerate(frames):
@@ -139,9 +141,12 @@ def per_system_values(value, n_structures: int, replicas: int, name: str) -> np.
 
 def replicate(frames: Sequence[Atoms], replicas: int, seed: int, temperature_K
               ) -> tuple[list[Atoms], list[int]]:
-    """``replicas`` copies of each frame with seeds seed, seed+1, ...; frames without momenta
-    get Maxwell-Boltzmann velocities at their system's temperature (``temperature_K``: one
-    value or one per system, in :func:`per_system_values` order) from their own seed."""
+    """``replicas`` copies of each frame with seeds seed, seed+1, ....
+
+    Frames without momenta get Maxwell-Boltzmann velocities at their system's temperature
+    (``temperature_K``: one value or one per system, in :func:`per_system_values` order) from their
+    own seed.
+    """
     if replicas < 1:
         raise ConfigError(f"replicas must be >= 1 (got {replicas})", where="replicas",
                           fix="give at least 1")
@@ -163,8 +168,11 @@ def replicate(frames: Sequence[Atoms], replicas: int, seed: int, temperature_K
 
 
 def _for_batch(obj, idx: list[int]):
-    """A term or stop condition for the systems ``idx`` of the run: objects that hold
-    per-system parameters define ``select(idx)``; anything else is shared as it is."""
+    """A term or stop condition for the systems ``idx`` of the run.
+
+    Objects that hold per-system parameters define ``select(idx)``; anything else is shared as it
+    is.
+    """
     if obj is None or not hasattr(obj, "select"):
         return obj
     return obj.select(list(idx))
@@ -176,8 +184,10 @@ def _stateful_unsplittable(terms: Sequence) -> list[str]:
 
 
 def _identified(obj) -> bool:
-    """Terms that declare parameters or carry state are part of a run's identity (run.json);
-    a plain callable (a progress hook, a kill switch in a test) is not."""
+    """Terms that declare parameters or carry state are part of a run's identity (run.json).
+
+    A plain callable (a progress hook, a kill switch in a test) is not.
+    """
     return obj is not None and (hasattr(obj, "params") or hasattr(obj, "state_dict"))
 
 
@@ -208,8 +218,9 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
            progress: bool = True, potential_label: str = "",
            compile: bool | str = "auto", flag_deviation_eV_A: float | None = None,
            on_blowup: str = "raise") -> dict:
-    """Run batched MD of ``replicas`` copies of each structure; return the summary dict
-    (also written to ``outdir/summary.json``).
+    """Run batched MD of ``replicas`` copies of each structure.
+
+    Return the summary dict (also written to ``outdir/summary.json``).
 
     Systems are numbered structure by structure (``k = structure * replicas + replica``).
     ``temperature_K``, ``friction_per_ps`` and ``pressure_bar`` take one value, one per
@@ -388,8 +399,10 @@ def _npt_settings(ensemble: str, pressure_bar, barostat: str, tau_ps: float,
 
 def _batch_plan(outdir: Path, restart: bool, config: dict, batch_size, make_engine, n_sys: int,
                 steps: int, terms: Sequence) -> tuple[int, list]:
-    """The batch size (restored on restart, else measured or given) and its trial table;
-    writes run.json for a new run."""
+    """The batch size (restored on restart, else measured or given) and its trial table.
+
+    Writes run.json for a new run.
+    """
     run_file = outdir / RUN_FILE
     if restart:
         if not run_file.exists():

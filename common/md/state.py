@@ -138,9 +138,11 @@ class BatchState:
     @classmethod
     def from_atoms(cls, atoms_list: list[Atoms] | Atoms, *, device: str = "cpu",
                    dtype: torch.dtype | None = None) -> BatchState:
-        """Stack ASE Atoms into one state. Velocities come from the Atoms' momenta (zero if
-        unset); ``FixAtoms`` constraints become ``fixed``. float64 on CPU, float32 on CUDA
-        unless ``dtype`` is given."""
+        """Stack ASE Atoms into one state.
+
+        Velocities come from the Atoms' momenta (zero if unset); ``FixAtoms`` constraints become
+        ``fixed``. float64 on CPU, float32 on CUDA unless ``dtype`` is given.
+        """
         if isinstance(atoms_list, Atoms):
             atoms_list = [atoms_list]
         if len(atoms_list) == 0:

@@ -47,20 +47,24 @@ class AnalyticAdapter:
 
     @property
     def meta(self) -> dict:
+        """The model folder's metadata (framework, parameters, metrics)."""
         return {"framework": self.kind, "params": self.params, "metrics": self.metrics,
                 "elements": None}
 
     def batched(self) -> PairPotential:
+        """Return the pair potential as a batched module for the MD engine."""
         pot = KINDS[self.kind](**self.params)
         pot.energy_per_atom = self.energy_per_atom
         return pot
 
     def calculator(self):
+        """Return an ASE calculator on the batched pair potential."""
         from common.potential.calculator import BatchedPotentialCalculator
 
         return BatchedPotentialCalculator(self.batched())
 
     def save(self, path: str | Path) -> Path:
+        """Write the parameters into the model folder ``path``; return the folder."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         write_model_meta(path, {"framework": self.kind, "params": self.params,
@@ -70,6 +74,7 @@ class AnalyticAdapter:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> AnalyticAdapter:
+        """Load a model folder written by :meth:`save` (a ConfigError if there is none)."""
         meta = Path(path) / META
         if not meta.exists():
             raise ConfigError("no saved model here", where=str(path),
@@ -81,9 +86,10 @@ class AnalyticAdapter:
     def train(cls, train, valid=None, workdir: str | Path | None = None,
               config: dict | None = None, seed: int = 0, test=None, device: str = "cpu",
               progress: bool = False) -> AnalyticAdapter:
-        """Fit to ``train`` (a Dataset with energies and forces); ``test`` frames, when given,
-        get their own metrics. The fit runs on the CPU (``device`` is checked, then unused:
-        a few parameters need no GPU); there is no progress bar to show.
+        """Fit the pair potential to ``train`` (a Dataset with energies and forces).
+
+        ``test`` frames, when given, get their own metrics. The fit runs on the CPU (``device``
+        is checked, then unused: a few parameters need no GPU); there is no progress bar to show.
 
         config: ``kind`` ("morse" default or "lj"), ``init`` (starting parameters, also the
         fixed ones such as cutoffs), ``force_weight`` (default 1.0; loss = MSE of energy per

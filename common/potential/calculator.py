@@ -6,9 +6,11 @@ from ase.calculators.calculator import Calculator, all_changes
 
 
 class BatchedPotentialCalculator(Calculator):
-    """Wraps a :class:`~common.potential.protocol.BatchedPotential` as an ASE calculator, so
-    every model in the suite can run under ASE (optimisers, NEB, ASE MD). Elements outside
-    the potential's ``elements`` are refused with a DataError."""
+    """An ASE calculator on a :class:`~common.potential.protocol.BatchedPotential`.
+
+    With it every model in the suite can run under ASE (optimisers, NEB, ASE MD). Elements
+    outside the potential's ``elements`` are refused with a DataError.
+    """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
@@ -17,6 +19,7 @@ class BatchedPotentialCalculator(Calculator):
         self.potential, self.device, self.dtype = potential, device, dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Evaluate the potential on ``atoms`` as a batch of one."""
         from common.potential.protocol import check_elements, evaluate
 
         super().calculate(atoms, properties, system_changes)

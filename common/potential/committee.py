@@ -1,5 +1,7 @@
-"""Committees of models (called ensembles in much of the MLP literature; "committee" here,
-because "ensemble" is the thermodynamic one): mean prediction and the DP-GEN model deviation.
+"""Committees of models: mean prediction and the DP-GEN model deviation.
+
+Committees are called ensembles in much of the MLP literature; "committee" here, because
+"ensemble" is the thermodynamic one.
 
 For M models predicting forces F_m on atom i, the force deviation of atom i is
 ``sqrt(mean_m |F_m,i - <F_i>|^2)`` and the system's ``max_force_deviation`` is its maximum over
@@ -40,8 +42,11 @@ def force_deviation(forces: torch.Tensor, system_idx: torch.Tensor, n_systems: i
 
 
 class Committee(BatchedPotential):
-    """Runs every member on the same batch; returns the mean energy/forces plus
-    ``max_force_deviation`` (per system) and ``energy_std_per_atom`` (eV/atom)."""
+    """A committee of batched potentials: every member runs on the same batch.
+
+    It returns the mean energy/forces plus ``max_force_deviation`` (per system) and
+    ``energy_std_per_atom`` (eV/atom).
+    """
 
     def __init__(self, members: Sequence[BatchedPotential]):
         super().__init__()
@@ -54,6 +59,7 @@ class Committee(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return the members' mean prediction with the force and energy deviations."""
         outs = [m(state, neighbors, compute_stress=compute_stress) for m in self.members]
         energies = torch.stack([o["energy"] for o in outs])
         forces = torch.stack([o["forces"] for o in outs])
@@ -69,8 +75,11 @@ class Committee(BatchedPotential):
 
 
 def save_committee_folder(path, member_dirs: Sequence, framework: str, extra: dict | None = None):
-    """Record a committee: ``path/mlp-cases-model.json`` lists the member model folders
-    (relative to ``path``) and the framework that trained them."""
+    """Record a committee.
+
+    ``path/mlp-cases-model.json`` lists the member model folders (relative to ``path``) and the
+    framework that trained them.
+    """
     from pathlib import Path
 
     path = Path(path)
@@ -82,6 +91,7 @@ def save_committee_folder(path, member_dirs: Sequence, framework: str, extra: di
 
 
 def load_committee_folder(path, device: str = "cpu") -> Committee:
+    """Load a committee folder written by :func:`train_committee` (every member)."""
     import json
     from pathlib import Path
 
@@ -94,9 +104,12 @@ def load_committee_folder(path, device: str = "cpu") -> Committee:
 
 def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=None,
                    seed: int = 0, **train_kw):
-    """Train ``n_models`` members with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
-    ``workdir/member_k`` and record the committee folder (members, their metrics and their
-    common elements). Returns (folder, members)."""
+    """Train a committee of ``n_models`` members into ``workdir``; return (folder, members).
+
+    The members are trained with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
+    ``workdir/member_k``, and the committee folder records them, their metrics and their common
+    elements.
+    """
     from pathlib import Path
 
     workdir = Path(workdir)

@@ -1,6 +1,9 @@
-"""What every adapter's model folder shares: ``mlp-cases-model.json`` (the framework's name,
-its config, elements, metrics), read with one-line errors and written atomically, and the
-config an adapter trains with, checked against its schema."""
+"""What every adapter's model folder shares.
+
+That is ``mlp-cases-model.json`` (the framework's name, its config, elements, metrics), read with
+one-line errors and written atomically, and the config an adapter trains with, checked against its
+schema.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ META = "mlp-cases-model.json"
 
 
 def read_model_meta(path: str | Path, framework: str, label: str) -> dict[str, Any]:
-    """The metadata of the model folder ``path``, which must hold a ``framework`` model
-    (``label`` names it in messages, e.g. "MACE")."""
+    """Read the metadata of the model folder ``path``, which must hold a ``framework`` model.
+
+    ``label`` names the model in messages, e.g. "MACE".
+    """
     path = Path(path)
     meta_path = path / META
     fix = "give the folder written by `train` or `save`"
@@ -44,9 +49,11 @@ def write_model_meta(path: str | Path, meta: dict[str, Any]) -> Path:
 
 def checked_model_config(config: dict | str | Path | None, schema, load: Callable[..., dict],
                          check: Callable[[dict, str], None] | None = None) -> dict[str, Any]:
-    """An adapter's training config: a dict is checked against ``schema`` (a
-    :class:`~common.config.ConfigSchema`) and ``check(cfg, where)``; a name or path goes
-    through the adapter's ``load`` (``None`` means "tiny")."""
+    """Return an adapter's checked training config.
+
+    A dict is checked against ``schema`` (a :class:`~common.config.ConfigSchema`) and ``check(cfg,
+    where)``; a name or path goes through the adapter's ``load`` (``None`` means "tiny").
+    """
     if not isinstance(config, dict):
         return load(config or "tiny")
     cfg = schema.from_dict(config, where="config").to_dict()

@@ -90,8 +90,11 @@ class PairPotential(BatchedPotential):
 
 
 class LennardJones(PairPotential):
-    """12-6 Lennard-Jones, ASE's convention: energy shifted to zero at ``rc`` (default 3σ);
-    with ``smooth=True`` ASE's smooth cutoff between ``ro`` (default 0.66 rc) and ``rc``."""
+    """12-6 Lennard-Jones, ASE's convention.
+
+    Energy shifted to zero at ``rc`` (default 3σ); with ``smooth=True`` ASE's smooth cutoff between
+    ``ro`` (default 0.66 rc) and ``rc``.
+    """
 
     def __init__(self, epsilon: float = 1.0, sigma: float = 1.0, rc: float | None = None,
                  ro: float | None = None, smooth: bool = False):
@@ -147,8 +150,11 @@ class LennardJones(PairPotential):
 
 
 class Morse(PairPotential):
-    """Morse potential, ASE's ``MorsePotential`` form: ε(e^{-2ρ0(r/r0-1)} - 2e^{-ρ0(r/r0-1)})
-    times a quintic smooth cutoff between ``rcut1·r0`` and ``rcut2·r0``."""
+    """Morse potential, ASE's ``MorsePotential`` form.
+
+    Ε(e^{-2ρ0(r/r0-1)} - 2e^{-ρ0(r/r0-1)}) times a quintic smooth cutoff between ``rcut1·r0`` and
+    ``rcut2·r0``.
+    """
 
     def __init__(self, epsilon: float = 1.0, rho0: float = 6.0, r0: float = 1.0,
                  rcut1: float = 1.9, rcut2: float = 2.7):

@@ -54,8 +54,10 @@ class BatchedPotential(torch.nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
-        """Energy per system (eV), forces per atom (eV/Å), and the stress (eV/Å^3) of periodic
-        systems when ``compute_stress`` and the model has it."""
+        """Energy per system (eV), forces per atom (eV/Å), and the stress of periodic systems.
+
+        The stress (eV/Å^3) is given when ``compute_stress`` and the model has it.
+        """
 
     def __call__(self, state: BatchState, neighbors: NeighborList,
                  compute_stress: bool = False) -> dict[str, torch.Tensor]:
@@ -64,8 +66,11 @@ class BatchedPotential(torch.nn.Module, abc.ABC):
         return super().__call__(state, neighbors, compute_stress=compute_stress)
 
     def check_elements(self, state: BatchState) -> None:
-        """Raise :class:`~common.errors.DataError` if ``state`` holds an element outside
-        ``self.elements`` (checked once per ``numbers`` tensor, so MD pays nothing per step)."""
+        """Raise :class:`~common.errors.DataError` if ``state`` holds an unknown element.
+
+        An unknown element is one outside ``self.elements``; it is checked once per ``numbers``
+        tensor, so MD pays nothing per step.
+        """
         if self.elements is None:
             return
         key = (state.numbers.data_ptr(), state.numbers.shape, state.numbers._version)
@@ -123,15 +128,19 @@ class ModelAdapter(Protocol):
 
     @property
     def elements(self) -> tuple[str, ...] | None:
-        """Element symbols the model was trained on (its batched module and calculator refuse
-        any other with a DataError); None for a model that takes any element."""
+        """Element symbols the model was trained on; None for a model that takes any element.
+
+        Its batched module and calculator refuse any other element with a DataError.
+        """
 
     @classmethod
     def train(cls, train: Any, valid: Any, workdir: str | Path, *,
               config: dict[str, Any] | str | None = None, seed: int = 0, test: Any = None,
               device: str = "cpu", progress: bool = False) -> ModelAdapter:
-        """Train with the framework's own trainer on ``train`` (a Dataset), stop early on
-        ``valid``, score on ``test`` (``meta["metrics"]``), and save into ``workdir``.
+        """Train with the framework's own trainer and save into ``workdir``.
+
+        It trains on ``train`` (a Dataset), stops early on ``valid`` and scores on ``test``
+        (``meta["metrics"]``).
 
         ``config``: hyperparameters (a dict, a scale name or a file); ``seed``: same seed on
         CPU, same model; ``device``: ``cpu``/``cuda``/``cuda:N``, checked before anything is
@@ -140,24 +149,26 @@ class ModelAdapter(Protocol):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ModelAdapter:
-        """A saved model (the folder ``save`` or ``train`` wrote)."""
+        """Load a saved model (the folder ``save`` or ``train`` wrote)."""
 
     def save(self, path: str | Path) -> Path:
         """Write the model folder (framework files + ``mlp-cases-model.json``)."""
 
     def calculator(self) -> Any:
-        """An ASE calculator for single structures."""
+        """Return an ASE calculator for single structures."""
 
     def batched(self) -> BatchedPotential:
-        """The torch module for the batched MD engine (float64 unless ``.to(dtype)``)."""
+        """Return the torch module for the batched MD engine (float64 unless ``.to(dtype)``)."""
 
 
 def check_elements(numbers: torch.Tensor | np.ndarray, allowed: Collection[int],
                    system_idx: torch.Tensor | np.ndarray | None = None,
                    structure: str | None = None) -> None:
-    """Raise a DataError naming the first element outside ``allowed`` (atomic numbers), the
-    structure (``structure``, or its index in ``system_idx``) and the atom (index within its
-    structure)."""
+    """Raise a DataError naming the first element outside ``allowed`` (atomic numbers).
+
+    The message names the element, the structure (``structure``, or its index in ``system_idx``)
+    and the atom (index within its structure).
+    """
     from ase.data import chemical_symbols
 
     z = np.asarray(numbers.detach().cpu() if isinstance(numbers, torch.Tensor) else numbers)

@@ -41,6 +41,7 @@ def adapter_entry_points() -> dict[str, str]:
 
 
 def names() -> list[str]:
+    """Return the potential names: the analytic ones and the installed adapters."""
     return sorted(ANALYTIC) + sorted(adapter_entry_points())
 
 
@@ -65,7 +66,7 @@ def _import(target: str, where: str = "--potential") -> Any:
 
 
 def get_adapter(name: str):
-    """The adapter class registered under ``name`` (imports its framework)."""
+    """Return the adapter class registered under ``name`` (imports its framework)."""
     eps = adapter_entry_points()
     if name not in eps:
         raise ConfigError(f"no adapter named {name!r} is installed", where="--potential",
@@ -78,8 +79,11 @@ def get_adapter(name: str):
 
 
 def make_potential(name: str, params: dict[str, Any] | None = None, device: str = "cpu"):
-    """A BatchedPotential from a name (``lj``, ``morse``, an adapter name with
-    ``params['path']``), the path of a saved model, or ``package.module:Class``."""
+    """Make a BatchedPotential from a name, the path of a saved model, or a class.
+
+    A name is ``lj``, ``morse`` or an adapter name with ``params['path']``; a class is given as
+    ``package.module:Class``.
+    """
     params = dict(params or {})
     if name in ANALYTIC:
         return _construct(_import(ANALYTIC[name]), params, name)
@@ -118,8 +122,10 @@ def _construct(cls, params: dict[str, Any], label: str):
 
 
 def load_saved(path: Path, device: str = "cpu"):
-    """Load a model saved by an adapter: its folder holds ``mlp-cases-model.json`` naming the
-    framework."""
+    """Load a model saved by an adapter.
+
+    Its folder holds ``mlp-cases-model.json`` naming the framework.
+    """
     meta = path / "mlp-cases-model.json" if path.is_dir() else path.with_suffix(".json")
     if not meta.exists():
         raise ConfigError("not a model saved by mlp-cases (no mlp-cases-model.json)",

@@ -30,8 +30,11 @@ EnergyFn = Callable[[BatchState, NeighborList], torch.Tensor]
 
 
 def apply_strain(state: BatchState, strain: torch.Tensor) -> BatchState:
-    """A state with positions and cells deformed by ``strain`` (n_systems, 3, 3): x (1 + eps),
-    h (1 + eps). Differentiable; the other tensors are shared with ``state``."""
+    """Return a state with positions and cells deformed by ``strain`` (n_systems, 3, 3).
+
+    The deformation is x (1 + eps), h (1 + eps). Differentiable; the other tensors are shared with
+    ``state``.
+    """
     pos = state.positions + torch.einsum("na,nab->nb", state.positions,
                                          strain[state.system_idx])
     return replace(state, positions=pos, cells=state.cells + state.cells @ strain)
@@ -39,8 +42,10 @@ def apply_strain(state: BatchState, strain: torch.Tensor) -> BatchState:
 
 def edge_vectors(state: BatchState, neighbors: NeighborList
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(i, j, r_ij, pair_system) over the flat neighbour list, r_ij = x_j - x_i + S h (Å),
-    differentiable with respect to both the positions and the cells of ``state``."""
+    """Return (i, j, r_ij, pair_system) over the flat neighbour list, r_ij = x_j - x_i + S h (Å).
+
+    r_ij is differentiable with respect to both the positions and the cells of ``state``.
+    """
     i, j, shifts, _, psys = neighbors.pairs()
     offsets = torch.einsum("pa,pab->pb", shifts, state.cells[psys])
     return i, j, state.positions[j] - state.positions[i] + offsets, psys
@@ -49,8 +54,10 @@ def edge_vectors(state: BatchState, neighbors: NeighborList
 def energy_forces_stress(energy_fn: EnergyFn, state: BatchState, neighbors: NeighborList, *,
                          compute_stress: bool = True, create_graph: bool = False
                          ) -> dict[str, torch.Tensor]:
-    """Energy (eV, (n_systems,)), forces -dE/dx (eV/Å) and, with ``compute_stress``, the stress
-    (1/V) dE/d eps (eV/Å^3, (n_systems, 3, 3); zero for systems without a cell).
+    """Compute energy, forces and (with ``compute_stress``) stress by autograd.
+
+    The energy is in eV, (n_systems,); the forces -dE/dx in eV/Å; the stress (1/V) dE/d eps in
+    eV/Å^3, (n_systems, 3, 3), zero for systems without a cell.
 
     ``energy_fn(state, neighbors)`` returns the energy per system and must take its edge
     vectors from the state's positions and cells (see :func:`edge_vectors`).
@@ -98,5 +105,6 @@ class AutogradPotential(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return energy, forces (and stress if asked) from the energy function."""
         return energy_forces_stress(self.energy_fn, state, neighbors,
                                     compute_stress=compute_stress)
