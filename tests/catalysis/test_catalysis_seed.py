@@ -1,4 +1,4 @@
-"""The seed's facts come from catalysis.seed, and the report, the configs and the README agree
+"""The seed's facts come from catalysis.seed, and the report, the configs and the docs agree
 with it (issue: "180 ps" is the *OCCHO lifetime, not the simulated time)."""
 
 from pathlib import Path
@@ -52,8 +52,8 @@ def test_paper_config_runs_the_seeds_md_and_medium_is_not_called_paper():
     assert medium["scale"] == "medium" and medium["md"]["steps"] < md["steps"]
 
 
-def test_readme_takes_the_seed_numbers_as_stated():
-    text = " ".join((ROOT / "README.md").read_text().split())
+def test_the_docs_take_the_seed_numbers_as_stated():
+    text = " ".join((ROOT / "docs/pipelines/catalysis.md").read_text().split())
     for wrong in ("127 events in 180 ps", "127 couplings in 180 ps", "180 ps of MD"):
         assert wrong not in text
     s = SEED_RESULTS
