@@ -16,7 +16,7 @@ from common.units import FS, PS
 
 def ase_dynamics(atoms: Atoms, *, ensemble: str = "nvt", timestep_fs: float = 1.0,
                  temperature_K: float = 300.0, friction_per_ps: float = 1.0, seed: int = 0):
-    """An ASE dynamics object (VelocityVerlet for NVE, Langevin for NVT) on ``atoms``."""
+    """Build an ASE dynamics object (VelocityVerlet for NVE, Langevin for NVT) on ``atoms``."""
     import numpy as np
 
     if ensemble == "nve":

@@ -61,17 +61,19 @@ _LOWER = ((0, 1, 2, 1, 2, 2), (0, 1, 2, 0, 0, 1))  # noise slots -> (row, column
 
 
 def pressure_tensor(state: BatchState, stress: torch.Tensor) -> torch.Tensor:
-    """Instantaneous pressure tensor, eV/Å^3, (n_systems, 3, 3).
+    """Return the instantaneous pressure tensor, eV/Å^3, (n_systems, 3, 3).
 
-    -stress (ASE sign: stress positive in tension) plus the kinetic term Σ m v (x) v / V.
+    It is -stress (ASE sign: stress positive in tension) plus the kinetic term Σ m v (x) v / V.
     """
     vol = cell_det(state.cells).abs().clamp(min=1e-30)
     return -stress + state.kinetic_tensor() / vol[:, None, None]
 
 
 def pressure(state: BatchState, stress: torch.Tensor | None) -> torch.Tensor:
-    """Instantaneous pressure per system, eV/Å^3 (virial + kinetic), NaN for a system that is
-    not periodic along all three axes or when there is no stress."""
+    """Return the instantaneous pressure per system, eV/Å^3 (virial + kinetic).
+
+    It is NaN for a system that is not periodic along all three axes, or when there is no stress.
+    """
     nan = torch.full((state.n_systems,), float("nan"), dtype=state.dtype, device=state.device)
     if stress is None:
         return nan
@@ -81,8 +83,11 @@ def pressure(state: BatchState, stress: torch.Tensor | None) -> torch.Tensor:
 
 
 def barostat_seeds(seeds: list[int]) -> list[int]:
-    """Seeds of the barostat's streams, derived from the systems' seeds (independent of the
-    Langevin and Maxwell-Boltzmann streams drawn from the same seeds)."""
+    """Derive the seeds of the barostat's streams from the systems' seeds.
+
+    The streams are independent of the Langevin and Maxwell-Boltzmann streams drawn from the same
+    seeds.
+    """
     return [int(np.random.SeedSequence([int(s), 0xBA205CA1]).generate_state(1, np.uint64)[0])
             for s in seeds]
 
@@ -165,15 +170,20 @@ class StochasticCellRescaling:
         state.velocities.copy_(torch.einsum("na,nab->nb", state.velocities, g_inv_t[sys]))
 
     def state_dict(self) -> dict:
+        """Return the barostat's state for a checkpoint (its mode and noise streams)."""
         return {"mode": self.mode, "noise": self.noise.state_dict()}
 
     def load_state_dict(self, d: dict) -> None:
+        """Restore the noise streams saved by :meth:`state_dict`."""
         self.noise.load_state_dict(d["noise"])
 
 
 def _orientation(cells: torch.Tensor) -> torch.Tensor:
-    """R (orthogonal, (n, 3, 3)) with cells = h_t R and h_t lower triangular with a positive
-    diagonal: the QR decomposition of the cells' transpose."""
+    """Return the orthogonal R, (n, 3, 3), with cells = h_t R.
+
+    Here h_t is lower triangular with a positive diagonal; R comes from the QR decomposition of
+    the cells' transpose.
+    """
     q, r = torch.linalg.qr(cells.transpose(-1, -2))
     sign = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
     sign = torch.where(sign == 0, torch.ones_like(sign), sign)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 
 def candidate_sizes(n: int) -> list[int]:
+    """Return the batch sizes to try: 1, 2, 4, ... below ``n``, then ``n`` itself."""
     sizes, b = [], 1
     while b < n:
         sizes.append(b)
@@ -25,9 +26,12 @@ def candidate_sizes(n: int) -> list[int]:
 def choose_batch_size(make_engine: Callable[[list[int]], object], n_systems: int,
                       trial_steps: int = 5, candidates: list[int] | None = None
                       ) -> tuple[int, list[dict]]:
-    """Time ``trial_steps`` MD steps per candidate batch size b on an engine made by
-    ``make_engine([0, ..., b-1])`` (copies of the first b systems, nothing written); return
-    (best size, table of {batch_size, replica_steps_per_s})."""
+    """Time a few MD steps per candidate batch size and return the fastest size.
+
+    ``trial_steps`` MD steps are timed per candidate batch size b on an engine made by
+    ``make_engine([0, ..., b-1])`` (copies of the first b systems, nothing written). Return
+    (best size, table of {batch_size, replica_steps_per_s}).
+    """
     table = []
     for b in candidates or candidate_sizes(n_systems):
         eng = make_engine(list(range(b)))

@@ -190,8 +190,11 @@ class MDEngine:
         self.barostat.step(state, self.out["stress"], self.active)
 
     def _check_cells(self) -> None:
-        """Stop with a ConfigError when a system under tension has cavitated (volume x4), or
-        when a flexible cell drifted out of shape (no shear stiffness: a liquid or a gas)."""
+        """Stop with a ConfigError when a cell has cavitated or lost its shape.
+
+        A system under tension has cavitated when its volume grew 4-fold; a flexible cell drifts
+        out of shape when the system has no shear stiffness (a liquid or a gas).
+        """
         st = self.state
         if bool((self.pressure_bar < 0).any()):
             grown = cell_det(st.cells).abs() / self._initial_volumes
@@ -303,7 +306,7 @@ class MDEngine:
     def _check_guard(self, at_start: bool = False) -> bool:
         """Raise on a blow-up, or (on_blowup="stop_system") freeze the systems that blew up.
 
-        Returns True if systems were frozen.
+        Return True if systems were frozen.
         """
         frozen = False
         while True:
@@ -350,7 +353,7 @@ class MDEngine:
 
     # -- checkpoints ---------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """Identifies the run: structures, settings and potential.
+        """Return a hash that identifies the run: structures, settings and potential.
 
         A checkpoint only restores into an engine with the same fingerprint.
         """
@@ -369,6 +372,7 @@ class MDEngine:
         return h.hexdigest()[:24]
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write the run's state to ``path`` (default ``checkpoint_path``) atomically; return it."""
         path = Path(path or self.checkpoint_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         st = self.state

@@ -22,9 +22,11 @@ class BlowUpGuard:
 
     def check(self, state: BatchState, forces: torch.Tensor, energy: torch.Tensor,
               active: torch.Tensor | None = None) -> tuple[int, str] | None:
-        """None if all is well, else (system index in the batch, what went wrong; an atom is
-        named by its index within its own structure). Systems that are no longer ``active``
-        (stopped or already failed) are not checked."""
+        """Return None if all is well, else (system index in the batch, what went wrong).
+
+        In the message, an atom is named by its index within its own structure. Systems that are
+        no longer ``active`` (stopped or already failed) are not checked.
+        """
         fmax = forces.detach().abs().amax(-1)
         bad_atom = ~torch.isfinite(fmax) | (fmax > self.max_force_eV_A) \
             | ~torch.isfinite(state.positions).all(-1)

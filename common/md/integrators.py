@@ -1,7 +1,7 @@
-"""Integrators on a BatchState.
+"""Integrators on a BatchState: velocity-Verlet (NVE) and Langevin BAOAB (NVT and NPT).
 
-Velocity-Verlet (NVE) and Langevin BAOAB (NVT, and NPT with a barostat step in the middle of the
-drift, next to the thermostat: B A O [cell] A).
+Under NPT, BAOAB takes a barostat step in the middle of the drift, next to the thermostat:
+B A O [cell] A.
 
 Both update in place, leave fixed atoms and stopped systems untouched, and call ``compute``
 (positions -> forces) exactly once per step. Per-system temperature and friction are tensors
@@ -55,6 +55,7 @@ class LangevinBAOAB:
 
     def step(self, state: BatchState, forces: torch.Tensor, mobile: torch.Tensor,
              compute: Callable[[BatchState], torch.Tensor]) -> torch.Tensor:
+        """One BAOAB step (``mobile`` as in :meth:`VelocityVerlet.step`). Returns new forces."""
         dt = self.dt
         inv_m = 1.0 / state.masses.unsqueeze(-1)
         c1 = torch.exp(-self.friction * dt)[state.system_idx].unsqueeze(-1)

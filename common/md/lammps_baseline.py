@@ -98,8 +98,10 @@ def run_lammps_lj(structures: list[Atoms], *, epsilon: float, sigma: float, rc: 
 
 
 def lammps_lj_energy(atoms: Atoms, *, epsilon: float, sigma: float, rc: float) -> float:
-    """Potential energy (eV) of ``atoms`` with LAMMPS's shifted ``lj/cut``: the check that the
-    baseline runs the same physics as the engine."""
+    """Return the potential energy (eV) of ``atoms`` with LAMMPS's shifted ``lj/cut``.
+
+    This is the check that the baseline runs the same physics as the engine.
+    """
     return _lammps_run(atoms, epsilon=epsilon, sigma=sigma, rc=rc, steps=0, timestep_fs=1.0,
                        temperature_K=0.0, friction_per_ps=1.0, skin=0.5, seed=0, threads=1,
                        energy_only=True)

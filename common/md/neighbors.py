@@ -67,9 +67,11 @@ class NeighborList:
                 S @ state.cells[s].detach())
 
     def update(self, state: BatchState, force: bool = False) -> list[int]:
-        """Rebuild the lists of systems whose atoms moved more than skin/2 (all of them the
-        first time, when ``force``, or when the cells changed and ``follow_cell`` is off).
-        Returns the rebuilt systems."""
+        """Rebuild the lists of systems whose atoms moved more than skin/2; return those systems.
+
+        All systems are rebuilt the first time, when ``force``, or when the cells changed and
+        ``follow_cell`` is off.
+        """
         n_sys = state.n_systems
         off = state.offsets().tolist()
         cells_changed = self._cells is not None and not torch.equal(self._cells, state.cells)
@@ -123,7 +125,7 @@ class NeighborList:
         return torch.nonzero(stale).flatten().tolist()
 
     def _follow(self, state: BatchState) -> None:
-        """The cells changed: recompute every pair's offset (S @ cell) for the new cells."""
+        """Recompute every pair's offset (S @ cell) for the new cells, after the cells changed."""
         self._cells = state.cells.detach().clone()
         self._pairs = None
         if self._dense is not None:
@@ -134,8 +136,11 @@ class NeighborList:
 
     # -- flat edge list -----------------------------------------------------------------
     def pairs(self) -> tuple[torch.Tensor, ...]:
-        """(i, j, shifts, offsets, pair_system): r_ij = x_j - x_i + offsets (Å), shifts are
-        integer cell shifts (as floats), each pair in both directions."""
+        """Return the flat edge list (i, j, shifts, offsets, pair_system).
+
+        The pair vector is r_ij = x_j - x_i + offsets (Å); shifts are integer cell shifts (as
+        floats); each pair is listed in both directions.
+        """
         if self._pairs is None:
             parts = self._per_system
             i, j, S, off = (torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]
@@ -154,8 +159,11 @@ class NeighborList:
 
     # -- dense padded matrix ------------------------------------------------------------
     def dense(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor]:
-        """(nbr (n_atoms, K) neighbour indices, offsets (3, n_atoms, K) Å, structure of
-        arrays). Kept up to date incrementally: a rebuild rewrites only that system's rows."""
+        """Return the padded neighbour matrix: nbr (n_atoms, K) and offsets (3, n_atoms, K), Å.
+
+        ``nbr`` holds neighbour indices; the layout is a structure of arrays. The matrix is kept up
+        to date incrementally: a rebuild rewrites only that system's rows.
+        """
         if self._dense is None:
             n = state.n_atoms  # K starts at 1 and grows to the largest neighbour count
             nbr = torch.arange(n, device=state.device).unsqueeze(1)
@@ -196,6 +204,7 @@ class NeighborList:
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Return the lists, reference positions and cells for a checkpoint."""
         return {"cutoff": self.cutoff, "skin": self.skin, "follow_cell": self.follow_cell,
                 "per_system": [tuple(t.cpu() for t in p) for p in self._per_system],
                 "ref_positions": self._ref_positions.cpu(), "cells": self._cells.cpu(),
@@ -205,6 +214,7 @@ class NeighborList:
                 else self._dense_shifts.cpu()}
 
     def load_state_dict(self, d: dict, state: BatchState) -> None:
+        """Restore the lists saved by :meth:`state_dict` onto ``state``'s device."""
         dev = state.device
         self.cutoff, self.skin, self.n_builds = d["cutoff"], d["skin"], d["n_builds"]
         self._per_system = [tuple(t.to(dev) for t in p) for p in d["per_system"]]

@@ -14,6 +14,8 @@ import torch
 
 
 class NoiseStreams:
+    """Standard normal noise, one stream per system, drawn in blocks (see the module docstring)."""
+
     def __init__(self, seeds: list[int], atoms_per_system: list[int], *, block_steps: int = 64,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
         if len(seeds) != len(atoms_per_system):
@@ -34,7 +36,7 @@ class NoiseStreams:
         self.pos = 0
 
     def next(self) -> torch.Tensor:
-        """Standard normal noise for one step, (n_atoms, 3)."""
+        """Return standard normal noise for one step, (n_atoms, 3)."""
         if self.pos >= self.block_steps:
             self._draw_block()
         out = self.block[self.pos]
@@ -42,11 +44,13 @@ class NoiseStreams:
         return out
 
     def state_dict(self) -> dict:
+        """Return the generator states and the current block, for a checkpoint."""
         return {"seeds": self.seeds, "counts": self.counts, "block_steps": self.block_steps,
                 "rng_states": [r.bit_generator.state for r in self.rngs],
                 "block": None if self.block is None else self.block.cpu(), "pos": self.pos}
 
     def load_state_dict(self, d: dict) -> None:
+        """Restore the streams saved by :meth:`state_dict`, to continue them bit for bit."""
         self.seeds, self.counts, self.block_steps = d["seeds"], d["counts"], d["block_steps"]
         self.rngs = [np.random.Generator(np.random.PCG64()) for _ in self.seeds]
         for r, st in zip(self.rngs, d["rng_states"], strict=True):
@@ -57,8 +61,11 @@ class NoiseStreams:
 
 def maxwell_boltzmann(masses: np.ndarray, temperature_K: float, seed: int,
                       fixed: np.ndarray | None = None) -> np.ndarray:
-    """Velocities (Å/ASE time) drawn at ``temperature_K`` from the system's own seed (a stream
-    separate from the Langevin noise), centre-of-mass motion removed when no atom is fixed."""
+    """Draw velocities (Å/ASE time) at ``temperature_K`` from the system's own seed.
+
+    The stream is separate from the Langevin noise. Fixed atoms get zero velocity; the
+    centre-of-mass motion is removed when no atom is fixed.
+    """
     from common.units import KB_EV_PER_K
 
     rng = np.random.Generator(np.random.PCG64([int(seed), 0x5EED]))

@@ -17,28 +17,34 @@ from common.md.state import BatchState
 
 
 class Reporter:
-    """Base.
+    """Base class of the MD engine's reporters.
 
-    ``every`` steps, ``report`` is called; ``system_offset`` is added to the system index in file
-    names and columns (a run split into batches keeps global replica numbers).
+    ``report`` is called every ``every`` steps; ``system_offset`` is added to the system index in
+    file names and columns (a run split into batches keeps global replica numbers).
     """
 
     every: int = 1
     system_offset: int = 0
 
     def report(self, step: int, time_fs: float, state: BatchState,
-               out: dict[str, torch.Tensor]) -> None: ...
+               out: dict[str, torch.Tensor]) -> None:
+        """Record the batch at ``step`` (``out``: the potential's energy, forces, ...)."""
+        ...
 
-    def truncate_after(self, step: int) -> None: ...
+    def truncate_after(self, step: int) -> None:
+        """Drop what was written after ``step`` (a restart from a checkpoint at that step)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the reporter holds open (nothing by default)."""
+        ...
 
 
 class ExtxyzTrajectory(Reporter):
-    """One extxyz file per system (``traj_0000.extxyz``...).
+    """Trajectory in one extxyz file per system (``traj_0000.extxyz``, ...).
 
-    Positions, velocities, forces, energy, ``step``, ``time_fs`` and ``temperature_K`` in each
-    frame's info.
+    Each frame holds positions, velocities, forces and energy, with ``step``, ``time_fs`` and
+    ``temperature_K`` in its info.
     """
 
     def __init__(self, outdir: str | Path, every: int = 10, prefix: str = "traj",
@@ -53,6 +59,7 @@ class ExtxyzTrajectory(Reporter):
         return self.outdir / f"{self.prefix}_{s + self.system_offset:04d}.extxyz"
 
     def report(self, step, time_fs, state, out):
+        """Append one frame per system to that system's file."""
         import ase.io
 
         temps = state.temperature_K().tolist()
@@ -62,6 +69,7 @@ class ExtxyzTrajectory(Reporter):
                 ase.io.write(fh, at, format="extxyz")
 
     def truncate_after(self, step: int) -> None:
+        """Drop the frames after ``step`` from this batch's files."""
         import ase.io
 
         for p in [self.path(s) for s in range(self.n_systems or 0)]:
@@ -78,10 +86,13 @@ _FRAME_DATA = ("positions", "velocities", "forces", "energy", "step", "time_fs",
 
 
 class HDF5Trajectory(Reporter):
-    """One HDF5 file, a group per system with resizable datasets ``positions`` (T, n, 3, Å),
-    ``velocities``, ``forces``, ``energy`` (T, eV), ``step``, ``time_fs``, ``temperature_K``
-    and ``cells`` (T, 3, 3, Å: the cell changes under NPT); ``numbers``, ``masses``, ``cell``
-    (the first frame's) and ``pbc`` are stored once."""
+    """Trajectory in one HDF5 file, a group per system.
+
+    Each group has resizable datasets ``positions`` (T, n, 3, Å), ``velocities``, ``forces``,
+    ``energy`` (T, eV), ``step``, ``time_fs``, ``temperature_K`` and ``cells`` (T, 3, 3, Å: the
+    cell changes under NPT); ``numbers``, ``masses``, ``cell`` (the first frame's) and ``pbc``
+    are stored once.
+    """
 
     def __init__(self, path: str | Path, every: int = 10, system_offset: int = 0,
                  n_systems: int | None = None):
@@ -91,6 +102,7 @@ class HDF5Trajectory(Reporter):
         self.outdir = self.path.parent
 
     def report(self, step, time_fs, state, out):
+        """Append one frame per system to that system's group."""
         import h5py
 
         off = state.offsets().tolist()
@@ -122,6 +134,7 @@ class HDF5Trajectory(Reporter):
                     d[-1] = val
 
     def truncate_after(self, step: int) -> None:
+        """Cut this batch's groups back to the frames up to ``step``."""
         import h5py
 
         if not self.path.exists():
@@ -141,11 +154,13 @@ class HDF5Trajectory(Reporter):
 
 
 class ThermoLog(Reporter):
-    """Whitespace-separated text, one line per system per report:
-    ``step time_ps system T_K Epot_eV Ekin_eV Etot_eV P_bar V_A3``. Also kept in memory for
-    summaries. ``P_bar`` is the instantaneous pressure (virial + kinetic, bar), NaN when the
+    """Thermo log: whitespace-separated text, one line per system per report.
+
+    Columns: ``step time_ps system T_K Epot_eV Ekin_eV Etot_eV P_bar V_A3``. Also kept in memory
+    for summaries. ``P_bar`` is the instantaneous pressure (virial + kinetic, bar), NaN when the
     potential gave no stress or the system is not periodic in 3D; ``V_A3`` the cell volume (Å^3),
-    NaN without a cell. Read columns by the header's names."""
+    NaN without a cell. Read columns by the header's names.
+    """
 
     header = "# step time_ps system T_K Epot_eV Ekin_eV Etot_eV P_bar V_A3\n"
     columns = tuple(header[2:].split())
@@ -161,6 +176,7 @@ class ThermoLog(Reporter):
             self.path.write_text(self.header)
 
     def report(self, step, time_fs, state, out):
+        """Append one line per system to the file and keep the rows in memory."""
         temps = state.temperature_K().tolist()
         epot = out["energy"].detach().tolist()
         ekin = state.kinetic_energy().tolist()
@@ -179,6 +195,7 @@ class ThermoLog(Reporter):
             fh.writelines(lines)
 
     def truncate_after(self, step: int) -> None:
+        """Drop this batch's lines and rows after ``step`` (other batches' lines stay)."""
         lines = self.path.read_text().splitlines(keepends=True) if self.path.exists() else []
         lo = self.system_offset
         hi = lo + (self.n_systems if self.n_systems is not None else 10**9)
@@ -197,9 +214,12 @@ class ThermoLog(Reporter):
 
 
 class DeviationFlagger(Reporter):
-    """Writes the frames whose ensemble force deviation (``max_force_deviation``, eV/Å, from
-    :class:`~common.potential.ensemble.Ensemble`) exceeds ``threshold_eV_A`` to one extxyz file,
-    for relabelling (active learning). Checked every ``every`` steps."""
+    """Reporter that writes frames with a large ensemble force deviation, for active learning.
+
+    The frames whose ensemble force deviation (``max_force_deviation``, eV/Å, from
+    :class:`~common.potential.ensemble.Ensemble`) exceeds ``threshold_eV_A`` go to one extxyz
+    file, for relabelling. Checked every ``every`` steps.
+    """
 
     def __init__(self, path: str | Path, threshold_eV_A: float, every: int = 10,
                  system_offset: int = 0, n_systems: int | None = None):
@@ -211,6 +231,7 @@ class DeviationFlagger(Reporter):
         self.n_flagged = 0
 
     def report(self, step, time_fs, state, out):
+        """Append the frames of the systems above the threshold (none without a deviation)."""
         dev = out.get("max_force_deviation")
         if dev is None:
             return
@@ -229,6 +250,7 @@ class DeviationFlagger(Reporter):
         self.n_flagged += len(hit)
 
     def truncate_after(self, step: int) -> None:
+        """Drop this batch's flagged frames after ``step`` (other batches' frames stay)."""
         import ase.io
 
         if not self.path.exists():

@@ -36,7 +36,8 @@ FINAL_FILE = "final.extxyz"
 def check_structures(frames: Sequence[Atoms], min_distance_A: float = 0.5) -> None:
     """Refuse structures MD cannot start from.
 
-    No atoms, non-finite positions or velocities, periodic without a cell, overlaps.
+    A DataError names the first structure with no atoms, non-finite positions or velocities, a
+    periodic axis without a cell vector, or atoms closer than ``min_distance_A`` (overlaps).
     """
     from ase.neighborlist import neighbor_list
 
@@ -124,7 +125,8 @@ def per_system_values(value, n_structures: int, replicas: int, name: str) -> np.
 
     Systems are ordered structure by structure, replicas of a structure together: system
     ``k = structure * replicas + replica``. A list of ``n_structures`` values gives every
-    replica of a structure that structure's value."""
+    replica of a structure that structure's value.
+    """
     arr = np.asarray(value, dtype=float)
     n = n_structures * replicas
     if arr.ndim == 0:
@@ -141,7 +143,7 @@ def per_system_values(value, n_structures: int, replicas: int, name: str) -> np.
 
 def replicate(frames: Sequence[Atoms], replicas: int, seed: int, temperature_K
               ) -> tuple[list[Atoms], list[int]]:
-    """``replicas`` copies of each frame with seeds seed, seed+1, ....
+    """Return ``replicas`` copies of each frame and their seeds (seed, seed+1, ...).
 
     Frames without momenta get Maxwell-Boltzmann velocities at their system's temperature
     (``temperature_K``: one value or one per system, in :func:`per_system_values` order) from their
@@ -168,7 +170,7 @@ def replicate(frames: Sequence[Atoms], replicas: int, seed: int, temperature_K
 
 
 def _for_batch(obj, idx: list[int]):
-    """A term or stop condition for the systems ``idx`` of the run.
+    """Return a term or stop condition for the systems ``idx`` of the run.
 
     Objects that hold per-system parameters define ``select(idx)``; anything else is shared as it
     is.
@@ -184,15 +186,16 @@ def _stateful_unsplittable(terms: Sequence) -> list[str]:
 
 
 def _identified(obj) -> bool:
-    """Terms that declare parameters or carry state are part of a run's identity (run.json).
+    """Tell whether ``obj`` is part of a run's identity (run.json).
 
-    A plain callable (a progress hook, a kill switch in a test) is not.
+    Terms that declare parameters or carry state are; a plain callable (a progress hook, a kill
+    switch in a test) is not.
     """
     return obj is not None and (hasattr(obj, "params") or hasattr(obj, "state_dict"))
 
 
 def _describe(obj) -> str:
-    """What identifies a term or stop condition in run.json (type and parameters)."""
+    """Return what identifies a term or stop condition in run.json (type and parameters)."""
     if obj is None:
         return ""
     params = obj.params() if hasattr(obj, "params") else {}
@@ -363,7 +366,7 @@ def run_md(frames: Sequence[Atoms], potential, outdir: str | Path, *, ensemble: 
 
 
 def _final_frames(engine: MDEngine, first: int) -> list[Atoms]:
-    """The batch's systems as they ended: stopped or failed systems at the step they froze."""
+    """Return the batch's systems as they ended: stopped or failed ones at the step they froze."""
     out = engine.out
     frames = engine.state.to_atoms(out.get("energy"), out.get("forces"))
     for s, a in enumerate(frames):
@@ -375,7 +378,7 @@ def _final_frames(engine: MDEngine, first: int) -> list[Atoms]:
 
 def _npt_settings(ensemble: str, pressure_bar, barostat: str, tau_ps: float,
                   n_structures: int, replicas: int) -> dict:
-    """The engine's NPT keyword arguments (empty for NVE/NVT), checked."""
+    """Check the NPT settings and return the engine's NPT keyword arguments (empty for NVE/NVT)."""
     if ensemble != "npt":
         if pressure_bar is not None:
             raise ConfigError(f"a pressure only applies to NPT (ensemble is {ensemble})",
@@ -399,9 +402,9 @@ def _npt_settings(ensemble: str, pressure_bar, barostat: str, tau_ps: float,
 
 def _batch_plan(outdir: Path, restart: bool, config: dict, batch_size, make_engine, n_sys: int,
                 steps: int, terms: Sequence) -> tuple[int, list]:
-    """The batch size (restored on restart, else measured or given) and its trial table.
+    """Return the batch size (restored on restart, else measured or given) and its trial table.
 
-    Writes run.json for a new run.
+    For a new run, also write run.json.
     """
     run_file = outdir / RUN_FILE
     if restart:
@@ -472,8 +475,11 @@ def _count_frames(path: Path) -> int:
 
 
 def read_thermo(path: str | Path) -> dict[str, np.ndarray]:
-    """The thermo log as columns by name (``step``, ``time_ps``, ``system``, ``T_K``,
-    ``Epot_eV``, ``Ekin_eV``, ``Etot_eV`` and, where logged, ``P_bar`` and ``V_A3``)."""
+    """Read a thermo log as columns by name.
+
+    The columns are ``step``, ``time_ps``, ``system``, ``T_K``, ``Epot_eV``, ``Ekin_eV``,
+    ``Etot_eV`` and, where logged, ``P_bar`` and ``V_A3``.
+    """
     path = Path(path)
     names = None
     with open(path) as fh:
@@ -494,10 +500,12 @@ _AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 
 def summarize(thermo_path: Path, state: BatchState, ensemble: str,
               exclude: set[int] = frozenset()) -> dict:
-    """From the thermo log on disk (so a restarted run is summarised whole), averaged over the
-    second half of each system's log and over systems (``exclude``: failed systems): mean
-    temperature, NVE energy drift, and where logged the mean pressure (periodic systems with a
-    stress-capable potential) and, for NPT, mean volume and density."""
+    """Summarise a run from its thermo log on disk (so a restarted run is summarised whole).
+
+    Values are averaged over the second half of each system's log and over systems (``exclude``:
+    failed systems): mean temperature, NVE energy drift, and where logged the mean pressure
+    (periodic systems with a stress-capable potential) and, for NPT, mean volume and density.
+    """
     cols = read_thermo(thermo_path)
     if cols["step"].size == 0:
         return {}

@@ -12,8 +12,11 @@ from common.errors import DataError
 
 
 def cell_det(cells: torch.Tensor) -> torch.Tensor:
-    """Determinants of (n, 3, 3) matrices by the explicit formula (far cheaper than
-    ``torch.linalg.det`` for small batches of 3x3 cells, called every NPT step)."""
+    """Return the determinants of (n, 3, 3) matrices, by the explicit formula.
+
+    It is far cheaper than ``torch.linalg.det`` for small batches of 3x3 cells, and is called
+    every NPT step.
+    """
     a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
     return (a * torch.linalg.cross(b, c)).sum(-1)
 
@@ -54,21 +57,26 @@ class BatchState:
 
     @property
     def n_systems(self) -> int:
+        """Number of systems."""
         return int(self.cells.shape[0])
 
     @property
     def n_atoms(self) -> int:
+        """Number of atoms, all systems together."""
         return int(self.positions.shape[0])
 
     @property
     def device(self) -> torch.device:
+        """Device of the tensors."""
         return self.positions.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """Floating-point dtype of positions, velocities, masses and cells."""
         return self.positions.dtype
 
     def atoms_per_system(self) -> torch.Tensor:
+        """Return the number of atoms of each system, (n_systems,)."""
         return torch.bincount(self.system_idx, minlength=self.n_systems)
 
     def offsets(self) -> torch.Tensor:
@@ -89,16 +97,21 @@ class BatchState:
                            ).index_add_(0, self.system_idx, ke_atom)
 
     def kinetic_tensor(self) -> torch.Tensor:
-        """Sum over each system's atoms of m v (x) v, (n_systems, 3, 3), eV (twice the kinetic
-        energy tensor: its trace is 2 Ekin)."""
+        """Return the sum over each system's atoms of m v (x) v, (n_systems, 3, 3), eV.
+
+        It is twice the kinetic energy tensor: its trace is 2 Ekin.
+        """
         mv = self.masses.unsqueeze(-1) * self.velocities
         per_atom = (mv.unsqueeze(-1) * self.velocities.unsqueeze(-2)).reshape(-1, 9)
         return torch.zeros(self.n_systems, 9, dtype=self.dtype, device=self.device
                            ).index_add_(0, self.system_idx, per_atom).reshape(-1, 3, 3)
 
     def volumes(self) -> torch.Tensor:
-        """Cell volume per system, Å^3 (NaN for a system that is not periodic along any axis or
-        has no cell of non-zero volume)."""
+        """Return the cell volume per system, Å^3.
+
+        It is NaN for a system that is not periodic along any axis or has no cell of non-zero
+        volume.
+        """
         vol = cell_det(self.cells).abs()
         ok = self.pbc.any(-1) & (vol > 0)
         return torch.where(ok, vol, torch.full_like(vol, float("nan")))
@@ -111,13 +124,15 @@ class BatchState:
         return 2.0 * self.kinetic_energy() / (dof * KB_EV_PER_K)
 
     def clone(self) -> BatchState:
+        """Return a copy with every tensor cloned."""
         return BatchState(**{f.name: getattr(self, f.name).clone() for f in fields(self)})
 
     def to(self, device: str | torch.device) -> BatchState:
+        """Return a copy with every tensor on ``device``."""
         return BatchState(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def select(self, systems: list[int] | torch.Tensor) -> BatchState:
-        """A new state holding only ``systems`` (in that order)."""
+        """Return a new state holding only ``systems`` (in that order)."""
         systems = torch.as_tensor(systems, dtype=torch.long, device=self.device)
         parts = [torch.nonzero(self.system_idx == s).flatten() for s in systems.tolist()]
         atom_idx = torch.cat(parts)

@@ -32,6 +32,7 @@ class PairPotential(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return energy per system, forces, per-atom ``energies`` and, if asked, the stress."""
         # dense (n_atoms, K) neighbour matrix, structure of arrays: see NeighborList.dense
         nbr, offs = neighbors.dense(state)
         kernel = self._compiled or self._dense_terms
@@ -55,9 +56,12 @@ class PairPotential(BatchedPotential):
     _compiled = None
 
     def use_compiled_kernel(self) -> PairPotential:
-        """Use a ``torch.compile``-d kernel (fuses the gather, the pair terms and the
-        reductions into one loop: about 5x faster on a CPU, after 10-30 s of compilation,
-        cached on disk). Falls back to eager, with a warning, if compilation fails."""
+        """Use a ``torch.compile``-d kernel; return ``self``.
+
+        The kernel fuses the gather, the pair terms and the reductions into one loop: about 5x
+        faster on a CPU, after 10-30 s of compilation, cached on disk. It falls back to eager,
+        with a warning, if compilation fails.
+        """
         compiled = torch.compile(self._dense_terms, dynamic=True)
 
         def kernel(*args):
@@ -76,8 +80,11 @@ class PairPotential(BatchedPotential):
 
     @staticmethod
     def _stress(state: BatchState, d: torch.Tensor, du_r: torch.Tensor) -> torch.Tensor:
-        """stress = (1/V) sum_pairs r_ij (x) dU/dr_ij, eV/Å^3, for any system with a cell of
-        non-zero volume (slabs too, as ASE does); zero for molecules."""
+        """Return the virial stress per system, (n_systems, 3, 3), eV/Å^3.
+
+        It is (1/V) sum_pairs r_ij (x) dU/dr_ij for any system with a cell of non-zero volume
+        (slabs too, as ASE does), and zero for molecules.
+        """
         fv = d * du_r
         per_atom = 0.5 * torch.einsum("anK,bnK->nab", d, fv).reshape(-1, 9)
         vir = torch.zeros(state.n_systems, 9, dtype=state.dtype, device=state.device
@@ -92,8 +99,8 @@ class PairPotential(BatchedPotential):
 class LennardJones(PairPotential):
     """12-6 Lennard-Jones, ASE's convention.
 
-    Energy shifted to zero at ``rc`` (default 3σ); with ``smooth=True`` ASE's smooth cutoff between
-    ``ro`` (default 0.66 rc) and ``rc``.
+    The energy is shifted to zero at ``rc`` (default 3σ); with ``smooth=True``, ASE's smooth
+    cutoff applies between ``ro`` (default 0.66 rc) and ``rc``.
     """
 
     def __init__(self, epsilon: float = 1.0, sigma: float = 1.0, rc: float | None = None,
@@ -113,6 +120,7 @@ class LennardJones(PairPotential):
         self.e0 = 4 * epsilon * ((sigma / rc) ** 12 - (sigma / rc) ** 6)
 
     def pair_terms(self, r2):
+        """Return (u(r), (1/r) du/dr) of the 12-6 form for squared distances r2; zero beyond rc."""
         rc2, ro2 = self.rc**2, self.ro**2
         if not self.smooth:  # the hot path of MD: as few tensor passes as possible
             inside = (r2 < rc2).to(r2.dtype)
@@ -139,12 +147,14 @@ class LennardJones(PairPotential):
         return torch.where(inside, u, zero), torch.where(inside, du_r, zero)
 
     def calculator(self):
+        """Return ASE's ``LennardJones`` calculator with the same parameters."""
         from ase.calculators.lj import LennardJones as AseLJ
 
         return AseLJ(epsilon=self.epsilon, sigma=self.sigma, rc=self.rc, ro=self.ro,
                      smooth=self.smooth)
 
     def params(self) -> dict[str, Any]:
+        """Return the parameters that identify this potential (checkpoints, run.json)."""
         return {"epsilon": self.epsilon, "sigma": self.sigma, "rc": self.rc, "ro": self.ro,
                 "smooth": self.smooth}
 
@@ -152,8 +162,8 @@ class LennardJones(PairPotential):
 class Morse(PairPotential):
     """Morse potential, ASE's ``MorsePotential`` form.
 
-    Ε(e^{-2ρ0(r/r0-1)} - 2e^{-ρ0(r/r0-1)}) times a quintic smooth cutoff between ``rcut1·r0`` and
-    ``rcut2·r0``.
+    The energy is u(r) = ε(e^{-2ρ0(r/r0-1)} - 2e^{-ρ0(r/r0-1)}) times a quintic smooth cutoff
+    between ``rcut1·r0`` and ``rcut2·r0``.
     """
 
     def __init__(self, epsilon: float = 1.0, rho0: float = 6.0, r0: float = 1.0,
@@ -167,6 +177,7 @@ class Morse(PairPotential):
         self.cutoff = self.rcut2 * self.r0
 
     def pair_terms(self, r2):
+        """Return (u(r), (1/r) du/dr) for squared distances r2; zero beyond ``rcut2·r0``."""
         r1c, r2c = self.rcut1 * self.r0, self.rcut2 * self.r0
         inside = r2 < r2c**2
         d = torch.sqrt(torch.clamp(r2, max=r2c**2))
@@ -183,11 +194,13 @@ class Morse(PairPotential):
         return torch.where(inside, u, zero), torch.where(inside, du_r, zero)
 
     def calculator(self):
+        """Return ASE's ``MorsePotential`` calculator with the same parameters."""
         from ase.calculators.morse import MorsePotential
 
         return MorsePotential(epsilon=self.epsilon, rho0=self.rho0, r0=self.r0,
                               rcut1=self.rcut1, rcut2=self.rcut2)
 
     def params(self) -> dict[str, Any]:
+        """Return the parameters that identify this potential (checkpoints, run.json)."""
         return {"epsilon": self.epsilon, "rho0": self.rho0, "r0": self.r0,
                 "rcut1": self.rcut1, "rcut2": self.rcut2}
