@@ -88,8 +88,8 @@ def _wait_jobs_gone(timeout_s: float = 60.0) -> None:
 
 
 def test_label_sweep_on_slurm_equals_local(slurm, tmp_path):
-    from ase.build import bulk
     import ase.io
+    from ase.build import bulk
 
     frames = []
     for k in range(8):
