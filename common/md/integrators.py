@@ -53,23 +53,39 @@ class LangevinBAOAB:
         self.noise = noise
         self.middle = middle
 
+    def _coefficients(self, state: BatchState, mobile: torch.Tensor) -> tuple:
+        """Per-atom BAOAB coefficients, recomputed only when an input changed.
+
+        They depend on dt, friction, temperature, masses and ``mobile``; each input is compared
+        by identity (the cache holds it, so its id cannot be reused) and in-place version, so
+        editing ``temperature_K`` in place, or a new ``mobile`` after systems stopped, is seen.
+        """
+        inputs = (self.friction, self.temperature_K, state.masses, state.system_idx, mobile)
+        key = (self.dt, *(x._version for x in inputs))
+        cached = getattr(self, "_inputs", None)
+        if (cached is None or getattr(self, "_key", None) != key
+                or any(a is not b for a, b in zip(cached, inputs, strict=True))):
+            dt = self.dt
+            inv_m = 1.0 / state.masses.unsqueeze(-1)
+            c1 = torch.exp(-self.friction * dt)[state.system_idx].unsqueeze(-1)
+            c2 = torch.sqrt((1.0 - c1 * c1) * KB_EV_PER_K
+                            * self.temperature_K[state.system_idx].unsqueeze(-1) * inv_m)
+            self._coef = (c1, c2, (0.5 * dt) * mobile * inv_m, 0.5 * dt * mobile, mobile > 0)
+            self._key, self._inputs = key, inputs
+        return self._coef
+
     def step(self, state: BatchState, forces: torch.Tensor, mobile: torch.Tensor,
              compute: Callable[[BatchState], torch.Tensor]) -> torch.Tensor:
         """One BAOAB step (``mobile`` as in :meth:`VelocityVerlet.step`). Returns new forces."""
-        dt = self.dt
-        inv_m = 1.0 / state.masses.unsqueeze(-1)
-        c1 = torch.exp(-self.friction * dt)[state.system_idx].unsqueeze(-1)
-        c2 = torch.sqrt((1.0 - c1 * c1) * KB_EV_PER_K
-                        * self.temperature_K[state.system_idx].unsqueeze(-1) * inv_m)
-        half = (0.5 * dt) * mobile * inv_m
+        c1, c2, half, drift, moving = self._coefficients(state, mobile)
         state.velocities.add_(forces * half)                        # B
-        state.positions.add_(state.velocities * (0.5 * dt * mobile))  # A
+        state.positions.add_(state.velocities * drift)               # A
         xi = self.noise.next()
         v_new = c1 * state.velocities + c2 * xi                      # O
-        state.velocities.copy_(torch.where(mobile > 0, v_new, state.velocities))
+        state.velocities.copy_(torch.where(moving, v_new, state.velocities))
         if self.middle is not None:
             self.middle(state)
-        state.positions.add_(state.velocities * (0.5 * dt * mobile))  # A
+        state.positions.add_(state.velocities * drift)               # A
         forces = compute(state)
         state.velocities.add_(forces * half)                        # B
         return forces

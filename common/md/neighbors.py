@@ -116,6 +116,8 @@ class NeighborList:
             pos = torch.einsum("na,nab->nb", pos, to_ref[state.system_idx])
             s_min = 1.0 / (1.0 + torch.linalg.matrix_norm(to_ref - eye))  # <= s_min(h0^-1 h)
         disp2 = ((pos - self._ref_positions) ** 2).sum(-1)
+        if not any_moved and not bool(disp2.max() > (0.5 * self.skin) ** 2):
+            return []  # the common case, with one synchronisation
         max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
                                 ).scatter_reduce_(0, state.system_idx, disp2, "amax")
         stale = max_disp2 > (0.5 * self.skin) ** 2
