@@ -24,7 +24,11 @@ deposition on (0001) over a (T, Ga/N) grid through common.sweep, defects by site
 and coordination), :mod:`semiconductors.case_study` (the seed workflow, tiny and paper, MACE
 beside the Tersoff reference). Each is imported on first use (``semiconductors.systems``).
 
-Not here yet: dislocation cells, thermal expansion from NPT in the free energies.
+Also: :mod:`semiconductors.lammps_ti` -- LAMMPS's own ``fix ti/spring`` (nonequilibrium
+switching) in the same free-energy contract, the independent check of :func:`frenkel_ladd`;
+:func:`semiconductors.thermo.frenkel_ladd_expanded` -- each temperature at its own NPT
+lattice; :mod:`semiconductors.dislocation` -- a c-axis screw dislocation (fixed-shell
+cylinder), its Burgers circuit and ln R energy.
 """
 
 from semiconductors.thermo import (
@@ -34,6 +38,7 @@ from semiconductors.thermo import (
     einstein_springs,
     formation_free_energy,
     frenkel_ladd,
+    frenkel_ladd_expanded,
     harmonic_free_energy,
     hessian,
     lambda_grid,
@@ -46,13 +51,15 @@ __all__ = [
     "einstein_springs",
     "formation_free_energy",
     "frenkel_ladd",
+    "frenkel_ladd_expanded",
     "harmonic_free_energy",
     "hessian",
     "lambda_grid",
 ]
 
 _LAZY = {"MACEAdapter": "model", "MACEBatched": "model", "MACEConfig": "model",
-         "train_committee": "model", "TersoffGaN": "reference", "potential_file": "reference"}
+         "train_committee": "model", "TersoffGaN": "reference", "potential_file": "reference",
+         "lammps_frenkel_ladd": "lammps_ti"}
 
 
 def __getattr__(name: str):

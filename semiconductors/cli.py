@@ -256,7 +256,8 @@ def build(
         help="put the defect into this perfect wurtzite cell instead of building one"),
     defect: str | None = typer.Option(
         None, "--defect", metavar="KIND",
-        help="V_Ga, V_N, Ga_N, N_Ga, Ga_i, N_i or V_Ga+V_N (neutral, unrelaxed)"),
+        help="V_Ga, V_N, Ga_N, N_Ga, Ga_i, N_i, or a complex: V_Ga+V_N, Ga_N+N_Ga, "
+             "V_Ga+Ga_i (neutral, unrelaxed)"),
     site: str | None = typer.Option(
         None, "--site", metavar="X,Y,Z",
         help="Cartesian site, Å, inside the cell: where the interstitial goes, or near which "
@@ -351,7 +352,7 @@ def defects_cmd(
     inter = {}
     if search_interstitials:
         for k in kinds:
-            if k.endswith("_i"):
+            if k in ("Ga_i", "N_i"):
                 inter[k] = interstitial_search(cell, k[:-2], pot, out / "interstitials" / k,
                                                temperature_K=search_temperature,
                                                anneal_steps=anneal_steps, seed=seed,
@@ -407,7 +408,8 @@ def formation(
     potential: opt.Potential,
     out: opt.out_option("output folder (formation.json, ti_perfect/, ti_defect/)"),
     defect: str = typer.Option(..., "--defect", metavar="KIND",
-                               help="V_Ga, V_N, Ga_N, N_Ga, Ga_i, N_i or V_Ga+V_N"),
+                               help="V_Ga, V_N, Ga_N, N_Ga, Ga_i, N_i, V_Ga+V_N, Ga_N+N_Ga or "
+                                    "V_Ga+Ga_i"),
     param: opt.Param = None,
     temperatures: opt.temperatures_option(
         "also the formation free energy at these temperatures, K (Frenkel-Ladd of the "

@@ -170,8 +170,11 @@ def formation_energies(host: Atoms, potential, mu: dict, *,
     outdir : when given, ``formation_energies.json``/``.csv``, the relaxed structures
         (``relaxed.extxyz``) and ``formation_energies.png`` are written there
 
-    Returns ``{"host_atoms", "host_energy_eV", "chemical_potentials": mu, "defects": [{kind,
-    n_atoms, dn, energy_eV, relax_steps, converged, E_f_Ga_rich_eV, E_f_N_rich_eV}]}``.
+    Returns
+    -------
+    dict
+        ``{"host_atoms", "host_energy_eV", "chemical_potentials": mu, "defects": [{kind,
+        n_atoms, dn, energy_eV, relax_steps, converged, E_f_Ga_rich_eV, E_f_N_rich_eV}]}``.
     """
     bad = [k for k in kinds if k not in DEFECT_KINDS]
     if bad:

@@ -27,6 +27,7 @@ import functools
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,8 +312,9 @@ class MACEAdapter:
         meta = {"framework": cls.name, "config": cfg, "seed": seed, "elements": symbols,
                 "model_file": model_file, "n_train": len(train), "n_valid": len(valid),
                 "train_seconds": round(seconds, 1), "mace_version": _mace_version()}
-        adapter = cls(workdir, _load_model(workdir / model_file, device), meta, device)
-        adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
+        with _IN_PROCESS:  # torch.fx tracing in mace/e3nn is not thread safe
+            adapter = cls(workdir, _load_model(workdir / model_file, device), meta, device)
+            adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
         write_model_meta(workdir, adapter.meta)
         return adapter
 
@@ -358,16 +360,41 @@ class MACEAdapter:
 
 
 def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE_SIZE,
-                    config: dict | str | None = None, seed: int = 0, **train_kw: Any
-                    ) -> tuple[Path, list[MACEAdapter]]:
+                    config: dict | str | None = None, seed: int = 0, *, workers: int = 1,
+                    **train_kw: Any) -> tuple[Path, list[MACEAdapter]]:
     """Train ``n_models`` MACE models that differ only in their seed (``seed``, ``seed + 1``,
     ...) in ``workdir/member_k`` and record the committee folder
     (:func:`common.potential.committee.train_committee`; load it with
-    ``common.potential.committee.load_committee_folder``). Returns (folder, members)."""
+    ``common.potential.committee.load_committee_folder``). Returns (folder, members).
+
+    ``workers`` > 1 trains that many members at the same time (each ``mace_run_train`` is its
+    own process, so they use separate cores; give each member one thread); the folder is the
+    same as the sequential one's."""
+    from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
-    return train_members(MACEAdapter, train, valid, workdir, n_models, config=config,
-                         seed=seed, **train_kw)
+    if workers <= 1:
+        return train_members(MACEAdapter, train, valid, workdir, n_models, config=config,
+                             seed=seed, **train_kw)
+    from concurrent.futures import ThreadPoolExecutor
+
+    workdir = Path(workdir)
+    dirs = [workdir / f"member_{k}" for k in range(n_models)]
+    with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+        jobs = [pool.submit(MACEAdapter.train, train, valid, d, config=config, seed=seed + k,
+                            **train_kw) for k, d in enumerate(dirs)]
+        members = [j.result() for j in jobs]
+    elements = {m.elements for m in members}
+    save_committee_folder(workdir, dirs, framework=MACEAdapter.name,
+                          extra={"metrics": [m.meta.get("metrics") for m in members],
+                                 "elements": list(elements.pop()) if len(elements) == 1
+                                 else None})
+    return workdir, members
+
+
+#: serialises the in-process part of training (loading and scoring the model) when members
+#: train in threads (``train_committee(workers=...)``); mace_run_train itself runs in parallel
+_IN_PROCESS = threading.Lock()
 
 
 def _load_model(path: Path, device: str) -> torch.nn.Module:

@@ -97,6 +97,8 @@ class TersoffGaN(Calculator):
     ----------
     backend : ``"lammps"`` (compiled, the default) or ``"ase"`` (pure Python).
 
+    Notes
+    -----
     Structures may be molecules (no periodicity) or cells with three vectors (any pbc). An
     element other than Ga or N is a DataError naming it.
     """

@@ -6,8 +6,10 @@ interstitial search, and training configurations sampled across temperatures.
   relaxation of cell and positions), :func:`supercell`, :func:`slab_0001`.
 * :func:`check_wurtzite` -- refuses a structure that is not a perfect wurtzite GaN crystal
   (composition, every atom 4-fold coordinated by the other element, space group P6_3mc).
-* :func:`make_defect` -- V_Ga, V_N, Ga_N, N_Ga, Ga_i, N_i (and the divacancy V_Ga+V_N) in a
-  perfect supercell. **Simplification**: built with plain ASE, not pymatgen's defect tools
+* :func:`make_defect` -- V_Ga, V_N, Ga_N, N_Ga, Ga_i, N_i and three simple complexes (the
+  nearest-neighbour divacancy V_Ga+V_N, the antisite pair Ga_N+N_Ga -- a Ga–N bond with its
+  two atoms swapped -- and the Ga Frenkel pair V_Ga+Ga_i) in a perfect supercell.
+  **Simplification**: built with plain ASE, not pymatgen's defect tools
   (``pymatgen-analysis-defects`` is not in the environment); the site is the atom of the right
   element nearest the cell centre unless given, and only neutral defects are built (a
   potential has no electrons: charge states need DFT).
@@ -18,6 +20,8 @@ interstitial search, and training configurations sampled across temperatures.
 * :func:`interstitial_search` -- each candidate relaxed (quench), then all of them annealed
   together at a temperature in one batched :func:`common.md.runner.run_md` job and relaxed
   again (anneal-and-quench); reports every start, the lowest minimum found and the spread.
+* :mod:`semiconductors.dislocation` -- a c-axis screw dislocation (cylinder with a fixed
+  outer shell), a Burgers circuit and its ln R energy.
 * :func:`training_configurations` -- rattled and strained copies of the given cells, run for
   a short Langevin MD at each temperature (one batched run), frames taken from the
   trajectories: the seed's "300/600/900/1200 K" sampling at a chosen size.
@@ -40,7 +44,11 @@ SEED_A_A, SEED_C_A = 3.189, 5.185
 IDEAL_U = 0.375
 #: Ga-N nearest-neighbour shell used to check coordination, Å (bond 1.95 Å, next 3.2 Å)
 BOND_CUTOFF_A = 2.4
-DEFECT_KINDS = ("V_Ga", "V_N", "Ga_N", "N_Ga", "Ga_i", "N_i", "V_Ga+V_N")
+DEFECT_KINDS = ("V_Ga", "V_N", "Ga_N", "N_Ga", "Ga_i", "N_i", "V_Ga+V_N", "Ga_N+N_Ga",
+                "V_Ga+Ga_i")
+#: the Frenkel pair's interstitial sits in the void nearest its vacancy that is at least this
+#: far from it, Å (closer pairs recombine on relaxation)
+FRENKEL_SEPARATION_A = 3.5
 #: dumbbell half-length of a split interstitial, Å (N2 bond 1.1 Å; Ga-Ga ~2.5 Å)
 SPLIT_HALF_A = {"N": 0.65, "Ga": 1.25}
 
@@ -223,14 +231,21 @@ def make_defect(host: Atoms, kind: str, *, index: int | None = None, position=No
     host : perfect wurtzite GaN (checked by :func:`check_wurtzite` unless ``check_host`` is
         False)
     kind : V_Ga, V_N (vacancies), Ga_N, N_Ga (antisites: Ga on an N site, ...), Ga_i, N_i
-        (interstitials), V_Ga+V_N (nearest-neighbour divacancy)
+        (interstitials), and the complexes V_Ga+V_N (nearest-neighbour divacancy), Ga_N+N_Ga
+        (antisite pair: a Ga atom and its nearest N swapped) and V_Ga+Ga_i (Frenkel pair: the
+        Ga removed and put back in the largest-void site nearest the vacancy that is at least
+        :data:`FRENKEL_SEPARATION_A` away; at stoichiometry, so their formation energies do
+        not depend on the chemical potentials)
     index : the host atom to remove or replace (default: the one of the right element
         nearest ``position``, else nearest the cell centre)
     position : Cartesian site, Å, inside the cell: an interstitial's position (default: the
         largest void nearest the centre), or where to look for the atom
 
-    The defect's description is in ``info`` (``defect``, ``defect_site_A``,
-    ``host_atoms``); positions are unrelaxed.
+    Returns
+    -------
+    Atoms
+        The defective cell, unrelaxed; its description is in ``info`` (``defect``,
+        ``defect_site_A``, ``host_atoms``).
     """
     if kind not in DEFECT_KINDS:
         raise ConfigError(f"unknown defect {kind!r}", where="kind",
@@ -249,11 +264,18 @@ def make_defect(host: Atoms, kind: str, *, index: int | None = None, position=No
         atoms.positions[-1] = site
     else:
         element = {"V_Ga": "Ga", "V_N": "N", "Ga_N": "N", "N_Ga": "Ga",
-                   "V_Ga+V_N": "Ga"}[kind]
+                   "V_Ga+V_N": "Ga", "Ga_N+N_Ga": "Ga", "V_Ga+Ga_i": "Ga"}[kind]
         k = _site_index(host, element, index, position)
         site = host.positions[k].copy()
         if kind in ("Ga_N", "N_Ga"):
             atoms[k].symbol = kind[:2].rstrip("_")
+        elif kind == "Ga_N+N_Ga":
+            j = _nearest_of(host, "N", site)
+            atoms[k].symbol, atoms[j].symbol = "N", "Ga"
+        elif kind == "V_Ga+Ga_i":
+            del atoms[[k]]
+            atoms.append("Ga")
+            atoms.positions[-1] = _frenkel_site(host, site)
         else:
             drop = [k]
             if kind == "V_Ga+V_N":
@@ -262,6 +284,23 @@ def make_defect(host: Atoms, kind: str, *, index: int | None = None, position=No
     atoms.info.update({"defect": kind, "defect_site_A": [float(x) for x in site],
                        "host_atoms": len(host)})
     return atoms
+
+
+def _frenkel_site(host: Atoms, vacancy: np.ndarray) -> np.ndarray:
+    """The copy of the crystal's largest void nearest ``vacancy`` (minimum image) at >=
+    FRENKEL_SEPARATION_A from it."""
+    from ase.geometry import find_mic
+
+    rep = np.array(host.info.get("repeat", (1, 1, 1)), dtype=int)
+    prim_cell = host.cell.array / rep[:, None]
+    first = interstitial_candidates(host, "Ga", split=False)[0]["position_A"]
+    copies = first + np.array(list(np.ndindex(*rep))) @ prim_cell
+    _, dist = find_mic(copies - vacancy, host.cell, host.pbc)
+    ok = np.nonzero(dist >= FRENKEL_SEPARATION_A)[0]
+    if not len(ok):
+        raise DataError(f"no void is {FRENKEL_SEPARATION_A} Å from the vacancy in this cell",
+                        where="host", fix="use a larger supercell (e.g. 3x3x2)")
+    return np.asarray(copies[int(ok[np.argmin(dist[ok])])], dtype=float)
 
 
 def interstitial_candidates(host: Atoms, element: str, *, split: bool = True,

@@ -54,6 +54,13 @@ self-block (the force constant of one atom moved alone; deterministic, no extra 
 same at every temperature). Any positive springs give the same F; closer ones give a flatter
 integrand.
 
+Per-temperature lattice: :func:`frenkel_ladd_expanded` runs each temperature at the lattice
+that :func:`thermal_expansion` (NPT MD) gives it, positions relaxed at that cell.
+
+Independent check: :mod:`semiconductors.lammps_ti` computes the same quantity for Tersoff
+GaN with LAMMPS's own ``fix ti/spring`` (nonequilibrium switching, centre of mass fixed,
+different springs); 72 atoms at 600 K agree within 0.67 combined standard errors.
+
 MBAR cross-check: each temperature's result also holds ``mbar`` (:func:`mbar_estimate`,
 pymbar over the same windows, from the stored dU/dλ samples) with its own free energy, error
 and the TI − MBAR difference in combined standard errors (the two use the same samples, so
@@ -95,9 +102,9 @@ MIN_INDEPENDENT = 20
 #: a starting structure with a larger force (eV/Å) is flagged as not relaxed
 UNRELAXED_FORCE_EV_A = 0.05
 
-__all__ = ["EinsteinCrystal", "FrenkelLaddTerm", "einstein_free_energy", "einstein_springs",
-           "formation_free_energy", "frenkel_ladd", "harmonic_free_energy", "hessian",
-           "lambda_grid"]
+__all__ = ["EinsteinCrystal", "FrenkelLaddTerm", "at_lattice", "einstein_free_energy",
+           "einstein_springs", "formation_free_energy", "frenkel_ladd", "frenkel_ladd_expanded",
+           "harmonic_free_energy", "hessian", "lambda_grid", "thermal_expansion"]
 
 
 # -- input checks -------------------------------------------------------------------------
@@ -802,4 +809,63 @@ def thermal_expansion(cell: Atoms, potential: BatchedPotential, temperatures_K: 
                         "n_frames": n})
     out = {"results": results, "md": md}
     atomic_write_json(outdir / "thermal_expansion.json", out)
+    return out
+
+
+# -- Frenkel–Ladd at the NPT lattice of each temperature -------------------------------------
+def at_lattice(atoms: Atoms, a_A: float, c_A: float) -> Atoms:
+    """``atoms`` (a hexagonal cell with c along z, holding its own ``info["a_A"]`` and
+    ``info["c_A"]``, as :func:`semiconductors.systems.wurtzite` and ``supercell`` leave them)
+    strained to the lattice constants a, c: x and y scaled by a/a0, z by c/c0, atoms with the
+    cell; ``info`` updated."""
+    a0, c0 = atoms.info.get("a_A"), atoms.info.get("c_A")
+    if a0 is None or c0 is None:
+        raise ConfigError("the structure does not record its lattice constants (info a_A, c_A)",
+                          where="structure", fix="build it with semiconductors.systems "
+                          "(wurtzite, supercell, make_defect)")
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ np.diag([a_A / a0, a_A / a0, c_A / c0]), scale_atoms=True)
+    out.info.update({"a_A": float(a_A), "c_A": float(c_A)})
+    return out
+
+
+def frenkel_ladd_expanded(atoms: Atoms, potential: BatchedPotential, expansion: dict,
+                          outdir: str | Path, *, relax_fmax_eV_A: float = 1e-3, **kwargs) -> dict:
+    """Frenkel–Ladd with each temperature at its own lattice: the quasi-NPT free energy.
+
+    ``expansion`` is the result of :func:`thermal_expansion` (per temperature ``a_A``, ``c_A``
+    from NPT MD of the perfect crystal); for each of its temperatures ``atoms`` (perfect or
+    defective) is strained to that lattice (:func:`at_lattice`), its positions relaxed at the
+    fixed cell, and :func:`frenkel_ladd` run at that one temperature in ``outdir/T<T>``
+    (``kwargs`` as for frenkel_ladd). F(T) at the cell the crystal takes at ~zero pressure
+    (the barostat's) rather than at the 0 K cell; F + PV at P ≈ 0 is the Gibbs free energy.
+
+    **Simplification**: the temperatures run one after another (the λ windows of each are
+    still one batched job) since the Einstein crystal holds one set of sites; the defective
+    cell takes the perfect crystal's lattice (the dilute limit). Each result gains ``a_A``,
+    ``c_A``, ``volume_A3``.
+    """
+    from semiconductors.systems import relax
+
+    rows = sorted(expansion["results"], key=lambda r: r["temperature_K"])
+    if not rows:
+        raise ConfigError("the thermal expansion holds no temperature", where="expansion",
+                          fix="run thermal_expansion first")
+    outdir = Path(outdir)
+    restart = bool(kwargs.pop("restart", False))  # per temperature: where its run began
+    results, runs = [], []
+    for row in rows:
+        t = float(row["temperature_K"])
+        cell = relax(at_lattice(atoms, row["a_A"], row["c_A"]), potential, relax_fmax_eV_A)
+        cell.calc = None
+        folder = outdir / f"T{t:g}"
+        res = frenkel_ladd(cell, potential, [t], folder, **kwargs,
+                           restart=restart and (folder / "md" / "run.json").exists())
+        r = res["results"][0]
+        r.update({"a_A": float(row["a_A"]), "c_A": float(row["c_A"]),
+                  "volume_A3": float(abs(cell.cell.volume))})
+        results.append(r)
+        runs.append(res["md"])
+    out = {"results": results, "md": runs, "outdir": str(outdir)}
+    atomic_write_json(outdir / "frenkel_ladd.json", out)
     return out

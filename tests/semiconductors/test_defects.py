@@ -95,6 +95,31 @@ def test_vacancy_equals_a_direct_ase_calculation(mu, pot):
     assert np.abs(bulk_.get_forces()).max() < 1e-8
 
 
+def test_stoichiometric_complexes_bind_and_do_not_depend_on_mu(mu, pot):
+    """The antisite pair and the Frenkel pair keep the composition, so E_f is the same at both
+    limits; each relaxes to a bound complex: the pair is lower than its two isolated parts
+    (whose sum does not depend on μ either), and the Frenkel pair has not recombined (its
+    energy is within 1 eV of V_Ga + Ga_i apart: an elastic, not a chemical, interaction at
+    >= 3.5 Å; recombination would leave ~0 eV). Tersoff, 72 atoms, measured: Ga_N+N_Ga 17.74
+    vs 0.56 + 21.53 eV; V_Ga+Ga_i 13.75 vs 5.73 + 8.06 eV."""
+    g = mu["gan"]
+    host = S.supercell(S.wurtzite(g["a_A"], g["c_A"], g["u"]), (3, 3, 2))
+    res = D.formation_energies(host, pot, mu, kinds=("Ga_N", "N_Ga", "Ga_N+N_Ga", "V_Ga",
+                                                      "Ga_i", "V_Ga+Ga_i"))
+    by = {r["kind"]: r for r in res["defects"]}
+    assert all(r["converged"] for r in res["defects"])
+    for pair, (a, b), bound in (("Ga_N+N_Ga", ("Ga_N", "N_Ga"), None),
+                                ("V_Ga+Ga_i", ("V_Ga", "Ga_i"), 1.0)):
+        e = by[pair]["E_f_Ga_rich_eV"]
+        assert by[pair]["E_f_N_rich_eV"] == pytest.approx(e, abs=1e-9)
+        apart = [by[a][f"E_f_{lim}_eV"] + by[b][f"E_f_{lim}_eV"] for lim in ("Ga_rich",
+                                                                             "N_rich")]
+        assert apart[0] == pytest.approx(apart[1], abs=1e-9)
+        assert e < apart[0]
+        if bound is not None:
+            assert apart[0] - e < bound and e > 5.0
+
+
 def test_unknown_defect_is_refused(mu, pot):
     host = S.supercell(S.wurtzite(), (2, 2, 1))
     with pytest.raises(ConfigError, match="unknown defect"):

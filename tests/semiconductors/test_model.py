@@ -32,6 +32,7 @@ from semiconductors.model import (
     MACEAdapter,
     MACEConfig,
     load_config,
+    train_committee,
     training_arguments,
 )
 from semiconductors.reference import TersoffGaN
@@ -65,13 +66,20 @@ def frames():
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory, frames):
-    """check_adapter on the class: it trains a committee of two (seeds 0 and 1) with
-    mace_run_train and runs every check on the first member."""
+    """A committee of two (seeds 0 and 1) trained by mace_run_train at the same time
+    (``train_committee(workers=2)``: one process per member, both cores; the split is
+    check_adapter's own, every 5th frame for validation), reloaded from its folder; then
+    check_adapter runs every check on the first member with the second as its committee
+    partner."""
     workdir = tmp_path_factory.mktemp("mace")
-    report = check_adapter(MACEAdapter, list(frames), workdir, train_kwargs={
-        "config": load_config("tiny", **TEST_CONFIG), "seed": 0})
-    members = [MACEAdapter.load(workdir / "committee" / f"member_{k}") for k in range(2)]
-    return report, workdir / "committee", members
+    ds = Dataset.from_frames(list(frames))
+    is_valid = np.arange(len(ds)) % 5 == 0
+    folder, _ = train_committee(ds[~is_valid], ds[is_valid], workdir / "committee", 2,
+                                config=load_config("tiny", **TEST_CONFIG), seed=0, workers=2)
+    members = [MACEAdapter.load(folder / f"member_{k}") for k in range(2)]
+    report = check_adapter(members[0], list(frames), workdir / "check",
+                           committee=[members[1]])
+    return report, folder, members
 
 
 def test_mace_passes_check_adapter(checked):

@@ -70,6 +70,30 @@ def test_point_defects_change_the_right_site(host):
     assert np.allclose(d.positions[-1], (1.0, 2.0, 3.0)) and d[-1].symbol == "N"
 
 
+def test_complexes_antisite_pair_and_frenkel_pair(host):
+    """Ga_N+N_Ga swaps the Ga nearest the centre with its nearest N (a 1.95 Å bond); V_Ga+Ga_i
+    removes that Ga and puts it in the largest void >= FRENKEL_SEPARATION_A away. Both keep
+    the composition."""
+    centre = host.cell.array.sum(0) / 2
+    k = S._nearest_of(host, "Ga", centre)
+    pair = S.make_defect(host, "Ga_N+N_Ga")
+    changed = np.nonzero(pair.numbers != host.numbers)[0]
+    assert pair.get_chemical_formula() == host.get_chemical_formula() and len(changed) == 2
+    assert k in changed and pair[k].symbol == "N"
+    j = int(changed[changed != k][0])
+    assert host[j].symbol == "N" and pair[j].symbol == "Ga"
+    assert host.get_distance(k, j, mic=True) == pytest.approx(1.95, abs=0.02)
+    frenkel = S.make_defect(host, "V_Ga+Ga_i")
+    assert frenkel.get_chemical_formula() == host.get_chemical_formula()
+    gap = np.linalg.norm(find_mic(frenkel.positions[-1] - host.positions[k], host.cell)[0])
+    assert S.FRENKEL_SEPARATION_A <= gap < S.FRENKEL_SEPARATION_A + 3.0
+    nearest = np.linalg.norm(find_mic(frenkel.positions[:-1] - frenkel.positions[-1],
+                                      frenkel.cell)[0], axis=1).min()
+    assert nearest > 1.8  # in a void, not on top of an atom
+    with pytest.raises(DataError, match="larger supercell"):
+        S.make_defect(S.supercell(S.wurtzite(3.18092, 5.19445), (1, 1, 1)), "V_Ga+Ga_i")
+
+
 def test_defect_site_outside_the_cell_and_other_bad_input(host):
     with pytest.raises(DataError, match="outside the cell"):
         S.make_defect(host, "Ga_i", position=(0.0, 0.0, 50.0))

@@ -4,8 +4,9 @@
   mass free, so 3N−3 modes), and each window's ⟨dU/dλ⟩ = 3(N−1)kT/2 · 3/(1 + 3λ).
 * An exactly harmonic spring network (4 atoms, two masses): FL equals the harmonic formula
   with the Hessian from finite differences, at any temperature, within the statistical error.
-* A 32-atom Lennard-Jones argon crystal at 8 K: the harmonic formula within the statistical
-  error plus a bound on the anharmonic free energy.
+* A 32-atom Lennard-Jones argon crystal at 8 K, and at 4 K at a lattice 3 % smaller (the
+  per-temperature lattice of frenkel_ladd_expanded): the harmonic formula of each cell within
+  the statistical error plus a bound on the anharmonic free energy.
 * Bad input: one-line errors, nothing written.
 
 Tolerances: 4 standard errors (block averages propagated through the quadrature weights).
@@ -250,24 +251,44 @@ def test_harmonic_network_exact_at_any_temperature(tmp_path):
         assert r["einstein_springs_eV_per_A2"] == pytest.approx(springs)
 
 
-def test_lennard_jones_argon_at_low_temperature(tmp_path):
-    """32-atom LJ argon at 8 K (kT/ε = 0.066): the harmonic formula within 4 SE plus
-    (kT)²/ε, a bound on the leading anharmonic free energy a·(kT)²/ε per atom (a ≈ +0.16 for
-    this cell: FL − harmonic = +4.0e-6, +8.2e-6, +3.0e-5 eV/atom at 4, 8, 16 K, ± 1.0e-6,
-    2.1e-6, 4.6e-6, with 8000 steps per window). The COM term kT ln(V/Λ_M³)/N = 2.7e-4
-    eV/atom is 4x this tolerance."""
-    atoms, t = argon(), 8.0
+def test_lennard_jones_argon_at_low_temperature_and_at_its_own_lattice(tmp_path):
+    """32-atom LJ argon at 8 K (kT/ε = 0.066) at its lattice, and at 4 K at a lattice 3 %
+    smaller (as an NPT result would give it), through frenkel_ladd_expanded: each result is
+    the harmonic free energy of its own (strained, relaxed) cell within 4 SE plus (kT)²/ε, a
+    bound on the leading anharmonic free energy a·(kT)²/ε per atom (a ≈ +0.16 for this cell:
+    FL − harmonic = +4.0e-6, +8.2e-6, +3.0e-5 eV/atom at 4, 8, 16 K, ± 1.0e-6, 2.1e-6,
+    4.6e-6, with 8000 steps per window). The COM term kT ln(V/Λ_M³)/N = 2.7e-4 eV/atom at
+    8 K is 4x this tolerance; the strained cell's F differs from the unstrained one's by
+    more than 5 tolerances (the lattice is really used)."""
+    from semiconductors.thermo import at_lattice, frenkel_ladd_expanded
+
+    a0 = 5.26
+    atoms = argon(a0)
+    atoms.info.update({"a_A": a0, "c_A": a0})
     lj = LennardJones(epsilon=0.0104, sigma=3.40, rc=8.5)
-    e0 = float(evaluate(lj, [atoms])["energy"][0])
-    exact = harmonic_free_energy(atoms, hessian(atoms, lj), t, e0)
-    out = frenkel_ladd(atoms, lj, [t], tmp_path / "fl", seed=1,
-                       **{**FAST, "timestep_fs": 10.0})
-    check_contract(out, [t], FAST["n_lambda"])
-    (r,) = out["results"]
-    kt = KB_EV_PER_K * t
-    tol = 4 * r["free_energy_err_eV_per_atom"] + kt**2 / 0.0104
-    assert abs(r["free_energy_eV_per_atom"] - exact) < tol, (r["free_energy_eV_per_atom"],
-                                                              exact, tol)
+    expansion = {"results": [{"temperature_K": 8.0, "a_A": a0, "c_A": a0},
+                             {"temperature_K": 4.0, "a_A": a0 * 0.97, "c_A": a0 * 0.97}]}
+    # 1000 steps per window: 4 SE stays below the anharmonic bound (2.1e-6 per √(8000/1000))
+    out = frenkel_ladd_expanded(atoms, lj, expansion, tmp_path / "x", seed=1,
+                                **{**FAST, "timestep_fs": 10.0, "steps_per_window": 1000})
+    check_contract(out, [4.0, 8.0], FAST["n_lambda"])
+    e_unstrained = float(evaluate(lj, [atoms])["energy"][0])
+    for r, scale in zip(out["results"], (0.97, 1.0), strict=True):
+        cell = at_lattice(atoms, a0 * scale, a0 * scale)
+        assert r["a_A"] == pytest.approx(a0 * scale)
+        assert r["volume_A3"] == pytest.approx(atoms.get_volume() * scale**3)
+        t = r["temperature_K"]
+        e0 = float(evaluate(lj, [cell])["energy"][0])
+        exact = harmonic_free_energy(cell, hessian(cell, lj), t, e0)
+        tol = 4 * r["free_energy_err_eV_per_atom"] + (KB_EV_PER_K * t) ** 2 / 0.0104
+        assert abs(r["free_energy_eV_per_atom"] - exact) < tol, (r, exact, tol)
+        assert 4 * r["free_energy_err_eV_per_atom"] < (KB_EV_PER_K * t) ** 2 / 0.0104
+        if scale != 1.0:
+            unstrained = harmonic_free_energy(atoms, hessian(atoms, lj), t, e_unstrained)
+            assert abs(unstrained - exact) > 5 * tol
+    assert (tmp_path / "x" / "T4" / "frenkel_ladd.json").exists()
+    with pytest.raises(ConfigError, match="lattice constants"):
+        at_lattice(argon(), 5.3, 5.3)
 
 
 def test_batches_and_restart_give_the_same_numbers(tmp_path):
