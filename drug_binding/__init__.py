@@ -8,7 +8,11 @@ Framework-free analyses (importable without torch or OpenMM):
 * :mod:`drug_binding.metad` -- well-tempered metadynamics with OpenMM's ``Metadynamics`` on
   any OpenMM System (centre-of-mass distance CVs between atom groups), free-energy profile,
   ΔG between basins with block errors, ΔG_bind with the standard-state correction, PLUMED-style
-  HILLS/COLVAR (OpenMM is imported only when a function needs it).
+  HILLS/COLVAR, independent walkers (``run_walkers``, ``combine_walkers``) (OpenMM is imported
+  only when a function needs it).
+* :mod:`drug_binding.funnel` -- the funnel restraint of funnel metadynamics (``Funnel``,
+  ``parse_funnel``): cone + cylinder around a pocket axis, its accessible volume by quadrature
+  and the standard-state correction it implies.
 * :mod:`drug_binding.folding` -- folding/unfolding events of a small protein from the fraction
   of native contacts Q or the Kabsch RMSD, with hysteresis, persistence and mean first-passage
   times.
@@ -30,7 +34,7 @@ then):
 * :mod:`drug_binding.screening` -- binding-stability screening on common.sweep (``screen``,
   ``screen_md``, ``rank_ligands``).
 * :mod:`drug_binding.case_study` -- ``mlp-drug-binding case-study`` (``run_case_study``,
-  ``load_case_config``, ``metad_walker``, ``combine_walkers``).
+  ``load_case_config``, ``metad_walker``).
 """
 
 from drug_binding.folding import (
@@ -45,11 +49,13 @@ from drug_binding.folding import (
     plot_folding,
     residue_ids_from_pdb,
 )
+from drug_binding.funnel import Funnel, cylinder_shell_volume_nm3, parse_funnel
 from drug_binding.metad import (
     STANDARD_VOLUME_NM3,
     CVSpec,
     basin_free_energy_kJ,
     basin_transitions,
+    combine_walkers,
     cv_value_nm,
     delta_g_kJ,
     load_openmm_inputs,
@@ -57,7 +63,9 @@ from drug_binding.metad import (
     parse_range_nm,
     plot_convergence,
     plot_profile,
+    plot_walkers,
     run_metad,
+    run_walkers,
     shell_volume_nm3,
     standard_state_correction_kJ,
 )
@@ -77,6 +85,7 @@ __all__ = [
     "CVSpec",
     "basin_free_energy_kJ",
     "basin_transitions",
+    "combine_walkers",
     "cv_value_nm",
     "delta_g_kJ",
     "load_openmm_inputs",
@@ -84,9 +93,14 @@ __all__ = [
     "parse_range_nm",
     "plot_convergence",
     "plot_profile",
+    "plot_walkers",
     "run_metad",
+    "run_walkers",
     "shell_volume_nm3",
     "standard_state_correction_kJ",
+    "Funnel",
+    "cylinder_shell_volume_nm3",
+    "parse_funnel",
     "FoldingResult",
     "NativeContacts",
     "analyse_folding",
@@ -129,7 +143,6 @@ _LAZY = {
     "run_case_study": ("case_study", "run"),
     "load_case_config": ("case_study", "load_case_config"),
     "metad_walker": ("case_study", "metad_walker"),
-    "combine_walkers": ("case_study", "combine_walkers"),
 }
 __all__ += sorted(_LAZY)
 

@@ -89,7 +89,10 @@ def _above_one(value: float) -> float:
           "--out metad/ --json"))
 @param_flags(system_xml="--system", cv_spec="--cv", bound_nm="--bound", unbound_nm="--unbound",
              outdir="--out", n_blocks="--blocks", hill_height_kJ="--hill-height-kJ",
-             hill_width_nm="--hill-width-nm", bias_factor="--bias-factor")
+             hill_width_nm="--hill-width-nm", bias_factor="--bias-factor",
+             funnel_radius_nm="--funnel-radius-nm", funnel_angle_deg="--funnel-angle-deg",
+             funnel_z_cc_nm="--funnel-zcc-nm", funnel_z_nm="--funnel-z-nm",
+             funnel_k_kJ_per_nm2="--funnel-k")
 def metad(
     system_xml: Annotated[Path, typer.Option(
         "--system", metavar="SYSTEM.xml", show_default=False,
@@ -128,27 +131,82 @@ def metad(
     platform: str = typer.Option(
         "CPU", "--platform", metavar="NAME",
         help="OpenMM platform: CPU, CUDA, OpenCL, or Reference (fastest for a few atoms)"),
+    walkers: int = typer.Option(
+        1, "--walkers", min=1, metavar="N",
+        help="independent walkers (seeds SEED, SEED+1000, ...; files in OUT/walker_K/): ΔG is "
+             "their mean, its error the standard error over walkers"),
+    funnel: str | None = typer.Option(
+        None, "--funnel", metavar="LIG:ORIGIN:TOWARD",
+        help="funnel restraint (Limongelli 2013) on the ligand group's centre: the axis runs "
+             "from the ORIGIN group's centre (pocket) towards the TOWARD group's (exit); groups "
+             "written as in --cv. With LIG and ORIGIN the --cv groups, ΔG_bind uses the "
+             "funnel's volume of the unbound basin"),
+    funnel_radius_nm: float = typer.Option(
+        0.1, "--funnel-radius-nm", callback=opt.positive, metavar="NM",
+        help="funnel: cylinder radius R_cyl, nm"),
+    funnel_angle_deg: float = typer.Option(
+        30.0, "--funnel-angle-deg", min=0.0, max=89.9, metavar="DEG",
+        help="funnel: half-opening angle of the cone, degrees"),
+    funnel_zcc_nm: float | None = typer.Option(
+        None, "--funnel-zcc-nm", callback=opt.finite, metavar="NM",
+        help="funnel: where the cone meets the cylinder along the axis, nm (needed with "
+             "--funnel)"),
+    funnel_z_nm: str | None = typer.Option(
+        None, "--funnel-z-nm", metavar="ZMIN,ZMAX",
+        help="funnel: limits along the axis, nm (ZMIN may be negative; needed with --funnel)"),
+    funnel_k: float = typer.Option(
+        5000.0, "--funnel-k", callback=opt.positive, metavar="KJ/MOL/NM2",
+        help="funnel: force constant of its walls, kJ/mol/nm²"),
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
     """Well-tempered metadynamics along a distance CV; ΔG between the basins from the
-    profile, its error from the second half, and the standard-state (1 M) ΔG_bind."""
-    from drug_binding.metad import load_openmm_inputs, run_metad
+    profile, its error from the second half (or over --walkers), and the standard-state (1 M)
+    ΔG_bind; optionally inside a funnel restraint."""
+    from drug_binding.metad import load_openmm_inputs, run_metad, run_walkers
 
     system, positions = load_openmm_inputs(system_xml, pdb)
-    res = run_metad(system, positions, cv, bound, unbound, temperature_K, steps, out,
-                    bias_factor=bias_factor, hill_height_kJ=hill_height_kJ,
-                    hill_width_nm=hill_width_nm, pace=pace, timestep_fs=timestep_fs,
-                    friction_per_ps=friction_per_ps, seed=seed, platform=platform,
-                    n_blocks=blocks)
+    fun = _funnel(funnel, system.getNumParticles(), funnel_radius_nm, funnel_angle_deg,
+                  funnel_zcc_nm, funnel_z_nm, funnel_k)
+    kw = dict(bias_factor=bias_factor, hill_height_kJ=hill_height_kJ,
+              hill_width_nm=hill_width_nm, pace=pace, timestep_fs=timestep_fs,
+              friction_per_ps=friction_per_ps, seed=seed, platform=platform, n_blocks=blocks,
+              funnel=fun)
+    if walkers > 1:
+        res = run_walkers(system, positions, cv, bound, unbound, temperature_K, steps, out,
+                          walkers=walkers, **kw)
+    else:
+        res = run_metad(system, positions, cv, bound, unbound, temperature_K, steps, out, **kw)
     if json_out:
         emit_json(res)
         return
     print(f"ΔG = {_g(res['delta_G_kcal_per_mol'])} ± {_g(res['delta_G_err_kcal_per_mol'])} "
           f"kcal/mol (bound - unbound, from the profile)")
+    if walkers > 1:
+        print("walkers: " + ", ".join(_g(x) for x in res["walker_delta_G_kcal_per_mol"])
+              + " kcal/mol (error: standard error over walkers)")
     if "delta_G_bind_kcal_per_mol" in res:
         print(f"ΔG_bind = {_g(res['delta_G_bind_kcal_per_mol'])} kcal/mol (standard state 1 M)")
+    elif "standard_state_note" in res:
+        print(res["standard_state_note"])
     print(f"{res['n_hills']} hills -> {out}")
+
+
+def _funnel(groups, n_atoms, radius_nm, angle_deg, zcc_nm, z_nm, k):
+    """The funnel of the --funnel* options, or None; one-line errors for a half-given one."""
+    from common.errors import ConfigError
+    from drug_binding.funnel import parse_funnel
+
+    if groups is None:
+        if zcc_nm is not None or z_nm is not None:
+            raise ConfigError("--funnel-zcc-nm/--funnel-z-nm given without --funnel",
+                              where="funnel", fix="add --funnel LIG:ORIGIN:TOWARD or drop them")
+        return None
+    if zcc_nm is None or z_nm is None:
+        raise ConfigError("--funnel needs --funnel-zcc-nm and --funnel-z-nm", where="funnel",
+                          fix="say where the cone meets the cylinder and the limits along the "
+                              "axis, e.g. --funnel-zcc-nm 0.6 --funnel-z-nm -0.2,2.0")
+    return parse_funnel(groups, n_atoms, radius_nm, angle_deg, zcc_nm, z_nm, k)
 
 
 # -- folding ------------------------------------------------------------------------------------
@@ -390,6 +448,8 @@ def screen_cmd(
     for r in res["ranking"]:
         print(f"{r['rank']:3d} {r['name']:20s} RMSD {r['mean_rmsd_A']:.2f} Å, residence "
               f"{r['residence_time_ps']:.2f} ps")
+    for r in res["fell_apart"]:
+        print(f"  - {r['name']:20s} fell apart at step {r['step']} (not ranked): {r['message']}")
     for k, msg in res["failures"].items():
         print(f"failed {k}: {msg}")
 

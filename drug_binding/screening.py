@@ -16,7 +16,10 @@ first frame (Kabsch) and we record
   flagged ``escaped: false``).
 
 Ligands are ranked by mean RMSD over the second half of the run (lower = more stable); ties
-broken by residence time. A simplification against the seed: one short run per ligand
+broken by residence time. A ligand whose own bonds break under the ML potential (a bond longer
+than :data:`MAX_BOND_A`, or NaN coordinates) is not ranked: its run stops there and it is
+reported as ``fell_apart`` with the step and the bond length (its RMSD would measure the
+model's failure, not binding). A simplification against the seed: one short run per ligand
 (no replicas), and the pocket is the prepared pose's neighbourhood.
 """
 
@@ -30,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import SimulationError
 from common.fileio import atomic_write_json
 
-__all__ = ["kabsch_superpose", "rank", "run_md", "screen", "screen_one"]
+__all__ = ["MAX_BOND_A", "LigandBroken", "fell_apart", "kabsch_superpose", "ligand_bond_guard",
+           "ligand_bonds", "rank", "run_md", "screen", "screen_one"]
 
 
 def kabsch_superpose(mobile: np.ndarray, ref: np.ndarray, fit: np.ndarray) -> np.ndarray:
@@ -87,21 +92,53 @@ def _analyse(frames: np.ndarray, topology, lig: np.ndarray, rec: np.ndarray, dt_
 MAX_BOND_A = 2.0
 
 
-def _check_intact(x: np.ndarray, bonds: np.ndarray, step: int, where) -> None:
-    """SimulationError when coordinates are NaN or a ligand bond is longer than MAX_BOND_A
-    (an ML potential extrapolating into a hole: the run's numbers would be meaningless)."""
-    from common.errors import SimulationError
+class LigandBroken(SimulationError):
+    """The ligand fell apart (a bond longer than :data:`MAX_BOND_A`, or NaN coordinates) at
+    ``step``; ``bond_A`` is the longest ligand bond then (NaN for NaN coordinates) and
+    ``atoms`` its two atom indices (None for NaN)."""
 
+    def __init__(self, what: str, *, step: int, bond_A: float, atoms=None, where=None,
+                 fix=None):
+        self.step, self.bond_A, self.atoms = int(step), float(bond_A), atoms
+        super().__init__(what, where=where, fix=fix)
+
+
+def _check_intact(x: np.ndarray, bonds: np.ndarray, step: int, where) -> None:
+    """:class:`LigandBroken` when coordinates (Å) are NaN or a ligand bond is longer than
+    MAX_BOND_A (an ML potential extrapolating into a hole: the run's numbers would be
+    meaningless)."""
     if not np.isfinite(x).all():
-        raise SimulationError(f"coordinates became NaN by step {step}", where=str(where),
-                              fix="lower timestep_fs or retrain the model")
+        raise LigandBroken(f"coordinates became NaN by step {step}", step=step,
+                           bond_A=math.nan, where=str(where),
+                           fix="lower timestep_fs or retrain the model")
     if len(bonds):
         d = np.linalg.norm(x[bonds[:, 0]] - x[bonds[:, 1]], axis=-1)
-        if d.max() > MAX_BOND_A:
-            raise SimulationError(f"the ligand fell apart under the ML potential by step {step} "
-                                  f"(a bond at {d.max():.2f} Å)", where=str(where),
-                                  fix="train the ANI model on more (and more distorted) "
-                                      "ligand frames")
+        k = int(np.argmax(d))
+        if d[k] > MAX_BOND_A:
+            raise LigandBroken(f"the ligand fell apart under the ML potential by step {step} "
+                               f"(bond {bonds[k, 0]}-{bonds[k, 1]} at {d[k]:.2f} Å)",
+                               step=step, bond_A=float(d[k]),
+                               atoms=[int(bonds[k, 0]), int(bonds[k, 1])], where=str(where),
+                               fix="train the ANI model on more (and more distorted) "
+                                   "ligand frames")
+
+
+def ligand_bonds(topology, ligand_atoms) -> np.ndarray:
+    """``(n_bonds, 2)`` atom indices of the bonds inside the ligand."""
+    lig = set(int(i) for i in ligand_atoms)
+    return np.array([(b[0].index, b[1].index) for b in topology.bonds()
+                     if b[0].index in lig and b[1].index in lig], int).reshape(-1, 2)
+
+
+def ligand_bond_guard(topology, ligand_atoms, where=None):
+    """A ``guard(positions_nm, step)`` for :func:`drug_binding.metad.run_metad` that raises
+    :class:`LigandBroken` when the ligand falls apart."""
+    bonds = ligand_bonds(topology, ligand_atoms)
+
+    def guard(positions_nm, step: int) -> None:
+        _check_intact(np.asarray(positions_nm, float) * 10.0, bonds, step, where)
+
+    return guard
 
 
 def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: int,
@@ -131,9 +168,7 @@ def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: 
     sim.context.setVelocitiesToTemperature(temperature_K * unit.kelvin, int(seed) + 1)
     frames = [sim.context.getState(getPositions=True).getPositions(asNumpy=True)
               .value_in_unit(unit.angstrom)]
-    lig = set(cx.ligand_atoms)
-    lig_bonds = np.array([(b[0].index, b[1].index) for b in top.bonds()
-                          if b[0].index in lig and b[1].index in lig], int).reshape(-1, 2)
+    lig_bonds = ligand_bonds(top, cx.ligand_atoms)
     _check_intact(frames[0], lig_bonds, 0, complex_dir)
     t_md = time.perf_counter()
     for _ in range(max(1, steps // report_every)):
@@ -163,19 +198,34 @@ def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: 
 def screen_one(name: str, complex_dir: str, model_dir: str, out: str, steps: int,
                temperature_K: float, timestep_fs: float, report_every: int, seed: int,
                threads: int = 1) -> dict[str, Any]:
-    """One screening task (importable by the sweep's workers)."""
-    res = run_md(complex_dir, model_dir, steps, Path(out) / name, temperature_K=temperature_K,
-                 timestep_fs=timestep_fs, report_every=report_every, seed=seed,
-                 threads=threads)
-    return {"name": name, **{k: v for k, v in res.items() if k not in ("rmsd_A",
-                                                                     "centre_shift_A")},
+    """One screening task (importable by the sweep's workers). A ligand that falls apart
+    gives ``{"name", "status": "fell_apart", "step", "max_bond_A", "bond_atoms", "message"}``
+    (a result, kept by the sweep: the same seed would break it again), not an exception."""
+    try:
+        res = run_md(complex_dir, model_dir, steps, Path(out) / name,
+                     temperature_K=temperature_K, timestep_fs=timestep_fs,
+                     report_every=report_every, seed=seed, threads=threads)
+    except LigandBroken as exc:
+        return {"name": name, "status": "fell_apart", "step": exc.step,
+                "max_bond_A": None if math.isnan(exc.bond_A) else exc.bond_A,
+                "bond_atoms": exc.atoms, "message": exc.what, "seed": seed,
+                "timestep_fs": timestep_fs}
+    return {"name": name, "status": "ok",
+            **{k: v for k, v in res.items() if k not in ("rmsd_A", "centre_shift_A")},
             "rmsd_A": res["rmsd_A"]}
 
 
 def rank(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ligands from most to least stable: mean second-half RMSD up, residence time down."""
-    rows = sorted(results.values(), key=lambda r: (r["mean_rmsd_A"], -r["residence_time_ps"]))
+    """Intact ligands from most to least stable: mean second-half RMSD up, residence time
+    down; ligands that fell apart (``status == "fell_apart"``) are left out."""
+    rows = sorted((r for r in results.values() if r.get("status", "ok") == "ok"),
+                  key=lambda r: (r["mean_rmsd_A"], -r["residence_time_ps"]))
     return [{"rank": k + 1, **r} for k, r in enumerate(rows)]
+
+
+def fell_apart(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ligands that fell apart, in input order."""
+    return [r for r in results.values() if r.get("status") == "fell_apart"]
 
 
 def screen(complexes: dict[str, str], model_dir: str | os.PathLike, out: str | os.PathLike,
@@ -184,7 +234,8 @@ def screen(complexes: dict[str, str], model_dir: str | os.PathLike, out: str | o
            progress: bool = False) -> dict[str, Any]:
     """Screen ``{name: complex folder}`` through :func:`common.sweep.run_tasks` (results in
     ``out/results/``, one JSON per ligand; a rerun skips the finished ones); writes and returns
-    ``screening.json`` (``ranking``, ``failures``)."""
+    ``screening.json`` (``ranking``; ``fell_apart``: ligands whose bonds broke, not ranked;
+    ``failures``: tasks that raised)."""
     from common.sweep import JsonDirStore, Task, run_tasks
 
     out = Path(out)
@@ -198,8 +249,8 @@ def screen(complexes: dict[str, str], model_dir: str | os.PathLike, out: str | o
     report = run_tasks(tasks, store, cluster=cluster, progress=progress,
                        description="ML/MM screening")
     results = {k: v for k, v in store.results().items() if k in complexes}
-    summary = {"ranking": rank(results), "failures": report.failures,
-               "sweep": report.to_dict()}
+    summary = {"ranking": rank(results), "fell_apart": fell_apart(results),
+               "failures": report.failures, "sweep": report.to_dict()}
     atomic_write_json(out / "screening.json", summary)
     return summary
 

@@ -28,7 +28,12 @@ def test_tiny_case_study_runs_and_resumes(tmp_path):
     for name in ("summary.json", "report.md", "screening.png", "model/mlp-cases-model.json",
                  "screening/screening.json"):
         assert (out / name).is_file(), name
-    assert len(s["screening"]) + len(s["screening_failures"]) == 4
+    broken = s["screening_fell_apart"]
+    assert len(s["screening"]) + len(broken) + len(s["screening_failures"]) == 4
+    report_text = (out / "report.md").read_text()
+    for r in broken:  # reported as such, not ranked
+        assert r["name"] not in [x["name"] for x in s["screening"]]
+        assert f"| {r['name']} | **fell apart**" in report_text
     ranks = [r["mean_rmsd_A"] for r in s["screening"]]
     assert ranks == sorted(ranks)
     for r in s["screening"]:  # intact ligands stay near the pocket on this time scale
@@ -87,3 +92,29 @@ def test_walkers_combine_to_their_mean_with_the_standard_error_over_walkers():
     assert one["delta_G_err_kcal_per_mol"] == 0.3 and "block" in one["error_method"]
     none = combine_walkers([_walker(-1.0), _walker(-2.0, rw=-2.5)])
     assert none["delta_G_reweighted_kcal_per_mol"] == -2.5 and none["simulated_ps"] == 12.0
+
+
+def test_case_study_report_names_a_broken_ligand():
+    from drug_binding.case_study import SEED_RESULTS, report_markdown
+
+    row = {"rank": 1, "name": "phenol", "mean_rmsd_A": 3.5, "sem_rmsd_A": 0.2,
+           "residence_time_ps": 1.5, "escaped": False, "contacts": {"TRP2": 1.0}}
+    s = {"scale": "tiny", "receptor": {"peptide": "TRP GLY TRP"},
+         "ligands": {"phenol": "Oc1ccccc1", "benzamide": "NC(=O)c1ccccc1"},
+         "labels": {}, "dataset": {"train": 10}, "model": {"metrics": {}},
+         "screening": [row], "timings_s": {},
+         "metad": [{"name": "phenol", "screen_rank": 1, "delta_G_kcal_per_mol": None,
+                    "delta_G_err_kcal_per_mol": None, "delta_G_bind_kcal_per_mol": None,
+                    "n_walkers": 0, "walker_delta_G_kcal_per_mol": [],
+                    "walker_basin_transitions": [], "n_walkers_failed": 2,
+                    "walker_failures": {"phenol-w0": "fell apart at step 600: O-H",
+                                        "phenol-w1": "fell apart at step 900: O-H"}}],
+         "screening_fell_apart": [{"name": "benzamide", "step": 700, "max_bond_A": 2.31,
+                                   "message": "the ligand fell apart by step 700"}],
+         "screening_failures": {}, "seed_results": SEED_RESULTS,
+         "validation": {"experimental_data": None, "note": "none"}}
+    text = report_markdown(s)
+    assert "| 1 | phenol |" in text
+    assert "| — | benzamide | **fell apart** under the tiny ANI at step 700" in text
+    assert "**No ΔG for phenol: every walker stopped** (fell apart at step 600" in text
+    assert "| phenol | — ± — | — | 0 × — ps (2 more stopped and left out: fell apart" in text

@@ -54,6 +54,24 @@ def _double_well(folder):
         omm_app.PDBFile.writeFile(top, [[0, 0, 0], [0.35, 0, 0], [1, 0, 0]] * unit.nanometer, fh)
 
 
+def _funnel_particle(folder):
+    """A free particle (2) with a fixed origin (0) and axis point (1) for the funnel."""
+    from openmm import app as omm_app
+    from openmm import unit
+
+    system = mm.System()
+    for m in (0.0, 0.0, 2.0):
+        system.addParticle(m)
+    (folder / "funnel_system.xml").write_text(mm.XmlSerializer.serialize(system))
+    top = omm_app.Topology()
+    res = top.addResidue("LIG", top.addChain())
+    for name in ("O", "T", "P"):
+        top.addAtom(name, omm_app.Element.getBySymbol("Ar"), res)
+    with open(folder / "funnel_start.pdb", "w") as fh:
+        omm_app.PDBFile.writeFile(top, [[0, 0, 0], [0, 0, 2.0], [0, 0, 0.2]] * unit.nanometer,
+                                  fh)
+
+
 def _hairpin(folder):
     """Two strands of four C (one residue each) with native contacts (0, 7) and (1, 6):
     native for 30 frames between expanded stretches (20 and 10 frames), 5 fs apart."""
@@ -83,6 +101,7 @@ def _inputs(tmp_path_factory):
          [[f"L{k}", a, b] for k, (a, b) in enumerate(zip(kd, pred, strict=True))])
     _csv(folder / "nopred.csv", ["name", "Kd_nM"], [[f"L{k}", a] for k, a in enumerate(kd)])
     _double_well(folder)
+    _funnel_particle(folder)
     _hairpin(folder)
     return folder
 
@@ -129,6 +148,58 @@ def test_metad_contract(files, capsys):
     assert res["n_hills"] == 40 and res["settings"]["hill_width_nm"] == 0.025
     assert json.loads((out_dir / "metad.json").read_text()) == res
     assert {"HILLS", "COLVAR", "fes.dat", "metad.json"} <= {p.name for p in out_dir.iterdir()}
+
+
+def test_metad_walkers_keep_the_contract(files, capsys):
+    out_dir = files["tmp"] / "walkers"
+    code, out, err = _run(["metad", "--system", files["system"], "--pdb", files["start"],
+                           "--cv", "distance:0:1", "--bound", "0.2,0.6", "--unbound", "0.6,1.0",
+                           "--temperature-K", "300", "--steps", "2000", "--pace", "50",
+                           "--hill-width-nm", "0.025", "--blocks", "2", "--platform",
+                           "Reference", "--seed", "3", "--walkers", "2", "--out", out_dir,
+                           "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert METAD_KEYS <= set(res) and res["cv"] == "distance" and res["temperature_K"] == 300
+    assert len(res["profile"]["cv_nm"]) == len(res["profile"]["free_energy_kcal_per_mol"])
+    a, b = res["walker_delta_G_kcal_per_mol"]
+    assert res["n_walkers"] == 2 and [w["seed"] for w in res["walkers"]] == [3, 1003]
+    assert res["delta_G_kcal_per_mol"] == pytest.approx((a + b) / 2)
+    assert res["delta_G_err_kcal_per_mol"] == pytest.approx(abs(a - b) / 2)  # sd / sqrt(2)
+    assert res["delta_G_bind_kcal_per_mol"] == pytest.approx(
+        res["delta_G_kcal_per_mol"] + res["standard_state_correction_kcal_per_mol"])
+    for k in range(2):
+        w = json.loads((out_dir / f"walker_{k}" / "metad.json").read_text())
+        assert w["delta_G_kcal_per_mol"] == pytest.approx([a, b][k])
+        assert w["settings"]["openmm_seed"] == [3, 1003][k] + 1
+    assert a != b  # different seeds, different runs
+    assert json.loads((out_dir / "metad.json").read_text()) == res
+    assert (out_dir / "walkers.png").read_bytes()[:4] == b"\x89PNG"
+    code, out, _ = _run(["metad", "--system", files["system"], "--pdb", files["start"],
+                         "--cv", "distance:0:1", "--bound", "0.2,0.6", "--unbound", "0.6,1.0",
+                         "--temperature-K", "300", "--steps", "2000", "--pace", "50",
+                         "--blocks", "2", "--platform", "Reference", "--walkers", "2",
+                         "--out", files["tmp"] / "w2"], capsys)
+    assert code == 0 and "walkers: " in out and "standard error over walkers" in out
+
+
+def test_metad_funnel_flags(files, capsys):
+    from drug_binding.funnel import Funnel
+
+    code, out, err = _run(["metad", "--system", files["funnel_system"], "--pdb",
+                           files["funnel_start"], "--cv", "distance:2:0", "--bound", "0,0.45",
+                           "--unbound", "0.75,1.1", "--temperature-K", "300", "--steps", "2000",
+                           "--pace", "50", "--blocks", "2", "--platform", "Reference",
+                           "--funnel", "2:0:1", "--funnel-zcc-nm", "0.5", "--funnel-z-nm=-0.2,1.2",
+                           "--funnel-radius-nm", "0.1", "--funnel-angle-deg", "30",
+                           "--funnel-k", "4000", "--out", files["tmp"] / "funnel_out",
+                           "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    f = Funnel((2,), (0,), (1,), 0.1, 30.0, 0.5, -0.2, 1.2, 4000.0)
+    assert res["funnel"] == f.to_dict()
+    assert res["unbound_volume_nm3"] == pytest.approx(f.accessible_volume_nm3((0.75, 1.1), 300))
+    assert METAD_KEYS <= set(res)
 
 
 def test_folding_contract(files, capsys):
@@ -190,6 +261,29 @@ ROWS = [
     R("metad-system-not-xml", "metad", "--system", "{kd}", "--pdb", "{start}", "--cv",
       "distance:0:1", "--bound", "0.2,0.6", "--unbound", "0.6,1.0", "--temperature-K", "300",
       "--steps", "2000", "--out", "{tmp}/metad", needles=("kd.csv",)),
+    R("metad-walkers-0", *M("--walkers", "0"), kind="usage"),
+    R("metad-funnel-without-zcc", *M("--funnel", "1:0:0"), needles=("--funnel-zcc-nm",)),
+    R("metad-zcc-without-funnel", *M("--funnel-zcc-nm", "0.5"), needles=("without --funnel",)),
+    R("metad-funnel-two-groups", "metad", "--system", "{funnel_system}", "--pdb", "{funnel_start}",
+      "--cv", "distance:2:0", "--bound", "0,0.45", "--unbound", "0.75,1.1", "--temperature-K",
+      "300", "--steps", "2000", "--pace", "50", "--blocks", "2", "--out", "{tmp}/metad",
+      "--funnel", "2:0", "--funnel-zcc-nm", "0.5", "--funnel-z-nm", "0,1.2",
+      needles=("--funnel", "LIGAND:ORIGIN:TOWARD")),
+    R("metad-funnel-index-out-of-range", "metad", "--system", "{funnel_system}", "--pdb",
+      "{funnel_start}", "--cv", "distance:2:0", "--bound", "0,0.45", "--unbound", "0.75,1.1",
+      "--temperature-K", "300", "--steps", "2000", "--pace", "50", "--blocks", "2", "--out",
+      "{tmp}/metad", "--funnel", "2:0:7", "--funnel-zcc-nm", "0.5", "--funnel-z-nm", "0,1.2",
+      needles=("--funnel", "atom index 7")),
+    R("metad-funnel-z-backwards", "metad", "--system", "{funnel_system}", "--pdb", "{funnel_start}",
+      "--cv", "distance:2:0", "--bound", "0,0.45", "--unbound", "0.75,1.1", "--temperature-K",
+      "300", "--steps", "2000", "--pace", "50", "--blocks", "2", "--out", "{tmp}/metad",
+      "--funnel", "2:0:1", "--funnel-zcc-nm", "0.5", "--funnel-z-nm", "1.2,0",
+      needles=("--funnel-z-nm",)),
+    R("metad-funnel-start-outside", "metad", "--system", "{funnel_system}", "--pdb",
+      "{funnel_start}", "--cv", "distance:2:0", "--bound", "0,0.45", "--unbound", "0.75,1.1",
+      "--temperature-K", "300", "--steps", "2000", "--pace", "50", "--blocks", "2", "--out",
+      "{tmp}/metad", "--funnel", "2:0:1", "--funnel-zcc-nm", "0.1", "--funnel-z-nm", "0.5,1.2",
+      needles=("--funnel", "outside the funnel")),
     R("folding-native-other-atoms", "folding", "{hairpin}", "--native", "{other}",
       needles=("other.extxyz", "8")),
     R("folding-missing-native", "folding", "{hairpin}", "--native", "{tmp}/none.pdb",

@@ -225,7 +225,7 @@ def test_periodic_system_with_groups_runs(tmp_path):
                         timestep_fs=1.0, platform="Reference", n_blocks=2)
     assert math.isfinite(r["delta_G_kcal_per_mol"]) and r["n_hills"] == 80
     _, _, colvar = _plumed_table(tmp_path / "COLVAR")
-    assert colvar[:, 1].max() < 1.0 + 0.15
+    assert colvar[:, 1].max() < 1.0 + 3 * 0.05 + 0.15  # default wall: 3 widths past the top
 
 
 # ---------------------------------------------------------------------------------------------
