@@ -3,7 +3,8 @@ replicas, measured in the same run.
 
 Workload (electrolytes issue): N independent Langevin trajectories (300 K, 0.5 fs) of an
 84-atom EC/DEC/LiPF6 cell (4 EC, 2 DEC, 1 LiPF6, packed by packmol) driven by a DeePMD model
-of the tiny (default) or paper architecture. Weights are random (speed does not depend on
+of the tiny (default: se_atten without attention + deepmd's ZBL pair table) or paper
+architecture. Weights are random (speed does not depend on
 them); ``sel`` is what deepmd's automatic rule gives on this cell. The engine measures and
 picks its batch size and says which; the baseline is ASE's Langevin with
 ``deepmd.calculator.DP``, one trajectory after the other.
@@ -60,9 +61,10 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="deepmd_bench_")
     model = DeepMDAdapter.untrained(tmp, type_map, config=cfg, sel=sel)
     engine = DeepMDAdapter.load(tmp, device=args.device).batched()
+    zbl = " + ZBL" if cfg["zbl"] else ""
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; DeePMD "
-          f"{args.config} se_e2_a, sel {sel}; {len(cell)} atoms; engine on {args.device}, "
-          "ASE (deepmd's DP calculator) on deepmd's device")
+          f"{args.config} {cfg['descriptor']}{zbl}, sel {sel}; {len(cell)} atoms; engine on "
+          f"{args.device}, ASE (deepmd's DP calculator) on deepmd's device")
     print(f"{'replicas':>8} {'engine rs/s':>12} {'batch':>6} {'ASE rs/s':>10} {'ratio':>7}")
     rows = []
     for n in [int(x) for x in args.replicas.split(",")]:

@@ -11,6 +11,16 @@ database) -> retrain. The loop stops after ``iterations`` explorations, or earli
 fraction of explored frames the committee already agrees on (deviation < ``trust_lo``)
 reaches ``accurate_fraction``, or when an exploration finds nothing to label.
 
+Absurd frames are refused before training: a labelled frame whose reference energy per atom is
+more than ``max_energy_above_eV_per_atom`` above the lowest of the initial training frames of
+the same formula (the relaxed cells), or whose largest reference force exceeds
+``max_force_eV_A``, is a configuration MD at the exploration temperatures never visits (a
+committee driving MD into atom overlaps finds them; GFN1-xTB puts some of them ~1,900 eV above
+the relaxed 56-atom cell). Fitting them costs the model its accuracy where it matters, so they
+are counted per iteration (``refused.json`` in the round folder, ``n_refused_*`` in the
+history) and left out; a frame of a formula absent from the initial data is judged by its force
+only.
+
 Everything is on disk under the work folder (see :mod:`common.active_learning`), so a run
 killed at any point resumes where it stopped and never labels or merges a frame twice;
 ``active_learning.png`` plots the record.
@@ -32,7 +42,10 @@ from ase import Atoms
 from common.config import ConfigSchema
 from common.errors import ConfigError
 
-__all__ = ["ALSettings", "explored_fraction", "plot_history", "run_active_learning"]
+__all__ = ["ALSettings", "explored_fraction", "lowest_energies", "plot_history",
+           "refuse_absurd", "run_active_learning"]
+
+REFUSED_FILE = "refused.json"
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class ALSettings(ConfigSchema):
     committee from scratch (DP-GEN's default); a number continues each member from the
     previous iteration's (deepmd ``--init-model``) for that many steps, a named
     simplification that saves most of the training time of later iterations.
+    ``max_energy_above_eV_per_atom``, ``max_force_eV_A``: labelled frames above either are
+    refused (see the module docstring; None switches a test off).
     """
 
     iterations: int
@@ -65,6 +80,8 @@ class ALSettings(ConfigSchema):
     pressure_bar: float | None = None
     train_parallel: int = 1
     retrain_steps: int | None = None
+    max_energy_above_eV_per_atom: float | None = 0.5
+    max_force_eV_A: float | None = 20.0
 
     def check(self, where: str = "active_learning") -> ALSettings:
         def need(ok: bool, what: str, fix: str) -> None:
@@ -87,6 +104,10 @@ class ALSettings(ConfigSchema):
              f"{self.accurate_fraction})", "DP-GEN stops at e.g. 0.99")
         need(self.retrain_steps is None or self.retrain_steps >= 1, "retrain_steps must be "
              f">= 1 or null (got {self.retrain_steps})", "give e.g. 300, or null")
+        for key in ("max_energy_above_eV_per_atom", "max_force_eV_A"):
+            v = getattr(self, key)
+            need(v is None or v > 0, f"{key} must be > 0 or null (got {v})",
+                 "e.g. 0.5 eV/atom and 20 eV/Å")
         need(self.committee_size >= 2, f"committee_size must be >= 2 (got "
              f"{self.committee_size})", "a deviation needs two models; DP-GEN uses 4")
         return self
@@ -117,6 +138,7 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
 
     from common.active_learning import ActiveLearning
     from common.data import Dataset
+    from common.fileio import atomic_write_json
     from common.labels import label_structures, labelled_frames
     from common.md.runner import run_md
     from common.potential.model_folder import META
@@ -164,12 +186,18 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
         path = Path(folder) / "flagged_frames.extxyz"
         return list(ase.io.read(path, ":")) if path.exists() else []
 
+    reference = lowest_energies(initial)
+
     def label(frames):
         for f in frames:  # what the labeller needs; MD bookkeeping goes
             f.info = {"charge": 0}
         label_structures(frames, labeller, db, progress=progress, cluster=label_cluster,
                          source="active-learning frames")
-        return [a for a in labelled_frames(frames, labeller, db) if a is not None]
+        done = [a for a in labelled_frames(frames, labeller, db) if a is not None]
+        kept, refused = refuse_absurd(done, reference, s.max_energy_above_eV_per_atom,
+                                      s.max_force_eV_A)
+        atomic_write_json(loop.round_dir(_labelling_round(loop)) / REFUSED_FILE, refused)
+        return kept
 
     loop = ActiveLearning(workdir, list(initial), train=train, load=load, explore=explore,
                           label=label, lo=s.trust_lo_eV_A, hi=s.trust_hi_eV_A,
@@ -186,12 +214,78 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
             stopped = (f"accurate fraction {frac:.3f} >= {s.accurate_fraction} after "
                        f"iteration {k}")
             break
-    history = [{**h, "accurate_fraction": explored_fraction(h)} for h in res.history]
+    history = [{**h, "accurate_fraction": explored_fraction(h),
+                **_refused(loop.round_dir(h["round"]))} for h in res.history]
     plot = plot_history(history, workdir / "active_learning.png", s)
     committee, members = res.model
     return {"model": loop.round_dir(res.rounds) / "model", "members": members,
             "committee": committee, "metrics": res.metrics, "data": res.data,
             "history": history, "stopped": stopped, "plot": plot, "rounds": res.rounds}
+
+
+def lowest_energies(frames: Sequence[Atoms]) -> dict[str, float]:
+    """The lowest reference energy per atom (eV) of each chemical formula among ``frames``."""
+    low: dict[str, float] = {}
+    for a in frames:
+        f = a.get_chemical_formula()
+        e = a.get_potential_energy() / len(a)
+        low[f] = min(low.get(f, e), e)
+    return low
+
+
+def refuse_absurd(frames: Sequence[Atoms], reference: dict[str, float],
+                  max_energy_above_eV_per_atom: float | None, max_force_eV_A: float | None
+                  ) -> tuple[list[Atoms], dict[str, Any]]:
+    """Split labelled frames into kept and refused: refused when the reference energy per
+    atom lies more than ``max_energy_above_eV_per_atom`` above ``reference`` of its formula
+    (:func:`lowest_energies`) or the largest reference force exceeds ``max_force_eV_A``
+    (None: that test off). Returns (kept, record): the counts, the bounds, and the largest
+    excess energy (eV/atom) and force (eV/Å) seen."""
+    import numpy as np
+
+    kept, n_e, n_f, excess, fmax = [], 0, 0, [], []
+    for a in frames:
+        ref = reference.get(a.get_chemical_formula())
+        de = None if ref is None else a.get_potential_energy() / len(a) - ref
+        f = float(np.linalg.norm(a.get_forces(), axis=1).max())
+        fmax.append(f)
+        if de is not None:
+            excess.append(de)
+        bad_e = de is not None and max_energy_above_eV_per_atom is not None \
+            and de > max_energy_above_eV_per_atom
+        bad_f = max_force_eV_A is not None and f > max_force_eV_A
+        n_e += bad_e
+        n_f += bad_f and not bad_e
+        if not (bad_e or bad_f):
+            kept.append(a)
+    return kept, {"n_labelled": len(frames), "n_kept": len(kept), "n_refused_energy": n_e,
+                  "n_refused_force": n_f,
+                  "max_energy_above_eV_per_atom": max_energy_above_eV_per_atom,
+                  "max_force_eV_A": max_force_eV_A,
+                  "largest_energy_above_eV_per_atom": max(excess) if excess else None,
+                  "largest_force_eV_A": max(fmax) if fmax else None}
+
+
+def _labelling_round(loop) -> int:
+    """The round being labelled: the first one selected and not yet labelled."""
+    r = 0
+    while True:
+        st = loop.state(r)
+        if "selected" in st and "labelled" not in st:
+            return r
+        if not st:
+            raise RuntimeError("no round is waiting for labels")
+        r += 1
+
+
+def _refused(round_dir: Path) -> dict[str, Any]:
+    """A round's refusal record for the history (zeros when nothing was labelled)."""
+    p = Path(round_dir) / REFUSED_FILE
+    rec = json.loads(p.read_text()) if p.exists() else {}
+    return {"n_refused_energy": rec.get("n_refused_energy", 0),
+            "n_refused_force": rec.get("n_refused_force", 0),
+            "largest_energy_above_eV_per_atom": rec.get("largest_energy_above_eV_per_atom"),
+            "largest_force_eV_A": rec.get("largest_force_eV_A")}
 
 
 def _committee(members):

@@ -19,6 +19,18 @@ Precision: a DeePMD model computes in the precision it was trained with (``preci
 config, float64 by default; coordinates in float64 always). The batched module accepts states
 of any float dtype and returns results in the state's dtype, so ``module.to(torch.float32)``
 changes its inputs and outputs, not deepmd's arithmetic.
+
+Short-range repulsion (``zbl`` in the config, on in the tiny and paper configs): deepmd's own
+DP+ZBL model (``deepmd.pt.model.model.DPZBLModel``, chosen by ``use_srtab`` in the model
+section). Each atom's energy is ``(1 - w) E_DP + w E_pair + bias``, where ``E_pair`` is half
+the sum of a tabulated pair energy over its neighbours and the weight ``w`` goes smoothly from
+0 (deepmd's softmin distance to its neighbours above ``zbl_sw_rmax_A``) to 1 (below
+``zbl_sw_rmin_A``). The table (:func:`write_zbl_table`, ``zbl_table.txt`` in the model folder,
+stored inside the frozen model too) is the Ziegler-Biersack-Littmark universal screened
+nuclear repulsion of each element pair. A network trained on liquid configurations has no
+data at the distances where atoms overlap and may predict them low; the ZBL wall makes
+such overlaps cost what nuclear repulsion costs, so MD cannot fall into them. At the
+distances of the training data (w = 0) the model is the plain DP model.
 """
 
 from __future__ import annotations
@@ -62,10 +74,14 @@ CONFIGS = Path(__file__).parent / "configs"
 MODEL_FILE = "frozen_model.pth"
 CHECKPOINT = "model.ckpt.pt"
 INPUT = "input.json"
+#: the short-range pair table (deepmd's ``use_srtab``) of a DP+ZBL model
+ZBL_TABLE = "zbl_table.txt"
 #: files ``save`` copies into a new model folder (those that exist)
-MODEL_FILES: tuple[str, ...] = (MODEL_FILE, CHECKPOINT, INPUT, "lcurve.out")
-#: descriptors this adapter writes (both type-resolved, so ``sel`` is per element)
-DESCRIPTORS: tuple[str, ...] = ("se_e2_a", "se_e2_r")
+MODEL_FILES: tuple[str, ...] = (MODEL_FILE, CHECKPOINT, INPUT, "lcurve.out", ZBL_TABLE)
+#: descriptors this adapter writes: two type-resolved ones (``sel`` per element) and se_atten
+#: without attention layers (mixed-type: one ``sel``, the sum over elements), which deepmd's
+#: DP+ZBL model needs
+DESCRIPTORS: tuple[str, ...] = ("se_e2_a", "se_e2_r", "se_atten")
 PRECISIONS: tuple[str, ...] = ("float64", "float32")
 
 
@@ -82,6 +98,10 @@ class DeepMDConfig(ConfigSchema):
     every ``decay_steps``, loss prefactors of energy, forces and virial (``start_pref_*`` ->
     ``limit_pref_*``), ``disp_freq`` and ``save_freq`` (steps). Descriptor nets without and
     fitting nets with ResNet timesteps, as in deepmd-kit's examples.
+
+    ``zbl``: deepmd's DP+ZBL model (see the module docstring) with the pair repulsion taking
+    over between ``zbl_sw_rmax_A`` and ``zbl_sw_rmin_A`` (Å) of an atom's softmin neighbour
+    distance; False: the plain DP model.
     """
 
     descriptor: str
@@ -106,6 +126,9 @@ class DeepMDConfig(ConfigSchema):
     limit_pref_v: float
     disp_freq: int
     save_freq: int
+    zbl: bool = False
+    zbl_sw_rmin_A: float = 0.5
+    zbl_sw_rmax_A: float = 0.8
 
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
@@ -131,6 +154,9 @@ def _check_values(cfg: dict[str, Any], where: str) -> None:
 
     need(cfg["descriptor"] in DESCRIPTORS, f"unknown descriptor {cfg['descriptor']!r}",
          f"use one of {', '.join(DESCRIPTORS)}")
+    need(not cfg.get("zbl") or cfg["descriptor"] == "se_atten", "zbl needs the mixed-type "
+         f"se_atten descriptor (got {cfg['descriptor']!r}): deepmd's PyTorch DP+ZBL model "
+         "combines only mixed-type models", 'set "descriptor": "se_atten", or "zbl": false')
     need(cfg["precision"] in PRECISIONS, f"unknown precision {cfg['precision']!r}",
          f"use one of {', '.join(PRECISIONS)}")
     need(0 <= cfg["rcut_smth_A"] < cfg["rcut_A"], f"rcut_smth_A ({cfg['rcut_smth_A']}) must be "
@@ -145,6 +171,10 @@ def _check_values(cfg: dict[str, Any], where: str) -> None:
          "deepmd's own automatic sel uses 1.1")
     need(cfg["stop_lr"] <= cfg["start_lr"], f"stop_lr ({cfg['stop_lr']}) is larger than "
          f"start_lr ({cfg['start_lr']})", "the learning rate decays: stop_lr <= start_lr")
+    need(0 < cfg.get("zbl_sw_rmin_A", 0.5) < cfg.get("zbl_sw_rmax_A", 0.8) < cfg["rcut_A"],
+         f"need 0 < zbl_sw_rmin_A < zbl_sw_rmax_A < rcut_A (got {cfg.get('zbl_sw_rmin_A')}, "
+         f"{cfg.get('zbl_sw_rmax_A')}, {cfg['rcut_A']})", "e.g. 0.5 and 0.8 Å: below the "
+         "shortest bond, so the network alone describes the liquid")
     bs = cfg["batch_size"]
     need(bs > 0 if isinstance(bs, int) else _is_auto(bs),
          f"batch_size must be a positive number of frames or 'auto' (got {bs!r})",
@@ -160,13 +190,14 @@ def _is_auto(value: str) -> bool:
 
 
 def input_json(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: int,
-               train_systems: list[str], valid_systems: list[str] | None = None
-               ) -> dict[str, Any]:
+               train_systems: list[str], valid_systems: list[str] | None = None,
+               zbl_table: str = ZBL_TABLE) -> dict[str, Any]:
     """DeePMD-kit's ``input.json`` for ``cfg`` (see :class:`DeepMDConfig`).
 
     ``type_map``: element symbols (deepmd's atom types, in this order); ``sel``: neighbours
     kept per element; ``seed`` seeds the descriptor, the fitting net and the batch order;
-    ``*_systems``: deepmd/npy system folders (relative to the model folder).
+    ``*_systems``: deepmd/npy system folders (relative to the model folder); ``zbl_table``:
+    the pair table's path for a DP+ZBL model (written by :func:`write_zbl_table`).
     """
     training: dict[str, Any] = {
         "training_data": {"systems": list(train_systems), "batch_size": cfg["batch_size"]},
@@ -177,7 +208,7 @@ def input_json(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: i
         training["validation_data"] = {"systems": list(valid_systems), "batch_size": 1,
                                        "numb_btch": 3}
     return {
-        "model": model_section(cfg, type_map, sel, seed),
+        "model": model_section(cfg, type_map, sel, seed, zbl_table),
         "learning_rate": {"type": "exp", "start_lr": cfg["start_lr"],
                           "stop_lr": cfg["stop_lr"], "decay_steps": cfg["decay_steps"]},
         "loss": {"type": "ener", **{k: cfg[k] for k in (
@@ -187,18 +218,84 @@ def input_json(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: i
     }
 
 
-def model_section(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: int
-                  ) -> dict[str, Any]:
-    """The ``model`` section of deepmd's input: descriptor and fitting net."""
+def model_section(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: int,
+                  zbl_table: str = ZBL_TABLE) -> dict[str, Any]:
+    """The ``model`` section of deepmd's input: descriptor and fitting net, and with ``zbl``
+    the pair table and its switching distances (deepmd's ``use_srtab``, ``sw_rmin``,
+    ``sw_rmax``; ``smin_alpha`` is deepmd's default, which its PyTorch backend uses)."""
     descriptor = {"type": cfg["descriptor"], "sel": list(sel), "rcut": cfg["rcut_A"],
                   "rcut_smth": cfg["rcut_smth_A"], "neuron": list(cfg["neuron"]),
                   "resnet_dt": False, "type_one_side": cfg["type_one_side"],
                   "precision": cfg["precision"], "seed": seed}
-    if cfg["descriptor"] == "se_e2_a":
+    if cfg["descriptor"] in ("se_e2_a", "se_atten"):
         descriptor["axis_neuron"] = cfg["axis_neuron"]
-    return {"type_map": list(type_map), "descriptor": descriptor,
-            "fitting_net": {"neuron": list(cfg["fitting_neuron"]), "resnet_dt": True,
-                            "precision": cfg["precision"], "seed": seed}}
+    if cfg["descriptor"] == "se_atten":  # se_e2_a's embedding with type embeddings, no attention
+        descriptor.update({"sel": int(sum(sel)), "attn_layer": 0})
+    section = {"type_map": list(type_map), "descriptor": descriptor,
+               "fitting_net": {"neuron": list(cfg["fitting_neuron"]), "resnet_dt": True,
+                               "precision": cfg["precision"], "seed": seed}}
+    if cfg.get("zbl"):
+        section.update({"use_srtab": str(zbl_table), "smin_alpha": 0.1,
+                        "sw_rmin": float(cfg["zbl_sw_rmin_A"]),
+                        "sw_rmax": float(cfg["zbl_sw_rmax_A"])})
+    return section
+
+
+# -- ZBL short-range repulsion ----------------------------------------------------------------
+
+#: e^2 / (4 pi eps0), eV Å
+COULOMB_EV_A = 14.399645
+#: the ZBL universal screening function's coefficients and exponents (Ziegler, Biersack and
+#: Littmark, The Stopping and Range of Ions in Solids, 1985)
+_ZBL_C = (0.18175, 0.50986, 0.28022, 0.02817)
+_ZBL_D = (3.19980, 0.94229, 0.40290, 0.20162)
+
+
+def zbl_pair_energy(z1: int, z2: int, r_A):
+    """The ZBL universal screened nuclear repulsion of nuclei ``z1``, ``z2`` at ``r_A`` (Å),
+    eV: Z1 Z2 e^2 / (4 pi eps0 r) phi(r / a), a = 0.8854 a0 / (Z1^0.23 + Z2^0.23)."""
+    import numpy as np
+
+    r = np.asarray(r_A, dtype=float)
+    a = 0.8854 * 0.529177210903 / (z1**0.23 + z2**0.23)
+    x = r / a
+    phi = sum(c * np.exp(-d * x) for c, d in zip(_ZBL_C, _ZBL_D, strict=True))
+    return z1 * z2 * COULOMB_EV_A / r * phi
+
+
+def zbl_table(type_map: list[str], rcut_A: float, r_min_A: float = 0.01, dr_A: float = 0.005
+              ):
+    """deepmd's pair table for ``type_map``: rows ``r, E_00, E_01, ..., E_11, ...`` (pairs
+    i <= j in type order), r from ``r_min_A`` to ``rcut_A`` every ``dr_A`` (Å); each pair's
+    ZBL energy times a smooth switch (1 - 10u^3 + 15u^4 - 6u^5, u from 0 at rcut/2 to 1 at
+    rcut), so the table ends at zero as deepmd wants. Switched off at half the cutoff, the
+    tail changes nothing where the pair term acts (atoms closer than ``zbl_sw_rmax_A``)
+    beyond a few percent of its bonded neighbours' share."""
+    import numpy as np
+    from ase.data import atomic_numbers
+
+    r = np.arange(r_min_A, rcut_A + 0.5 * dr_A, dr_A)
+    r_end = rcut_A - 2.0 * dr_A  # deepmd checks the row below rcut is zero
+    u = np.clip((r - 0.5 * rcut_A) / (r_end - 0.5 * rcut_A), 0.0, 1.0)
+    switch = 1.0 - 10.0 * u**3 + 15.0 * u**4 - 6.0 * u**5
+    z = [atomic_numbers[s] for s in type_map]
+    cols = [r] + [zbl_pair_energy(z[i], z[j], r) * switch
+                  for i in range(len(z)) for j in range(i, len(z))]
+    return np.column_stack(cols)
+
+
+def write_zbl_table(path: str | Path, type_map: list[str], rcut_A: float) -> Path:
+    """Write :func:`zbl_table` where deepmd's ``use_srtab`` reads it (atomically)."""
+    import io
+
+    import numpy as np
+
+    from common.fileio import atomic_write_text
+
+    buf = io.StringIO()
+    np.savetxt(buf, zbl_table(type_map, rcut_A), fmt="%.10e")
+    atomic_write_text(Path(path), buf.getvalue())
+    return Path(path)
 
 
 def sel_from_stat(max_nbor_size: list[int], margin: float) -> list[int]:
@@ -377,6 +474,8 @@ class DeepMDAdapter:
             continues from its weights and descriptor statistics (deepmd's ``--init-model``,
             its ``sel`` kept) for ``numb_steps`` with the learning-rate schedule restarted.
 
+        Notes
+        -----
         deepmd trains for ``numb_steps`` with a decaying learning rate; it has no early
         stopping, so ``valid`` is scored, not used to stop.
         """
@@ -390,10 +489,10 @@ class DeepMDAdapter:
         workdir = Path(workdir).resolve()
         init_ckpt, init_sel = _init_checkpoint(init_from, elements_of(train))
         with _IN_PROCESS:
-            inp, stat = _write_input(train, valid, workdir, cfg, seed, sel=init_sel)
+            inp, stat, sel = _write_input(train, valid, workdir, cfg, seed, sel=init_sel)
         seconds = run_deepmd(workdir, device, progress, threads, init_model=init_ckpt)
         meta = {"framework": cls.name, "config": cfg, "seed": seed,
-                "elements": inp["model"]["type_map"], "sel": inp["model"]["descriptor"]["sel"],
+                "elements": inp["model"]["type_map"], "sel": sel,
                 "neighbor_stat": stat, "model_file": MODEL_FILE,
                 "n_train": len(train), "n_valid": len(valid),
                 "training_time_s": round(seconds, 2), "deepmd_version": _deepmd_version()}
@@ -438,9 +537,12 @@ class DeepMDAdapter:
         from deepmd.pt.model.model import get_model
         from deepmd.utils.argcheck import normalize
 
-        params = normalize(input_json(cfg, type_map, sel, seed, ["."]))["model"]
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        table = write_zbl_table(path / ZBL_TABLE, type_map, cfg["rcut_A"]) if cfg["zbl"] \
+            else None
+        params = normalize(input_json(cfg, type_map, sel, seed, ["."],
+                                      zbl_table=str(table)))["model"]
         torch.jit.save(torch.jit.script(get_model(params).eval()), str(path / MODEL_FILE))
         meta = {"framework": cls.name, "config": cfg, "seed": seed, "trained": False,
                 "elements": type_map, "sel": sel, "model_file": MODEL_FILE}
@@ -555,19 +657,23 @@ def _init_checkpoint(init_from: str | Path | None, elements: list[str]
 
 
 def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int,
-                 sel: list[int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                 sel: list[int] | None = None
+                 ) -> tuple[dict[str, Any], dict[str, Any], list[int]]:
     """Export the data, take deepmd's neighbour statistics of the training set, and write
     ``workdir/input.json`` (type map: the training set's elements sorted by Z; sel from the
-    statistics). Returns the input and the statistics."""
+    statistics). Returns the input, the statistics and sel per element (se_atten's input
+    holds their sum)."""
     workdir.mkdir(parents=True, exist_ok=True)
     type_map = elements_of(train)
     train_systems, valid_systems = _export(train, valid, workdir, type_map)
     stat = neighbor_stat(workdir / "data" / "train", cfg["rcut_A"], type_map)
     if sel is None:
         sel = sel_from_stat(stat["max_nbor_size"], cfg["sel_margin"])
+    if cfg["zbl"]:
+        write_zbl_table(workdir / ZBL_TABLE, type_map, cfg["rcut_A"])
     inp = input_json(cfg, type_map, sel, seed, train_systems, valid_systems)
     (workdir / INPUT).write_text(json.dumps(inp, indent=2))
-    return inp, stat
+    return inp, stat, list(sel)
 
 
 def _export(train, valid, workdir: Path, type_map: list[str]) -> tuple[list[str], list[str]]:

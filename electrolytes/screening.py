@@ -56,6 +56,10 @@ class ScreenSettings(ConfigSchema):
     ``timestep_fs``, Langevin ``friction_per_ps``, a frame every ``traj_every`` steps, the
     first ``discard_fs`` dropped; NPT when ``pressure_bar`` is given. ``rank_by``:
     conductivity that picks the best composition (nernst_einstein or einstein_helfand).
+    ``minimize_steps``: FIRE steps of the start cell with the model itself before the MD (0:
+    none); a cell relaxed with the reference method is not at the model's minimum, and the
+    difference (~2 eV in a 56-atom tiny cell) would otherwise come out as heat in the first
+    ~100 fs.
     """
 
     solvents: list[str]
@@ -76,6 +80,7 @@ class ScreenSettings(ConfigSchema):
     discard_fs: float = 0.0
     pressure_bar: float | None = None
     rank_by: str = "nernst_einstein"
+    minimize_steps: int = 0
 
     def check(self, where: str = "screen") -> ScreenSettings:
         def need(ok: bool, what: str, fix: str) -> None:
@@ -95,6 +100,8 @@ class ScreenSettings(ConfigSchema):
              "give positive values")
         need(0 <= self.discard_fs < self.steps * self.timestep_fs, "discard_fs must be >= 0 "
              "and shorter than the run", "give e.g. 10 % of steps × timestep_fs")
+        need(self.minimize_steps >= 0, f"minimize_steps must be >= 0 (got "
+             f"{self.minimize_steps})", "give e.g. 200, or 0 for none")
         need(self.rank_by in ("nernst_einstein", "einstein_helfand"),
              f"unknown rank_by {self.rank_by!r}", "use nernst_einstein or einstein_helfand")
         return self
@@ -171,6 +178,9 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
         atomic_write_atoms(cell_path, cell, format="extxyz")
     temps = [float(t) for t in temperatures_K]
     pot = load_saved(Path(model), device=device)
+    if md.get("minimize_steps"):
+        cell = minimized(cell, pot, int(md["minimize_steps"]), out / "cell_minimized.extxyz",
+                         device)
     reps = int(md.get("replicas", 1))
     kw = {"ensemble": "nvt"}
     if md.get("pressure_bar") is not None:
@@ -206,10 +216,36 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
             "runs": runs}
 
 
-def held_temperatures(thermo_path: str | Path, discard_fs: float = 0.0) -> dict[int, dict]:
-    """Per MD system: the mean kinetic temperature after the first ``discard_fs`` and its
-    standard deviation (``md_temperature_K``, ``md_temperature_std_K``), from the thermo log,
-    so each run is checked against its own target (the run summary averages all runs)."""
+def minimized(cell, pot, steps: int, path: Path, device: str = "cpu"):
+    """``cell`` after at most ``steps`` FIRE steps (fixed cell, fmax 0.05 eV/Å) on ``pot``,
+    written to ``path`` once and read back on a rerun."""
+    import ase.io
+    from ase.optimize import FIRE
+
+    from common.fileio import atomic_write_atoms
+    from common.potential.calculator import BatchedPotentialCalculator
+
+    if path.exists():
+        return ase.io.read(path)
+    a = cell.copy()
+    a.calc = BatchedPotentialCalculator(pot, device=device)
+    FIRE(a, logfile=None, maxstep=0.1).run(fmax=0.05, steps=steps)
+    a.calc = None
+    a.info = dict(cell.info)
+    atomic_write_atoms(path, a, format="extxyz")
+    return ase.io.read(path)
+
+
+def held_temperatures(thermo_path: str | Path, discard_fs: float = 0.0, n_blocks: int = 5
+                      ) -> dict[int, dict]:
+    """Per MD system: the mean kinetic temperature after the first ``discard_fs``, its
+    standard error from ``n_blocks`` consecutive blocks (the thermo samples are correlated
+    over ~1/(2 friction)) and the standard deviation of the samples (``md_temperature_K``,
+    ``md_temperature_err_K``, ``md_temperature_std_K``), from the thermo log, so each run is
+    checked against its own target (the run summary averages all runs); and the drift of
+    the potential energy (``md_epot_drift_eV``: last block's mean minus the first's), which
+    tells why a run is hotter than its target: a model whose potential energy keeps falling
+    releases that energy as heat faster than the thermostat takes it out."""
     from common.md.runner import read_thermo
 
     cols = read_thermo(thermo_path)
@@ -218,9 +254,24 @@ def held_temperatures(thermo_path: str | Path, discard_fs: float = 0.0) -> dict[
     for s in np.unique(cols["system"]).astype(int):
         sel = (cols["system"] == s) & keep
         if sel.any():
-            out[int(s)] = {"md_temperature_K": float(cols["T_K"][sel].mean()),
-                           "md_temperature_std_K": float(cols["T_K"][sel].std())}
+            t, e = cols["T_K"][sel], cols["Epot_eV"][sel]
+            n = max(1, len(e) // n_blocks)
+            out[int(s)] = {"md_temperature_K": float(t.mean()),
+                           "md_temperature_err_K": block_error(t, n_blocks),
+                           "md_temperature_std_K": float(t.std()),
+                           "md_epot_drift_eV": float(e[-n:].mean() - e[:n].mean())}
     return out
+
+
+def block_error(x, n_blocks: int = 5) -> float | None:
+    """Standard error of the mean of a correlated series from ``n_blocks`` block means
+    (None with fewer samples than blocks)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x) // n_blocks
+    if n < 1 or n_blocks < 2:
+        return None
+    means = x[: n * n_blocks].reshape(n_blocks, n).mean(axis=1)
+    return float(means.std(ddof=1) / math.sqrt(n_blocks))
 
 
 def _analyse(frames, temperature_K: float, dt_fs: float, pot) -> dict:
@@ -287,8 +338,11 @@ def _row(comp, t: float, runs: list[dict]) -> dict:
               r["conductivity"].get(f"{kind}_err_S_per_cm")) for r in ok])
     row["haven_ratio"] = _mean_err([(r["conductivity"].get("haven_ratio"), None)
                                     for r in ok])[0]
-    row["md_temperature_K"] = _mean_err([(r.get("md_temperature_K"), None)
+    row["md_epot_drift_eV"] = _mean_err([(r.get("md_epot_drift_eV"), None)
                                          for r in runs if not r["failed"]])[0]
+    row["md_temperature_K"], row["md_temperature_err_K"] = _mean_err(
+        [(r.get("md_temperature_K"), r.get("md_temperature_err_K"))
+         for r in runs if not r["failed"]])
     sol = [r["solvation"] for r in runs if "solvation" in r]
     if sol:
         shells: dict[str, float] = {}
@@ -351,7 +405,8 @@ def run_screen(settings: ScreenSettings | dict, model: str | Path, outdir: str |
     load_saved(Path(model))  # a bad model folder fails here, before any worker starts
     md = {"replicas": s.replicas, "steps": s.steps, "timestep_fs": s.timestep_fs,
           "friction_per_ps": s.friction_per_ps, "traj_every": s.traj_every,
-          "discard_fs": s.discard_fs, "pressure_bar": s.pressure_bar}
+          "discard_fs": s.discard_fs, "pressure_bar": s.pressure_bar,
+          "minimize_steps": s.minimize_steps}
     comps = compositions(s)
     if counts is not None and len(comps) != 1:
         raise ConfigError("molecule counts fix one composition, but the grid has "

@@ -35,6 +35,8 @@ from electrolytes.model import (
     load_config,
     sel_from_stat,
     train_committee,
+    zbl_pair_energy,
+    zbl_table,
 )
 
 #: tiny model for the tests: the tiny config, trained 30 steps (plumbing, not accuracy)
@@ -94,7 +96,9 @@ def test_training_writes_deepmd_files_and_records_sel_and_metrics(checked):
     assert meta["sel"] == sel_from_stat(stat["max_nbor_size"], 1.1)
     assert all(s >= n for s, n in zip(meta["sel"], stat["max_nbor_size"], strict=True))
     inp = json.loads((model.path / "input.json").read_text())
-    assert inp["model"]["descriptor"]["sel"] == meta["sel"]
+    assert inp["model"]["descriptor"]["sel"] == sum(meta["sel"])  # se_atten: one sel
+    assert inp["model"]["use_srtab"] == "zbl_table.txt"  # the tiny config's DP+ZBL model
+    assert (model.path / "zbl_table.txt").exists()
     assert inp["model"]["type_map"] == ["Li", "O", "F"]
     assert inp["training"]["numb_steps"] == STEPS
     assert np.isfinite(meta["metrics"]["valid"]["force_mae_eV_A"])
@@ -159,7 +163,7 @@ def test_nve_md_with_the_batched_module_conserves_energy(checked):
 
 
 def test_untrained_se_e2_r_round_trips_and_equals_calculator(tmp_path):
-    cfg = load_config("tiny", descriptor="se_e2_r")
+    cfg = load_config("tiny", descriptor="se_e2_r", zbl=False)
     m = DeepMDAdapter.untrained(tmp_path / "u", ["F", "Li", "O"], cfg, seed=2, sel=[8, 4, 8])
     assert m.elements == ("Li", "O", "F")
     again = DeepMDAdapter.load(m.save(tmp_path / "copy"))
@@ -171,6 +175,65 @@ def test_untrained_se_e2_r_round_trips_and_equals_calculator(tmp_path):
     assert abs(b.get_potential_energy() - float(x["energy"][1])) < 1e-10
     np.testing.assert_allclose(b.get_forces(), x["forces"][len(frames[0]):].numpy(),
                                atol=1e-10)
+
+
+def test_zbl_pair_energy_and_deepmds_table():
+    """The ZBL universal repulsion: bare Coulomb Z1 Z2 e²/r as r -> 0 (phi(0) = 1), a
+    textbook value, and the table in deepmd's layout (r, then pairs i <= j) ending at 0."""
+    assert zbl_pair_energy(3, 9, 1e-6) * 1e-6 == pytest.approx(27 * 14.399645, rel=1e-4)
+    # universal: E r / (Z1 Z2 e²) is one function of r / a, a ∝ 1 / (Z1^0.23 + Z2^0.23)
+    r = np.array([0.3, 0.7, 1.5])
+    scale = (3**0.23 + 9**0.23) / (1 + 1)  # a(H, H) / a(Li, F)
+    np.testing.assert_allclose(zbl_pair_energy(1, 1, r * scale) * r * scale,
+                               zbl_pair_energy(3, 9, r) * r / 27, rtol=1e-12)
+    tab = zbl_table(["Li", "O", "F"], 5.0)
+    assert tab.shape[1] == 1 + 6
+    assert np.all(np.diff(tab[:, 0]) > 0) and tab[0, 0] > 0
+    np.testing.assert_allclose(tab[tab[:, 0] < 2.5, 3],  # Li-F, the third pair (0-2)
+                               zbl_pair_energy(3, 9, tab[tab[:, 0] < 2.5, 0]))
+    assert np.all(tab[-2:, 1:] == 0) and np.all(np.diff(tab[:, 1:], axis=0) <= 0)
+
+
+def test_dp_zbl_model_has_the_zbl_wall_and_equals_its_calculator(checked):
+    """The tiny config's DP+ZBL model: two atoms alone in a box (nothing else within the
+    cutoff) closer than zbl_sw_rmin_A interact by the ZBL table only (differences of the
+    total energy == differences of the ZBL pair energy); through the switching region the
+    batched module equals deepmd's calculator and its forces are the energy's gradient."""
+    from ase import Atoms
+
+    _, _, members, _ = checked
+    model = members[0]
+    cfg = model.meta["config"]
+    assert cfg["zbl"] and cfg["descriptor"] == "se_atten"
+    lo, hi = cfg["zbl_sw_rmin_A"], cfg["zbl_sw_rmax_A"]
+
+    def pair(d):
+        return Atoms("LiF", positions=[[5, 5, 5], [5 + d, 5, 5]], cell=[20, 20, 20], pbc=True)
+
+    ds = [0.2, 0.3, 0.4, lo - 0.01]
+    e = evaluate(model.batched(), [pair(d) for d in ds])["energy"].numpy()
+    zbl = zbl_pair_energy(3, 9, np.array(ds))
+    np.testing.assert_allclose(e - e[-1], zbl - zbl[-1], rtol=1e-4, atol=1e-4)
+    assert e[0] - e[-1] > 100.0  # a wall: 1 kcal/mol is 0.04 eV
+    ds = np.linspace(lo - 0.05, hi + 0.05, 7)
+    frames = [pair(d) for d in ds]
+    out = evaluate(model.batched(), frames)
+    calc = model.calculator()
+    h = 1e-5
+    for k, a in enumerate(frames):
+        a.calc = calc
+        assert abs(a.get_potential_energy() - float(out["energy"][k])) < 1e-10
+        e_plus = evaluate(model.batched(), [pair(ds[k] + h)])["energy"]
+        e_minus = evaluate(model.batched(), [pair(ds[k] - h)])["energy"]
+        fd = -float(e_plus - e_minus) / (2 * h)  # force on the F atom along x
+        assert abs(float(out["forces"][2 * k + 1, 0]) - fd) < 1e-5 * max(1.0, abs(fd))
+
+
+def test_zbl_needs_the_mixed_type_descriptor():
+    with pytest.raises(ConfigError, match="zbl needs the mixed-type se_atten"):
+        load_config("tiny", descriptor="se_e2_a", zbl=True)
+    with pytest.raises(ConfigError, match="zbl_sw_rmin_A"):
+        load_config("tiny", zbl_sw_rmin_A=0.9, zbl_sw_rmax_A=0.8)
 
 
 def test_input_json_of_the_paper_config_is_the_seeds(tmp_path):
@@ -199,7 +262,7 @@ def test_sel_follows_deepmds_automatic_rule():
 
 @pytest.mark.parametrize(("override", "message"), [
     ({"rcut_smth_A": 6.0}, "rcut_smth_A"),
-    ({"descriptor": "se_atten"}, "unknown descriptor 'se_atten'"),
+    ({"descriptor": "dpa3"}, "unknown descriptor 'dpa3'"),
     ({"precision": "float16"}, "unknown precision"),
     ({"batch_size": "many"}, "batch_size"),
     ({"neuron": [4, 0]}, "neuron"),

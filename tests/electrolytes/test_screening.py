@@ -63,6 +63,9 @@ def test_free_particles_diffuse_as_kT_over_m_gamma(tmp_path, free_committee):
             exact = _d_exact(mass, t)
             assert abs(d - exact) < 4 * err + 0.03 * exact, (el, t, d, err, exact)
         assert r["deviation_median_eV_A"] < 1e-6  # two (almost) identical members
+        # the thermostat holds the target: mean kinetic T within 4 block standard errors
+        tm, terr = r["md_temperature_K"], r["md_temperature_err_K"]
+        assert 0 < terr < 0.05 * t and abs(tm - t) < 4 * terr + 0.01 * t, (t, tm, terr)
         assert r["n_analysed"] == 1
     # D ∝ T exactly: the Arrhenius fit of D(Li) gives Ea ≈ k<T> (a slope of ln T in 1/T)
     ea = summary["arrhenius"][rows[0]["key"]]["D_Li"]
