@@ -6,6 +6,9 @@ Framework-free rate machinery (this package's first rooms):
   quasi-classical trajectories run as batches in :func:`common.md.runner.run_md`, with
   branching between channels and products identified from the bond graph
   (:mod:`common.events`);
+* :mod:`atmospheric.normal_modes` -- quasi-classical internal states: harmonic modes from a
+  finite-difference Hessian of the potential, (v + 1/2) hbar omega per mode (v = 0 or
+  thermal), random phases, thermal rotation (QCT's ``internal="qc-zpe"``/``"qc-thermal"``);
 * :mod:`atmospheric.kinetics` -- Arrhenius / modified Arrhenius fits of k(T), branching
   against T, Arrhenius plots and a KPP/MCM mechanism file.
 
@@ -29,6 +32,7 @@ from atmospheric.kinetics import (
     mechanism_lines,
     plot_arrhenius,
 )
+from atmospheric.normal_modes import NormalModes, sample_normal_mode_states
 from atmospheric.qct import (
     Criterion,
     QCTStop,
@@ -55,6 +59,7 @@ __all__ = [
     "kpp_species",
     "mean_relative_speed_m_per_s",
     "mechanism_lines",
+    "NormalModes",
     "parse_criteria",
     "parse_criterion",
     "plot_arrhenius",
@@ -64,6 +69,7 @@ __all__ = [
     "run_qct",
     "run_tis",
     "sample_internal_states",
+    "sample_normal_mode_states",
 ]
 
 _MODEL_NAMES = ("NequIPAdapter", "NequIPBatched", "NequIPConfig", "train_committee")

@@ -4,7 +4,10 @@ build (OH and the VOC from SMILES, channels) -> sample (thermal states of each r
 Langevin MD on GFN2-xTB; supersystem frames far apart, along each channel's path and from short
 GFN2-xTB trajectories of OH thrown at the VOC) -> label
 (GFN2-xTB, doublet, electronic temperature 1000 K, cached) -> train NequIP (nequip's own
-trainer; eager inference) -> QCT k(T) with channel branching at each temperature (NVE, energy
+trainer; eager inference) -> QCT k(T) with channel branching at each temperature (internal
+states ``qct_internal``: "mb" classical thermal in both configs -- the quasi-classical
+"qc-thermal" normal-mode sampling with ZPE needs training frames with ZPE-sized displacements,
+which the sample stage does not make; NVE, energy
 conservation checked per trajectory: a trajectory whose |E - E0| exceeds
 ``qct_energy_tolerance_eV`` is left out and counted) -> Arrhenius A, Ea -> KPP/MCM mechanism,
 report.md and summary.json with the seed's numbers beside ours.
@@ -21,12 +24,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.case_study import claim_outdir
+from common.case_study import StageClock, claim_outdir
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
 
@@ -65,7 +67,9 @@ class CaseConfig(ConfigSchema):
     ``reactive_steps``, ``reactive_every`` set :func:`systems.reactive_frames` (GFN2 NVE
     at 0.5 fs, at the highest temperature); ``qct_*`` are :func:`run_qct`'s settings
     (``qct_n_pilot`` its ``n_pilot``, ``qct_segment_fs`` its ``segment_fs``,
-    ``qct_separation_margin_A`` its ``separation_margin_A``)."""
+    ``qct_separation_margin_A`` its ``separation_margin_A``, ``qct_internal`` its
+    ``internal``: "qc-thermal" is the quasi-classical normal-mode sampling with zero-point
+    energy, "mb" classical thermal velocities)."""
 
     scale: str
     voc: str
@@ -90,6 +94,7 @@ class CaseConfig(ConfigSchema):
     qct_energy_tolerance_eV: float
     qct_segment_fs: float
     qct_separation_margin_A: float
+    qct_internal: str = "mb"
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
@@ -99,10 +104,6 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
 
     return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
                             schema=CaseConfig).to_dict()
-
-
-def _timed(times: dict, name: str, t0: float) -> None:
-    times[name] = round(time.perf_counter() - t0, 1)
 
 
 def stage_build(cfg: dict, out: Path, seed: int) -> dict:
@@ -247,8 +248,8 @@ def stage_qct(cfg: dict, out: Path, build: dict, model, seed: int, device: str) 
             timestep_fs=cfg["qct_timestep_fs"], max_time_fs=cfg["qct_max_time_fs"],
             n_pilot=cfg["qct_n_pilot"], energy_tolerance_eV=cfg["qct_energy_tolerance_eV"],
             segment_fs=cfg["qct_segment_fs"],
-            separation_margin_A=cfg["qct_separation_margin_A"], device=device, batch_size="auto",
-            potential_label="nequip"))
+            separation_margin_A=cfg["qct_separation_margin_A"], internal=cfg["qct_internal"],
+            device=device, batch_size="auto", potential_label="nequip"))
     return results
 
 
@@ -262,8 +263,10 @@ def stage_kinetics(out: Path, results: list[dict], build: dict) -> dict:
     for c in build["channels"]:
         if c["kind"] == "addition":  # the OH adduct at that carbon
             products[c["name"]] = f"{build['formula']}OH_{c['name'].split('_')[-1]}"
-        else:  # H2O + the radical left behind
-            products[c["name"]] = ["H2O", _minus_h(build["formula"])]
+        else:  # H2O + the radical left behind (named by the H's site beyond the first)
+            site = c["name"].removeprefix("abstraction").lstrip("_")
+            products[c["name"]] = ["H2O", _minus_h(build["formula"]) + (f"_{site}" if site
+                                                                        else "")]
     try:
         return export_kinetics(out / "kinetics", results, ["OH", build["formula"]],
                                products=products)
@@ -289,24 +292,19 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/atmospheric", seed: int 
     cfg = load_case_config(scale)
     out = Path(outdir)
     claim_outdir(out, {"config": cfg, "seed": seed})
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    build = stage_build(cfg, out, seed)
-    _timed(times, "build", t0)
-    t0 = time.perf_counter()
-    stage_sample(cfg, out, seed, build)
-    _timed(times, "sample", t0)
-    t0 = time.perf_counter()
-    labelled, label_report = stage_label(cfg, out)
-    _timed(times, "label", t0)
-    t0 = time.perf_counter()
-    model = stage_train(cfg, out, labelled, seed, device)
-    _timed(times, "train", t0)
-    t0 = time.perf_counter()
-    results = stage_qct(cfg, out, build, model, seed, device)
-    _timed(times, "qct", t0)
+    clock = StageClock(cpu=True)  # wall and CPU seconds (children included) per stage
+    with clock("build"):
+        build = stage_build(cfg, out, seed)
+    with clock("sample"):
+        stage_sample(cfg, out, seed, build)
+    with clock("label"):
+        labelled, label_report = stage_label(cfg, out)
+    with clock("train"):
+        model = stage_train(cfg, out, labelled, seed, device)
+    with clock("qct"):
+        results = stage_qct(cfg, out, build, model, seed, device)
     kin = stage_kinetics(out, results, build)
-    summary = _summary(cfg, build, label_report, model, results, kin, times, seed, out)
+    summary = _summary(cfg, build, label_report, model, results, kin, clock.t, seed, out)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", report_markdown(summary))
     return summary
@@ -321,7 +319,7 @@ _ROW_KEYS = ("temperature_K", "rate_cm3_per_molecule_s", "rate_err_cm3_per_molec
 
 def _kind(name: str, kinds: dict[str, str]) -> str:
     """A channel's kind: the named ones' own; a new channel whose products hold water is an
-    abstraction (e.g. of a vinylic H, which has no named channel); anything else "other"."""
+    abstraction (of an H no named channel covers); anything else "other"."""
     if name in kinds:
         return kinds[name]
     return "abstraction" if "H2O" in name.split(" + ") else "other"
@@ -366,6 +364,12 @@ def _summary(cfg, build, label_report, model, results, kin, times, seed, out) ->
                        "undecided": _undecided(out, r),
                        "opacity": [{k: o[k] for k in ("b_from_A", "b_to_A", "n", "n_reactive")}
                                    for o in r["opacity"]],
+                       "internal": r.get("internal", "mb"),
+                       "internal_states": {
+                           k: {x: v.get(x) for x in ("n_modes", "zpe_eV", "frequencies_cm1",
+                                                     "mean_vibrational_eV",
+                                                     "mean_rotational_eV")}
+                           for k, v in (r.get("internal_states") or {}).items()},
                        "warnings": r.get("warnings", [])})
     total = kin.get("total") or {}
     sample = out / "data" / "sample_report.json"
@@ -438,8 +442,8 @@ def report_markdown(s: dict) -> str:
         "largest along a counted trajectory. 'undecided': trajectories still in an OH...VOC "
         "complex with unchanged bonds at qct_max_time_fs, counted as non-reactive; "
         "'k if undecided react' counts them as reactive: a longer run lies between the two. "
-        "Abstraction includes new channels that give H2O (a vinylic H, which has no named "
-        "channel).",
+        "Abstraction counts the allylic (sp3 C-H) and vinylic (sp2 C-H) channels and any new "
+        "channel that gives H2O.",
         "",
         "| T (K) | k (cm³ molecule⁻¹ s⁻¹) | ± | k if undecided react | reactive / counted | "
         "left out (ΔE) | undecided | max abs ΔE (eV) | addition | abstraction | other |",
@@ -459,6 +463,7 @@ def report_markdown(s: dict) -> str:
         f"{r['temperature_K']:g} K: " + ", ".join(
             f"{n}{' (new)' if c['new'] else ''} {c['n']}" for n, c in r["channels"].items())
         for r in s["qct"]), ""]
+    lines += _internal_lines(s)
     lines += ["b_max: " + "; ".join(f"{r['temperature_K']:g} K {r['b_max_A']:.2f} Å "
                                     f"({r['b_max_converged_by'] or 'not converged'})"
                                     for r in s["qct"]), ""]
@@ -466,8 +471,43 @@ def report_markdown(s: dict) -> str:
         f"(no fit: {s['kinetics_error']})"]) + ["```", "", "## GFN2-xTB artefacts (stated)", ""]
     lines += [f"- {a}" for a in s["gfn2_artefacts"]]
     lines += _limits(s)
-    lines += ["", f"Stage wall times (s): {s['stage_wall_s']}", ""]
+    lines += ["", "Stage wall and CPU times (s; CPU includes child processes such as "
+              f"nequip-train): {s['stage_wall_s']}", ""]
     return "\n".join(lines)
+
+
+def _internal_lines(s: dict) -> list[str]:
+    """Which internal-state sampling the QCT used, with the sampled energies."""
+    if not s["qct"]:
+        return []
+    mode = s["qct"][0].get("internal", "mb")
+    if not mode.startswith("qc-"):
+        return [f"Internal states: {mode} (classical: Maxwell-Boltzmann velocities at T on the "
+                "given geometry, no zero-point energy). The quasi-classical option "
+                "(qct_internal \"qc-thermal\": normal modes of each reactant on the model, "
+                "(v + 1/2) hbar omega per mode, thermal rotation) needs a model trained on "
+                "ZPE-sized displacements, which the sampling stage does not make (its states are "
+                "classical at the highest T): with the tiny model it made propene shed H atoms "
+                "and broke energy conservation in about a third of the trajectories (one run of "
+                "this config with qc-thermal), so it is not used at this scale.", ""]
+    names = {"A": "OH", "B": s["voc"]}
+    first = s["qct"][0]["internal_states"]
+    head = ", ".join(f"{names[k]} {v['n_modes']} modes, ZPE {_f(v['zpe_eV'])} eV"
+                     for k, v in first.items() if v.get("n_modes"))
+    per_t = "; ".join(
+        f"{r['temperature_K']:g} K: " + ", ".join(
+            f"{names[k]} vib {_f(v['mean_vibrational_eV'])} / rot "
+            f"{_f(v['mean_rotational_eV'])} eV" for k, v in r["internal_states"].items()
+            if v.get("n_modes"))
+        for r in s["qct"])
+    return [f"Internal states: {mode}, quasi-classical normal-mode sampling on the trained "
+            "model (each reactant relaxed on it, harmonic modes from its finite-difference "
+            "Hessian, (v + 1/2) hbar omega per mode with v "
+            + ("= 0" if mode == "qc-zpe" else "from the Boltzmann distribution at T")
+            + ", random phases, energy matched on the model, classical thermal rotation): "
+            f"{head}. Mean sampled vibrational / rotational energy -- {per_t}. Zero-point "
+            "energy can flow between modes in the classical trajectories (ZPE leakage, not "
+            "constrained).", ""]
 
 
 def _limits(s: dict) -> list[str]:
@@ -478,7 +518,8 @@ def _limits(s: dict) -> list[str]:
         "- Can: that the batched NVE trajectories on the trained model conserve energy (the "
         "largest |ΔE| of each counted trajectory is in the table), that products are "
         "identified as the named channels (O-C bond at C1/C2 = addition, O-H at a methyl H = "
-        "abstraction; anything else is listed as a new channel with its bond graph), and the "
+        "allylic abstraction, at an sp2 C-H = vinylic abstraction; anything else is listed "
+        "as a new channel with its bond graph), and the "
         "order of magnitude of a capture-controlled k on this GFN2-trained surface.",
         "- Cannot: converged numbers. Tens of trajectories per temperature give binomial "
         "errors of tens of percent, so Ea from three points is compatible with zero and its "
@@ -496,7 +537,7 @@ def _limits(s: dict) -> list[str]:
         "how large it is depends on the long-range attraction the model learned within its "
         "cutoff, not on the seed's 0.3/1.2 kcal/mol barriers. A positive or negative Ea here "
         "says nothing about those barriers.",
-        "- Internal states are classical (Maxwell-Boltzmann velocities at T, no zero-point "
-        "energy); the level of theory is GFN2-xTB, not the seed's DFT, and the VOC is "
+        f"- Internal states: {s['qct'][0].get('internal', 'mb') if s['qct'] else 'mb'} (see "
+        "above); the level of theory is GFN2-xTB, not the seed's DFT, and the VOC is "
         f"{s['voc']}, not isoprene, at this scale.",
     ]

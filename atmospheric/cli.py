@@ -36,6 +36,8 @@ class Internal(StrEnum):
     mb = "mb"
     none = "none"
     given = "given"
+    qc_zpe = "qc-zpe"
+    qc_thermal = "qc-thermal"
 
 
 def _reactant(path: Path):
@@ -88,8 +90,10 @@ def qct(
         help="starting centre-of-mass distance, Å (default: beyond b_max and the cutoff)"),
     internal: Internal = typer.Option(
         Internal.mb, "--internal", case_sensitive=False,
-        help="internal motion: mb (Maxwell-Boltzmann at T), none, or given (the velocities "
-             "stored with the reactants' frames)"),
+        help="internal states: mb (classical, Maxwell-Boltzmann velocities at T), none, given "
+             "(the velocities stored with the reactants' frames), or quasi-classical "
+             "normal-mode sampling on the potential: qc-zpe (every mode in v=0) or qc-thermal "
+             "(thermal v), random phases, thermal rotation"),
     timestep_fs: Annotated[float, typer.Option(
         "--timestep-fs", callback=opt.positive, metavar="FS",
         help="NVE time step, fs (0.5 here, not 1: collisions compress bonds to H)")] = 0.5,

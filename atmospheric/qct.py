@@ -9,9 +9,22 @@ ch. 16; Karplus, Porter & Sharma, J. Chem. Phys. 43, 3259 (1965)):
 * impact parameter uniform in ``b^2`` up to ``b_max``; ``b_max`` grown until the outermost
   ring of ``b^2`` shows (almost) no reactions, or until the geometric bound past which the
   reactants never come within the potential's cutoff;
-* uniform random rotations of each reactant about its centre of mass, internal velocities
-  from Maxwell-Boltzmann at T (centre-of-mass motion removed), none, or pre-sampled states;
-* centres of mass ``d0`` apart, ``d0`` beyond ``b_max`` and beyond the interaction range;
+* uniform random rotations of each reactant about its centre of mass; internal states
+  ``internal``: "mb" classical thermal velocities (Maxwell-Boltzmann at T, centre-of-mass
+  motion removed; no zero-point energy), "none", "given" (pre-sampled states), or the
+  quasi-classical normal-mode sampling of :mod:`atmospheric.normal_modes` -- the QCT
+  standard: each reactant relaxed on the same potential, harmonic modes from its
+  finite-difference Hessian, every mode given ``(v + 1/2) hbar omega`` with ``v = 0``
+  ("qc-zpe") or ``v`` from the thermal Boltzmann distribution ("qc-thermal"), random phases,
+  energy matched on the actual potential, plus a classical thermal rotation;
+* centres of mass ``d0`` apart, ``d0`` beyond ``b_max`` and beyond the interaction range
+  (no orientation or rotation can bring an atom pair within reach there: exact);
+  optionally (``start_at_reach``, an approximation, off by default) each trajectory is moved
+  in along its straight line until the closest A-B pair of its *frozen* starting geometry
+  is 0.5 Å beyond the reach, which saves the flight in from ``d0``. It is exact only for
+  reactants that neither rotate nor vibrate during that flight: a rotating reactant can
+  touch earlier, or touch on a line that the frozen geometry misses (such a trajectory
+  starts at its closest point and separates at once), so k at large b is underestimated;
 * NVE batches through :func:`common.md.runner.run_md` with a :class:`QCTStop` condition: a
   trajectory ends when a reaction criterion holds, when the fragments fly apart beyond ``d0``
   (non-reactive unless the bond graph changed), or at ``max_time_fs`` (undecided); optionally
@@ -233,6 +246,7 @@ class _Reactant:
     vel: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self):
+        self.modes = None  # NormalModes, for the quasi-classical internal states
         for a in self.atoms:
             p, v, _ = _centred(a)
             self.pos.append(p)
@@ -266,40 +280,68 @@ def _reactant(x: Atoms | Sequence[Atoms], name: str) -> _Reactant:
 
 @dataclass
 class _Samples:
-    """Initial conditions of a set of trajectories."""
+    """Initial conditions of a set of trajectories (``start_A``: each one's starting
+    centre-of-mass distance)."""
 
     b_A: np.ndarray
     energy_eV: np.ndarray
     state_a: np.ndarray
     state_b: np.ndarray
     frames: list[Atoms]
+    start_A: np.ndarray | None = None
+
+
+def _closest_start(xa: np.ndarray, xb: np.ndarray, b_A: float, z0_A: float, gap_A: float
+                   ) -> float:
+    """Smallest z <= z0 on the approach line (B at (b, 0, -z) from A, moving in +z) at which
+    no A-B atom pair (A at ``xa``, B at ``xb``, both about their centres) is closer than
+    ``gap_A``: for a pair, ``(z - dz)^2 >= gap^2 - (b + dx)^2 - dy^2`` before contact."""
+    d = xb[None, :, :] - xa[:, None, :]
+    c = gap_A**2 - (b_A + d[..., 0]) ** 2 - d[..., 1] ** 2
+    need = np.where(c > 0, d[..., 2] + np.sqrt(np.clip(c, 0, None)), -np.inf)
+    return float(min(z0_A, max(0.0, need.max())))
 
 
 def _sample(ra: _Reactant, rb: _Reactant, temperature_K: float, b_max_A: float, d0_A: float,
-            n: int, rng: np.random.Generator, internal: str) -> _Samples:
+            n: int, rng: np.random.Generator, internal: str, draw=None,
+            start_gap_A: float | None = None) -> _Samples:
     """``n`` initial conditions: thermal E (flux-weighted), b uniform in b^2, random
-    orientations, internal velocities; the overall centre of mass at rest at the origin."""
+    orientations, internal velocities; the overall centre of mass at rest at the origin.
+    ``draw(reactant, n, rng) -> (positions, velocities)`` gives quasi-classical states (lists
+    of centred arrays) for the "qc-*" modes. With ``start_gap_A`` each trajectory starts
+    where its closest A-B pair is that far apart (:func:`_closest_start`), not at ``d0_A``."""
     mu = reduced_mass_amu(ra.atoms[0], rb.atoms[0])
     energy = rng.gamma(2.0, KB_EV * temperature_K, n)
     b = b_max_A * np.sqrt(rng.random(n))
     ia, ib = rng.integers(len(ra.atoms), size=n), rng.integers(len(rb.atoms), size=n)
     rot_a, rot_b = random_rotations(rng, n), random_rotations(rng, n)
     ma, mb = ra.masses.sum(), rb.masses.sum()
-    frames = []
+    qc = internal.startswith("qc-")
+    if qc:
+        (pa, qa), (pb, qb) = draw(ra, n, rng), draw(rb, n, rng)
+    frames, start = [], np.full(n, float(d0_A))
     for k in range(n):
-        sep = np.array([b[k], 0.0, -math.sqrt(d0_A**2 - b[k] ** 2)])
+        z = math.sqrt(d0_A**2 - b[k] ** 2)
         v_rel = np.array([0.0, 0.0, math.sqrt(2 * energy[k] / mu)])  # Å / ASE time
-        va = _internal_velocities(ra.masses, ra.vel[ia[k]], internal, temperature_K, rng)
-        vb = _internal_velocities(rb.masses, rb.vel[ib[k]], internal, temperature_K, rng)
-        pos = np.vstack([ra.pos[ia[k]] @ rot_a[k].T - mb / (ma + mb) * sep,
-                         rb.pos[ib[k]] @ rot_b[k].T + ma / (ma + mb) * sep])
+        if qc:
+            xa, va, xb, vb = pa[k], qa[k], pb[k], qb[k]
+        else:
+            xa, xb = ra.pos[ia[k]], rb.pos[ib[k]]
+            va = _internal_velocities(ra.masses, ra.vel[ia[k]], internal, temperature_K, rng)
+            vb = _internal_velocities(rb.masses, rb.vel[ib[k]], internal, temperature_K, rng)
+        xa, xb = xa @ rot_a[k].T, xb @ rot_b[k].T
+        if start_gap_A is not None:
+            z = _closest_start(xa, xb, float(b[k]), z, start_gap_A)
+            start[k] = math.hypot(float(b[k]), z)
+        sep = np.array([b[k], 0.0, -z])
+        pos = np.vstack([xa - mb / (ma + mb) * sep, xb + ma / (ma + mb) * sep])
         vel = np.vstack([va @ rot_a[k].T - mb / (ma + mb) * v_rel,
                          vb @ rot_b[k].T + ma / (ma + mb) * v_rel])
         at = Atoms(numbers=np.concatenate([ra.atoms[0].numbers, rb.atoms[0].numbers]),
                    positions=pos, masses=np.concatenate([ra.masses, rb.masses]), pbc=False)
         at.set_velocities(vel)
         frames.append(at)
-    return _Samples(b, energy, ia, ib, frames)
+    return _Samples(b, energy, ia, ib, frames, start)
 
 
 def _check_start(samples: _Samples, n_a: int, cutoff_A: float, criteria: list[Criterion],
@@ -595,6 +637,25 @@ class _Setup:
     energy_tolerance_eV: float | None = None
     segment_steps: int | None = None
     separation_margin_A: float | None = None
+    internal_log: dict = field(default_factory=dict)
+    start_at_reach: bool = False
+
+    def draw_states(self, reactant: _Reactant, n: int, rng: np.random.Generator
+                    ) -> tuple[list, list]:
+        """``n`` quasi-classical states of ``reactant`` (normal-mode sampling on the potential;
+        a single atom has none); their energies are logged in ``internal_log``."""
+        from atmospheric.normal_modes import sample_normal_mode_states
+
+        if reactant.modes is None:
+            return [reactant.pos[0]] * n, [np.zeros_like(reactant.pos[0])] * n
+        s = sample_normal_mode_states(reactant.modes, n, self.temperature_K, rng,
+                                      vibration=self.internal.removeprefix("qc-"),
+                                      potential=self.potential, device=self.md["device"])
+        log = self.internal_log.setdefault(id(reactant), {"vib": [], "target": [], "rot": []})
+        log["vib"] += s["vibrational_eV"].tolist()
+        log["target"] += s["vibrational_target_eV"].tolist()
+        log["rot"] += s["rotational_eV"].tolist()
+        return s["positions"], s["velocities"]
 
     def out_of_range_A(self) -> float | None:
         """Atom distance beyond which receding reactants count as separated (or None)."""
@@ -642,8 +703,10 @@ def _run_batch(setup: _Setup, b_max_A: float, n: int, rng: np.random.Generator,
     from common.md.runner import run_md
 
     d0 = setup.start_distance_A(b_max_A)
+    gap = setup.reach_A() + _D0_MARGIN_A if setup.start_at_reach and setup.d0_A is None \
+        else None
     samples = _sample(setup.ra, setup.rb, setup.temperature_K, b_max_A, d0, n, rng,
-                      setup.internal)
+                      setup.internal, setup.draw_states, gap)
     _check_start(samples, setup.ra.n_atoms, setup.cutoff_A, setup.criteria, d0,
                  setup.b_limit_A() + _D0_MARGIN_A)
     steps = setup.max_steps(d0)
@@ -688,7 +751,8 @@ def _classify(setup: _Setup, record: dict, samples: _Samples, k: int, d0_A: floa
               failed: str | None) -> dict:
     """Outcome, channel and products of trajectory ``k`` (``failed``: why it blew up)."""
     row = {"b_A": float(samples.b_A[k]), "collision_energy_eV": float(samples.energy_eV[k]),
-           "d0_A": d0_A, "outcome": "failed", "channel": None, "new": False, "products": None,
+           "d0_A": d0_A, "start_distance_A": float(samples.start_A[k]), "outcome": "failed",
+           "channel": None, "new": False, "products": None,
            "step": None, "time_fs": None, "energy_error_eV": None,
            "max_abs_energy_error_eV": None, "failure": failed}
     rec = record.get(k)
@@ -883,8 +947,9 @@ def _warnings(result: dict, converged: bool, temperature_K: float) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # files
 
-_CSV_COLUMNS = ("trajectory", "b_A", "collision_energy_eV", "outcome", "channel", "new",
-                "products", "step", "time_fs", "energy_error_eV", "max_abs_energy_error_eV")
+_CSV_COLUMNS = ("trajectory", "b_A", "collision_energy_eV", "start_distance_A", "outcome",
+                "channel", "new", "products", "step", "time_fs", "energy_error_eV",
+                "max_abs_energy_error_eV")
 
 
 def _write_outputs(outdir: Path, result: dict, rows: list[dict], setup: _Setup) -> dict:
@@ -915,7 +980,7 @@ def _final_frame(setup: _Setup, r: dict) -> Atoms:
 # ---------------------------------------------------------------------------------------------
 # the run
 
-INTERNAL = ("mb", "none", "given")
+INTERNAL = ("mb", "none", "given", "qc-zpe", "qc-thermal")
 
 
 def _check_settings(temperature_K: float, n_trajectories: int, timestep_fs: float,
@@ -961,8 +1026,8 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
             dtype: torch.dtype | None = None, batch_size: int | str = "auto",
             skin: float = 1.0, traj_every: int | None = None, progress: bool = False,
             potential_label: str = "", guard=None, energy_tolerance_eV: float | None = None,
-            segment_fs: float | None = None, separation_margin_A: float | None = None
-            ) -> dict:
+            segment_fs: float | None = None, separation_margin_A: float | None = None,
+            start_at_reach: bool = False) -> dict:
     """Thermal rate constant of A + B by quasi-classical trajectories.
 
     Parameters
@@ -991,10 +1056,22 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
         ``n_pilot``-trajectory run reacts with probability <= ``ring_tolerance`` (or the bound,
         radius A + radius B + reach, is met); without, it is used as it is.
     d0_A
-        Initial centre-of-mass distance, Å (default: the bound + 0.5 Å, beyond the cutoff).
+        Initial centre-of-mass distance, Å (default: the bound + 0.5 Å, beyond the cutoff);
+        a trajectory whose centres move beyond it has separated.
+    start_at_reach
+        Start each trajectory on its own line where the closest A-B pair of its frozen
+        starting geometry is reach + 0.5 Å apart, not at ``d0_A``: faster, but an
+        approximation that ignores rotation and vibration during the flight in (see the
+        module docstring). Ignored when ``d0_A`` is given.
     internal
-        "mb" (Maxwell-Boltzmann velocities at T, centre-of-mass motion removed), "none" (no
-        internal motion) or "given" (the velocities of the states passed).
+        "mb" (classical: Maxwell-Boltzmann velocities at T, centre-of-mass motion removed, no
+        zero-point energy), "none" (no internal motion), "given" (the velocities of the
+        states passed), or quasi-classical normal-mode sampling on ``potential``
+        (:mod:`atmospheric.normal_modes`; each reactant relaxed from its first state):
+        "qc-zpe" (every mode in v = 0) or "qc-thermal" (v from the harmonic Boltzmann
+        distribution at T), both with random phases, the vibrational energy matched on the
+        potential and a classical thermal rotation. The result's ``internal_states`` gives
+        each reactant's frequencies, ZPE and the mean sampled energies.
     timestep_fs, max_time_fs
         NVE time step, fs; a trajectory still undecided at ``max_time_fs`` (default 6 d0 /
         <v_rel>) stops there and counts as non-reactive unless its bonds changed.
@@ -1046,6 +1123,9 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
                           where="separation_margin_A", fix="give e.g. 1.0, or leave it unset")
     ra, rb = _reactant(a, "A"), _reactant(b, "B")
     crit = parse_criteria(criteria, ra.n_atoms, rb.n_atoms)
+    if internal.startswith("qc-"):
+        for r in (ra, rb):
+            _add_modes(r, potential, float(temperature_K), seed, device)
     outdir = _fresh_dir(outdir)
     md = {"seed": seed, "device": device, "dtype": dtype, "batch_size": batch_size,
           "skin": skin, "traj_every": traj_every, "progress": progress,
@@ -1055,7 +1135,7 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
                    guard or BlowUpGuard(max_force_eV_A=100.0, max_temperature_K=1e6),
                    energy_tolerance_eV,
                    None if segment_fs is None else max(1, round(segment_fs / timestep_fs)),
-                   separation_margin_A)
+                   separation_margin_A, start_at_reach=start_at_reach)
     fixed = not converge_b_max
     start = b_max_A if b_max_A is not None else 0.5 * setup.b_limit_A()
     start = min(start, setup.b_limit_A())  # beyond the bound the reactants never meet
@@ -1073,5 +1153,44 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
                   b_max_bound_A=setup.b_limit_A(), b_max_history=history,
                   outer_ring=_outer_ring(rows, b_fin, ring_fraction),
                   max_time_fs=setup.max_steps(result["d0_A"]) * timestep_fs)
+    result["internal"] = internal
+    if internal.startswith("qc-"):
+        result["internal_states"] = _internal_summary(setup)
     result["warnings"] = _warnings(result, status is not None, temperature_K)
     return _write_outputs(outdir, result, rows, setup)
+
+
+def _add_modes(r: _Reactant, potential, temperature_K: float, seed: int, device: str) -> None:
+    """Normal modes of a reactant on the potential (from its first state), and its radius
+    widened to cover the vibrating states (a pilot of 256 harmonic states)."""
+    from atmospheric.normal_modes import normal_modes, sample_normal_mode_states
+
+    if r.n_atoms == 1:
+        return
+    r.modes = normal_modes(r.atoms[0], potential, device=device)
+    pilot = sample_normal_mode_states(r.modes, 256, temperature_K, _rng(seed, 99),
+                                      rotation=False)
+    reach = max(float(np.linalg.norm(p, axis=1).max()) for p in pilot["positions"])
+    r.radius_A = max(r.radius_A, reach + 0.1)
+
+
+def _mean(x: list) -> float | None:
+    return float(np.mean(x)) if x else None
+
+
+def _internal_summary(setup: _Setup) -> dict:
+    """Each reactant's modes and the mean sampled internal energies (eV): vibrational on the
+    potential, its harmonic target, rotational."""
+    out = {}
+    for name, r in (("A", setup.ra), ("B", setup.rb)):
+        if r.modes is None:
+            out[name] = {"n_modes": 0}
+            continue
+        log = setup.internal_log.get(id(r), {"vib": [], "target": [], "rot": []})
+        out[name] = {**r.modes.summary(),
+                     "mean_thermal_harmonic_vibrational_eV":
+                         r.modes.mean_thermal_vibrational_energy_eV(setup.temperature_K),
+                     "mean_vibrational_eV": _mean(log["vib"]),
+                     "mean_vibrational_target_eV": _mean(log["target"]),
+                     "mean_rotational_eV": _mean(log["rot"]), "n_sampled": len(log["vib"])}
+    return out

@@ -6,9 +6,11 @@ the training frames along approach, addition and abstraction paths.
 * :data:`VOCS` -- propene, isoprene, toluene with the atmospheric carbon numbering (isoprene
   C1=C2(C5)-C3=C4; propene C1=C2-C3; toluene C1 the ring carbon bearing the methyl, C7 the
   methyl).
-* :func:`channels` -- one channel per sp2/aromatic carbon (``add_C<k>``: O-C < 1.6 Å) and one
-  for the H atoms on sp3 carbons (``abstraction``: O-H < 1.1 Å); as QCT criteria
-  (``NAME=distance:I:J<R``, OH's atoms first: O is atom 0).
+* :func:`channels` -- one channel per sp2/aromatic carbon (``add_C<k>``: O-C < 1.6 Å), one
+  for the H atoms on sp3 carbons (``abstraction``: O-H < 1.1 Å; the allylic H of propene and
+  isoprene, the methyl H of toluene) and one for the H atoms on sp2 carbons
+  (``abstraction_vinylic``, or ``abstraction_aryl`` on a ring: propene's =CH2 and =CH- H);
+  as QCT criteria (``NAME=distance:I:J<R``, OH's atoms first: O is atom 0).
 * :func:`complex_at` -- OH placed at a distance from a channel's site: above the sp2 plane for
   an addition, along the C-H axis for an abstraction (the H moved part way to O late on the
   path), the OH hydrogen pointing away.
@@ -31,8 +33,7 @@ frame holds both molecules.
 
 Simplifications, named: path frames are rigid scans of the O-C (O-H) distance with rattles,
 not relaxed IRC paths; reactive-trajectory frames are short direct-dynamics runs on the
-labeller, not an active-learning loop on the trained model; vinylic H abstraction is not a
-separate channel (it shows up as a new channel if it happens).
+labeller, not an active-learning loop on the trained model.
 """
 
 from __future__ import annotations
@@ -128,11 +129,29 @@ def _bonded(at: Atoms) -> list[set[int]]:
     return out
 
 
+def _in_ring(nb: list[set[int]], atom: int) -> bool:
+    """Whether ``atom`` lies on a cycle of the bond graph (a path back to it avoiding the
+    bond it left by)."""
+    for start in nb[atom]:
+        seen, stack = {atom, start}, [start]
+        while stack:
+            k = stack.pop()
+            for j in nb[k]:
+                if j == atom and k != start:
+                    return True
+                if j not in seen:
+                    seen.add(j)
+                    stack.append(j)
+    return False
+
+
 def channels(mol: Atoms, labels: dict[int, str], n_oh: int = 2,
              add_A: float = 1.6, abstract_A: float = 1.1) -> list[Channel]:
-    """Addition at every carbon with fewer than four neighbours (sp2/aromatic) and one
-    abstraction channel for the H atoms on sp3 carbons; criteria count OH's ``n_oh`` atoms
-    first (O is atom 0)."""
+    """Addition at every carbon with fewer than four neighbours (sp2/aromatic), one
+    abstraction channel for the H atoms on sp3 carbons (``abstraction``: allylic in propene
+    and isoprene, methyl in toluene) and one for the H atoms on sp2 carbons
+    (``abstraction_vinylic``; ``abstraction_aryl`` where those carbons are on a ring);
+    criteria count OH's ``n_oh`` atoms first (O is atom 0)."""
     sym = mol.get_chemical_symbols()
     nb = _bonded(mol)
     out = []
@@ -140,12 +159,18 @@ def channels(mol: Atoms, labels: dict[int, str], n_oh: int = 2,
         if sym[c] == "C" and len(nb[c]) < 4:
             out.append(Channel(f"add_{labels[c]}", "addition", (c,), c,
                                (f"add_{labels[c]}=distance:0:{c + n_oh}<{add_A:g}",)))
-    hs = [(h, c) for c in labels if sym[c] == "C" and len(nb[c]) == 4
-          for h in sorted(nb[c]) if sym[h] == "H"]
-    if hs:
-        out.append(Channel("abstraction", "abstraction", tuple(h for h, _ in hs), hs[0][1],
-                           tuple(f"abstraction=distance:0:{h + n_oh}<{abstract_A:g}"
-                                 for h, _ in hs)))
+    order = sorted(labels, key=lambda k: int(labels[k][1:]))
+    sp3 = [(h, c) for c in order if sym[c] == "C" and len(nb[c]) == 4
+           for h in sorted(nb[c]) if sym[h] == "H"]
+    sp2 = [(h, c) for c in order if sym[c] == "C" and len(nb[c]) < 4
+           for h in sorted(nb[c]) if sym[h] == "H"]
+    ring = any(_in_ring(nb, c) for _, c in sp2)
+    for name, hs in (("abstraction", sp3),
+                     ("abstraction_aryl" if ring else "abstraction_vinylic", sp2)):
+        if hs:
+            out.append(Channel(name, "abstraction", tuple(h for h, _ in hs), hs[0][1],
+                               tuple(f"{name}=distance:0:{h + n_oh}<{abstract_A:g}"
+                                     for h, _ in hs)))
     return out
 
 

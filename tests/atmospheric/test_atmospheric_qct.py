@@ -353,3 +353,26 @@ def test_energy_tolerance_leaves_out_nonconserving_trajectories(tmp_path, pair_m
     assert res["n_reactive"] == n_r
     assert math.isclose(res["reaction_probability"], n_r / (n - len(bad)))
     assert any("energy conservation" in w for w in res["warnings"])
+
+
+def test_each_trajectory_starts_where_its_closest_pair_reaches_the_gap():
+    """Start at reach: on the straight approach line the closest A-B pair is exactly the gap
+    apart at the start, never closer earlier on the line (larger z), and a line that never
+    comes within the gap starts at z = 0 (its closest point)."""
+    from atmospheric.qct import _closest_start
+
+    rng = np.random.default_rng(0)
+    xa = rng.normal(0, 1.0, (4, 3))
+    xb = rng.normal(0, 1.5, (6, 3))
+    gap, z0 = 4.5, 30.0
+
+    def closest(b, z):
+        sep = np.array([b, 0.0, -z])
+        return np.linalg.norm(xb[None] + sep - xa[:, None], axis=-1).min()
+
+    for b in (0.0, 1.0, 3.0, 5.0):
+        z = _closest_start(xa, xb, b, z0, gap)
+        assert 0 < z < z0 and closest(b, z) == pytest.approx(gap, abs=1e-9)
+        assert min(closest(b, zz) for zz in np.linspace(z, z0, 2000)[1:]) > gap
+    assert _closest_start(xa, xb, 40.0, z0, gap) == 0.0
+    assert _closest_start(xa, xb, 0.0, 2.0, gap) == 2.0  # never beyond d0

@@ -1,6 +1,7 @@
 """The tiny case study end to end (slow): OH + propene on GFN2-xTB labels (incl. short GFN2
-trajectories) -> NequIP -> QCT at three temperatures with energy conservation checked per
-trajectory and channel branching -> Arrhenius -> KPP; outputs, physics sanity, and resume."""
+trajectories) -> NequIP -> QCT at three temperatures (classical internal states) with
+energy conservation checked per trajectory and channel branching (allylic and vinylic
+abstraction named) -> Arrhenius -> KPP; outputs, physics sanity, and resume."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_tiny_case_study_runs_and_resumes(tmp_path):
                  "data/sample_report.json", "model/mlp-cases-model.json",
                  *(f"qct_{t}K/qct.json" for t in temps)):
         assert (out / name).exists(), name
-    assert s["channels"] == ["add_C1", "add_C2", "abstraction"]
+    assert s["channels"] == ["add_C1", "add_C2", "abstraction", "abstraction_vinylic"]
     assert s["labels"]["n_failed"] == 0  # electronic temperature 1000 K: every SCF converges
     # the GFN2 trajectories that feed the training set reach named channels
     outcomes = s["labels"]["sampling"]["reactive"]["outcomes"]
@@ -46,6 +47,9 @@ def test_tiny_case_study_runs_and_resumes(tmp_path):
         br = r["branching"]
         assert sum(b["n"] for b in br.values()) == r["n_reactive"]
         assert br["addition"]["n"] + br["abstraction"]["n"] >= named
+        # classical internal states at this scale (the report says why not quasi-classical)
+        assert r["internal"] == "mb" and r["internal_states"] == {}
+        assert "abstraction_vinylic" in r["channels"]
     assert s["kinetics_error"] is None
     assert s["arrhenius"]["Ea_err_kcal_per_mol"] is not None
     kpp = (out / "kinetics" / "mechanism.kpp").read_text()
@@ -53,6 +57,7 @@ def test_tiny_case_study_runs_and_resumes(tmp_path):
     report = (out / "report.md").read_text()
     assert "1.3e-10" in report and "0.15 e" in report and "1000 K" in report
     assert "left out" in report and "cannot" in report
+    assert "Internal states: mb" in report and "qc-thermal" in report
     t0 = time.perf_counter()
     again = case_study.run("tiny", out)
     assert time.perf_counter() - t0 < 30

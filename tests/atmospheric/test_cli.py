@@ -7,6 +7,7 @@ import json
 import shutil
 
 import ase.io
+import numpy as np
 import pytest
 from ase import Atoms
 
@@ -80,6 +81,31 @@ def test_qct_contract(files, capsys):
     # warnings (here: the outer ring still reacts at a fixed b_max) name the command's flags
     assert all(ln.startswith("warning: ") and "b_max_A" not in ln
                for ln in err.splitlines() if ln)
+
+
+def test_qct_quasi_classical_internal_states(files, capsys):
+    """--internal qc-zpe: the H2 (an LJ dimer, r_min = 2^(1/6) sigma) is relaxed on the
+    potential and its one mode gets hbar omega / 2 with omega = sqrt(k / mu),
+    k = 72 eps / r_min^2 the LJ curvature at the minimum."""
+    import math
+
+    from ase import units
+
+    out_dir = files["tmp"] / "qc"
+    code, out, err = _run(["qct", files["h"], files["h2"], *LJ, "--temperature-K", "300",
+                           "--react", "capture=distance:0:1<1.0", *FAST, "--internal",
+                           "qc-zpe", "--max-time-fs", "20", "--out", out_dir, "--json"],
+                          capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    b = res["internal_states"]["B"]
+    assert res["internal"] == "qc-zpe" and res["internal_states"]["A"] == {"n_modes": 0}
+    k = 72 * 0.05 / (2 ** (1 / 6)) ** 2
+    mu = Atoms("H2").get_masses().sum() / 4
+    hw = units._hbar * units.J * units.s * math.sqrt(k / mu)
+    assert b["n_modes"] == 1 and b["linear"]
+    assert b["zpe_eV"] == pytest.approx(hw / 2, rel=1e-3)
+    assert b["mean_vibrational_eV"] == pytest.approx(b["zpe_eV"], rel=1e-5)
 
 
 def test_rates_from_qct_folders(files, capsys):
@@ -239,9 +265,18 @@ def test_build_gives_propene_channels_as_criteria(files, capsys):
     assert code == 0, err
     res = json.loads(out)
     assert res["formula"] == "C3H6"
-    assert [c["name"] for c in res["channels"]] == ["add_C1", "add_C2", "abstraction"]
+    assert [c["name"] for c in res["channels"]] == ["add_C1", "add_C2", "abstraction",
+                                                    "abstraction_vinylic"]
     assert res["channels"][0]["criteria"] == ["add_C1=distance:0:2<1.6"]
-    assert len(res["channels"][2]["criteria"]) == 3  # the three methyl H atoms
+    # the three methyl (allylic) H atoms, and the three H atoms on the sp2 carbons
+    mol = ase.io.read(files["tmp"] / "b" / "reactants" / "voc.xyz")
+    for ch, carbons in ((res["channels"][2], {2}), (res["channels"][3], {0, 1})):
+        assert len(ch["criteria"]) == 3 and ch["kind"] == "abstraction"
+        for h in ch["sites"]:
+            assert mol[h].symbol == "H"
+            d = [mol.get_distance(h, c) for c in range(3)]
+            assert int(np.argmin(d)) in carbons and min(d) < 1.15
+        assert [f"{ch['name']}=distance:0:{h + 2}<1.1" for h in ch["sites"]] == ch["criteria"]
 
 
 PIPE_ROWS = [

@@ -4,6 +4,10 @@ forces and stress, mixed batches, save/load, committee, float32, unseen elements
 MD engine, refuses bad configs and devices before writing anything; compiles with
 ``nequip-compile`` (slow).
 
+The default tests share one trained model (one ``nequip-train`` run, ~30 s of the module's
+time) and run check_adapter on it; check_adapter's own training of a committee of two (a
+second ``nequip-train`` run, members with different seeds) is the slow test.
+
 The labels are GFN2-xTB (tblite, ~6 ms a frame) on rattled H2O, CH4 and OH (a doublet, at an
 electronic temperature of 1000 K), each in a 12 Å periodic box: the molecules never see their
 images within the 4 Å cutoff, and the box gives nequip a cell to take the stress from.
@@ -67,20 +71,25 @@ def _frames(n: int, seed: int = 0) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def checked(tmp_path_factory):
-    """check_adapter on the class: it trains a committee of two (seeds 0 and 1) with
-    nequip-train on the frames and runs every check on the first member."""
+def frames15():
+    return _frames(15)
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory, frames15):
+    """One NequIP trained with nequip-train on the frames (every 5th for validation, as
+    check_adapter splits them; seed 0), and check_adapter run on it (its committee check on
+    a committee of two copies)."""
     workdir = tmp_path_factory.mktemp("nequip")
-    frames = _frames(15)
-    report = check_adapter(NequIPAdapter, list(frames), workdir, train_kwargs={
-        "config": load_config("tiny", max_epochs=EPOCHS), "seed": 0})
-    members = [NequIPAdapter.load(workdir / "committee" / f"member_{k}") for k in range(2)]
-    return report, workdir / "committee", members, frames
+    frames = frames15
+    is_valid = np.arange(len(frames)) % 5 == 0
+    model = NequIPAdapter.train(frames[~is_valid], frames[is_valid], workdir / "member_0",
+                                config=load_config("tiny", max_epochs=EPOCHS), seed=0)
+    report = check_adapter(model, list(frames), workdir / "check")
+    return report, workdir, [NequIPAdapter.load(workdir / "member_0")], frames
 
 
-def test_nequip_passes_check_adapter(checked):
-    report, _, members, _ = checked
-    assert isinstance(members[0], ModelAdapter)
+def _check_report(report: dict) -> None:
     assert report["elements"] == {"elements_violations": 0.0}
     assert "skipped" not in report["stress"]  # nequip's own stress is checked
     assert report["calculator"]["calculator_energy_eV_per_atom"] < 1e-10
@@ -88,8 +97,35 @@ def test_nequip_passes_check_adapter(checked):
     assert report["forces"]["fd_forces_eV_A"] < 1e-5
 
 
+def test_nequip_passes_check_adapter(checked):
+    report, _, members, _ = checked
+    assert isinstance(members[0], ModelAdapter)
+    _check_report(report)
+
+
+@pytest.mark.slow
+def test_check_adapter_trains_a_committee_of_two(tmp_path, frames15):
+    """check_adapter on the class: it trains a committee of two (seeds 0 and 1) with
+    nequip-train, runs every check on the first member; the members differ and load as a
+    committee."""
+    report = check_adapter(NequIPAdapter, list(frames15), tmp_path, train_kwargs={
+        "config": load_config("tiny", max_epochs=EPOCHS), "seed": 0})
+    _check_report(report)
+    folder = tmp_path / "committee"
+    members = [NequIPAdapter.load(folder / f"member_{k}") for k in range(2)]
+    assert [m.meta["seed"] for m in members] == [0, 1]
+    committee = json.loads((folder / "mlp-cases-model.json").read_text())
+    assert committee["member_framework"] == "nequip"
+    assert committee["elements"] == ["H", "C", "O"]
+    out = evaluate(load_committee_folder(folder), [frames15[0], frames15[1]])
+    assert float(out["max_force_deviation"].min()) > 0.0
+    e0 = evaluate(members[0].batched(), [frames15[0]])["energy"]
+    e1 = evaluate(members[1].batched(), [frames15[0]])["energy"]
+    assert not torch.equal(e0, e1)
+
+
 def test_training_writes_nequip_files_and_records_elements_and_metrics(checked):
-    _, folder, members, _ = checked
+    _, _, members, _ = checked
     model = members[0]
     for name in ("config.yaml", "train.xyz", "valid.xyz", "best.ckpt", "nequip_train.log",
                  "compile_example.xyz", "mlp-cases-model.json"):
@@ -98,16 +134,13 @@ def test_training_writes_nequip_files_and_records_elements_and_metrics(checked):
     assert meta["elements"] == ["H", "C", "O"] == list(model.elements)
     assert meta["epochs"] == EPOCHS and meta["training_time_s"] > 0
     assert np.isfinite(meta["metrics"]["valid"]["force_mae_eV_A"])
-    assert [m.meta["seed"] for m in members] == [0, 1]
+    assert meta["seed"] == 0
     hydra = yaml.safe_load((model.path / "config.yaml").read_text())
     m = hydra["training_module"]["model"]
     assert (m["r_max"], m["num_layers"], m["l_max"], m["num_features"], m["seed"]) == (
         4.0, 2, 1, 8, 0)
     assert m["type_names"] == ["H", "C", "O"]
     assert hydra["trainer"]["max_epochs"] == EPOCHS
-    committee = json.loads((folder / "mlp-cases-model.json").read_text())
-    assert committee["member_framework"] == "nequip"
-    assert committee["elements"] == ["H", "C", "O"]
 
 
 def test_batched_forces_and_stress_equal_nequips_calculator(checked):
@@ -145,15 +178,6 @@ def test_loading_leaves_the_callers_torch_state_alone(checked):
     assert torch.get_default_dtype() == dtype
     assert torch.equal(torch.rand(3), expected)
     assert os.environ.get("PL_GLOBAL_SEED") == seed_env
-
-
-def test_committee_members_differ_and_load_as_a_committee(checked):
-    _, folder, members, frames = checked
-    out = evaluate(load_committee_folder(folder), [frames[0], frames[1]])
-    assert float(out["max_force_deviation"].min()) > 0.0
-    e0 = evaluate(members[0].batched(), [frames[0]])["energy"]
-    e1 = evaluate(members[1].batched(), [frames[0]])["energy"]
-    assert not torch.equal(e0, e1)
 
 
 def test_unseen_element_is_refused_by_module_and_calculator(checked):
