@@ -61,15 +61,17 @@ GFN2_ARTEFACTS = (
 
 @dataclass(frozen=True)
 class CaseConfig(ConfigSchema):
-    """The keys of ``configs/case_*.json``. ``labeller`` is ``{"name": preset, **options}``
-    (:mod:`common.labels`); ``nequip`` names a NequIP config (``configs/nequip_*.json``),
-    ``nequip_overrides`` replaces some of its values; ``n_reactive_trajectories``,
-    ``reactive_steps``, ``reactive_every`` set :func:`systems.reactive_frames` (GFN2 NVE
-    at 0.5 fs, at the highest temperature); ``qct_*`` are :func:`run_qct`'s settings
-    (``qct_n_pilot`` its ``n_pilot``, ``qct_segment_fs`` its ``segment_fs``,
-    ``qct_separation_margin_A`` its ``separation_margin_A``, ``qct_internal`` its
-    ``internal``: "qc-thermal" is the quasi-classical normal-mode sampling with zero-point
-    energy, "mb" classical thermal velocities)."""
+    """The keys of ``configs/case_*.json``.
+
+    ``labeller`` is ``{"name": preset, **options}`` (:mod:`common.labels`); ``nequip`` names a
+    NequIP config (``configs/nequip_*.json``), ``nequip_overrides`` replaces some of its values;
+    ``n_reactive_trajectories``, ``reactive_steps``, ``reactive_every`` set
+    :func:`systems.reactive_frames` (GFN2 NVE at 0.5 fs, at the highest temperature); ``qct_*`` are
+    :func:`run_qct`'s settings (``qct_n_pilot`` its ``n_pilot``, ``qct_segment_fs`` its
+    ``segment_fs``, ``qct_separation_margin_A`` its ``separation_margin_A``, ``qct_internal`` its
+    ``internal``: "qc-thermal" is the quasi-classical normal-mode sampling with zero-point energy,
+    "mb" classical thermal velocities).
+    """
 
     scale: str
     voc: str
@@ -98,8 +100,10 @@ class CaseConfig(ConfigSchema):
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
-    """``tiny``, ``paper`` (the seed's settings) or a JSON file, checked against
-    :class:`CaseConfig`; a plain dict."""
+    """Load a case-study config as a plain dict.
+
+    ``tiny``, ``paper`` (the seed's settings) or a JSON file, checked against :class:`CaseConfig`.
+    """
     from common.config import load_json_config
 
     return load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
@@ -137,9 +141,12 @@ def _channels(data: dict):
 
 
 def stage_sample(cfg: dict, out: Path, seed: int, build: dict) -> Path:
-    """Thermal states (GFN2 Langevin MD at the highest temperature) and supersystem training
-    frames (far apart, along each path, from GFN2 trajectories) -> ``data/frames.extxyz``,
-    ``data/oh_states.extxyz``, ``data/voc_states.extxyz``, ``data/sample_report.json``."""
+    """Sample thermal states and supersystem training frames.
+
+    Thermal states (GFN2 Langevin MD at the highest temperature) and supersystem training frames
+    (far apart, along each path, from GFN2 trajectories) -> ``data/frames.extxyz``,
+    ``data/oh_states.extxyz``, ``data/voc_states.extxyz``, ``data/sample_report.json``.
+    """
     import ase.io
 
     from atmospheric import systems
@@ -177,8 +184,11 @@ def stage_sample(cfg: dict, out: Path, seed: int, build: dict) -> Path:
 
 
 def stage_label(cfg: dict, out: Path) -> tuple[list, dict]:
-    """GFN2-xTB labels through common.labels (cached in ``data/labels.db``) ->
-    ``data/labelled.extxyz``."""
+    """Label the frames with GFN2-xTB.
+
+    GFN2-xTB labels through common.labels (cached in ``data/labels.db``) ->
+    ``data/labelled.extxyz``.
+    """
     import ase.io
 
     from atmospheric import systems
@@ -224,8 +234,10 @@ class _Finished:
 
 
 def stage_qct(cfg: dict, out: Path, build: dict, model, seed: int, device: str) -> list[dict]:
-    """QCT at each temperature -> ``qct_<T>K/qct.json`` (a finished temperature is reused; a
-    killed one is run again)."""
+    """Run QCT at each temperature -> ``qct_<T>K/qct.json``.
+
+    A finished temperature is reused; a killed one is run again.
+    """
     import ase.io
 
     from atmospheric.qct import run_qct
@@ -254,8 +266,10 @@ def stage_qct(cfg: dict, out: Path, build: dict, model, seed: int, device: str) 
 
 
 def stage_kinetics(out: Path, results: list[dict], build: dict) -> dict:
-    """Arrhenius fits, branching and the KPP/MCM mechanism -> ``kinetics/``; a fit that is
-    impossible (no reactive trajectory at some T) is reported, not raised."""
+    """Make the Arrhenius fits, branching and the KPP/MCM mechanism -> ``kinetics/``.
+
+    A fit that is impossible (no reactive trajectory at some T) is reported, not raised.
+    """
     from atmospheric.kinetics import export_kinetics
     from common.errors import MlpCasesError
 
@@ -275,7 +289,7 @@ def stage_kinetics(out: Path, results: list[dict], build: dict) -> dict:
 
 
 def _minus_h(formula: str) -> str:
-    """A Hill formula with one H fewer (C3H6 -> C3H5)."""
+    """Return a Hill formula with one H fewer (C3H6 -> C3H5)."""
     import re
 
     m = re.search(r"H(\d*)", formula)
@@ -318,17 +332,22 @@ _ROW_KEYS = ("temperature_K", "rate_cm3_per_molecule_s", "rate_err_cm3_per_molec
 
 
 def _kind(name: str, kinds: dict[str, str]) -> str:
-    """A channel's kind: the named ones' own; a new channel whose products hold water is an
-    abstraction (of an H no named channel covers); anything else "other"."""
+    """Return a channel's kind.
+
+    A named channel has its own; a new channel whose products hold water is an abstraction (of an H
+    no named channel covers); anything else is "other".
+    """
     if name in kinds:
         return kinds[name]
     return "abstraction" if "H2O" in name.split(" + ") else "other"
 
 
 def _branching(r: dict, kinds: dict[str, str]) -> dict:
-    """Reactive trajectories by kind of channel: addition (any carbon), abstraction (named,
-    or a new channel giving H2O), other (new channels); counts and fractions of the reactive
-    ones."""
+    """Count the reactive trajectories by kind of channel.
+
+    Addition (any carbon), abstraction (named, or a new channel giving H2O), other (new channels);
+    counts and fractions of the reactive ones.
+    """
     n = {"addition": 0, "abstraction": 0, "other": 0}
     for name, c in r["channels"].items():
         n[_kind(name, kinds)] += c["n"]
@@ -337,9 +356,12 @@ def _branching(r: dict, kinds: dict[str, str]) -> dict:
 
 
 def _undecided(out: Path, r: dict) -> dict:
-    """Trajectories stopped at ``qct_max_time_fs`` with their bonds unchanged (counted as
-    non-reactive), and k if every one of them had reacted: the two bound the rate that a
-    longer run would give."""
+    """Bound the rate a longer run would give, from the trajectories stopped at the time limit.
+
+    Trajectories stopped at ``qct_max_time_fs`` with their bonds unchanged (counted as
+    non-reactive), and k if every one of them had reacted: the two bound the rate that a longer run
+    would give.
+    """
     import csv
 
     path = out / f"qct_{r['temperature_K']:g}K" / "trajectories.csv"

@@ -1,5 +1,7 @@
-"""``mlp-atmospheric``: bimolecular rate constants by quasi-classical trajectories, and their
-Arrhenius fits and KPP/MCM mechanism lines.
+"""``mlp-atmospheric``.
+
+Bimolecular rate constants by quasi-classical trajectories, and their Arrhenius fits and KPP/MCM
+mechanism lines.
 
 Thin layer over :func:`atmospheric.qct.run_qct` and :func:`atmospheric.kinetics.export_kinetics`;
 ``--potential`` / ``--param``, ``--temperature-K``, ``--seed``, ``--device``, ``--batch-size``
@@ -104,8 +106,11 @@ def qct(
     batch_size: opt.BatchSize = "auto",
     json_out: opt.Json = False,
 ) -> None:
-    """Thermal rate constant k(T) of A + B by quasi-classical trajectories, with its binomial
-    error and the channels (from the criteria and from the products' bond graphs)."""
+    """Compute the thermal rate constant k(T) of A + B by quasi-classical trajectories.
+
+    The rate comes with its binomial error and the channels (from the criteria and from the
+    products' bond graphs).
+    """
     from atmospheric.qct import run_qct
     from common.cli.md import parse_params, warn_default_params
     from common.potential.registry import make_potential
@@ -145,7 +150,7 @@ def qct(
 
 
 def _structure(path: Path):
-    """The first frame of a structure file (its FixAtoms constraints kept)."""
+    """Read the first frame of a structure file (its FixAtoms constraints kept)."""
     from common.data.io import read_structures
 
     return read_structures(path)[0]
@@ -208,8 +213,10 @@ def tps(
     batch_size: opt.BatchSize = "auto",
     json_out: opt.Json = False,
 ) -> None:
-    """Rate constant k_AB (per ps) of a transition with a barrier by transition interface
-    sampling: flux through the first interface x crossing probabilities, with errors."""
+    """Compute k_AB (per ps) of a transition with a barrier by transition interface sampling.
+
+    The rate constant is the flux through the first interface x crossing probabilities, with errors.
+    """
     from atmospheric.tps import run_tis
     from common.cli.md import parse_params, warn_default_params
     from common.potential.registry import make_potential
@@ -284,8 +291,11 @@ def _csv_rows(path: Path) -> list[dict]:
 
 
 def _results(path: Path) -> list[dict]:
-    """QCT results of one input: a qct.json (or its folder, or `qct --json` output), a JSON
-    list of {temperature_K, rate...} rows, or a CSV table."""
+    """Read the QCT results of one input.
+
+    A qct.json (or its folder, or `qct --json` output), a JSON list of {temperature_K, rate...}
+    rows, or a CSV table.
+    """
     p = path / "qct.json" if path.is_dir() else path
     if not p.is_file():
         raise DataError("file not found", where=str(p),
@@ -326,8 +336,10 @@ def rates(
                                   help="fit k = A (T/300)^n exp(-Ea/RT) (needs 3+ temperatures)"),
     json_out: opt.Json = False,
 ) -> None:
-    """Arrhenius A and Ea (kcal/mol, eV) of the total rate and of each channel, branching
-    against T, and one KPP/MCM equation per channel."""
+    """Fit Arrhenius A and Ea (kcal/mol, eV) of the total rate and of each channel.
+
+    Also branching against T, and one KPP/MCM equation per channel.
+    """
     from atmospheric.kinetics import export_kinetics
 
     results = [r for p in inputs for r in _results(p)]
@@ -376,8 +388,10 @@ def build_cmd(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """OH and a VOC from SMILES (RDKit + MMFF), and its channels (addition at each sp2 carbon,
-    H-abstraction from sp3 carbons) as QCT criteria."""
+    """Build OH and a VOC from SMILES (RDKit + MMFF), and its channels as QCT criteria.
+
+    Channels: addition at each sp2 carbon, H-abstraction from sp3 carbons.
+    """
     from atmospheric.case_study import stage_build
 
     res = stage_build({"voc": voc}, out, seed)
@@ -397,9 +411,12 @@ def sample_cmd(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """Thermal states of each reactant (Langevin MD on GFN2-xTB) and supersystem frames far
-    apart and along each channel's path, labelled with GFN2-xTB (doublet, 1000 K electronic
-    temperature; cached) -> FOLDER/data/labelled.extxyz."""
+    """Sample and label training frames -> FOLDER/data/labelled.extxyz.
+
+    Thermal states of each reactant (Langevin MD on GFN2-xTB) and supersystem frames far apart and
+    along each channel's path, labelled with GFN2-xTB (doublet, 1000 K electronic temperature;
+    cached) -> FOLDER/data/labelled.extxyz.
+    """
     from atmospheric.case_study import stage_label, stage_sample
 
     build = _read_build(folder)
@@ -430,8 +447,10 @@ def train_cmd(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """NequIP (nequip's own trainer) on the labelled frames -> FOLDER/model/ (usable as
-    `--potential FOLDER/model`)."""
+    """Train NequIP (nequip's own trainer) on the labelled frames -> FOLDER/model/.
+
+    The model is usable as `--potential FOLDER/model`.
+    """
     import ase.io
 
     from atmospheric.case_study import stage_train
@@ -459,8 +478,10 @@ def export_cmd(
                         "rates.json, rates.csv"),
     json_out: opt.Json = False,
 ) -> None:
-    """The fitted rates as a KPP and an MCM-style mechanism (one equation per channel,
-    A*EXP(-E/TEMP)) beside JSON and CSV tables."""
+    """Write the fitted rates as a KPP and an MCM-style mechanism beside JSON and CSV tables.
+
+    One equation per channel, A*EXP(-E/TEMP).
+    """
     p = kinetics / "kinetics.json" if kinetics.is_dir() else kinetics
     try:
         data = json.loads(p.read_text())
@@ -510,8 +531,11 @@ def case_study_cmd(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """The seed's case study end to end: OH + VOC from SMILES, GFN2-xTB labels, NequIP, QCT
-    k(T) with branching, Arrhenius, KPP mechanism, report.md."""
+    """Run the seed's case study end to end.
+
+    OH + VOC from SMILES, GFN2-xTB labels, NequIP, QCT k(T) with branching, Arrhenius, KPP
+    mechanism, report.md.
+    """
     from atmospheric import case_study
 
     summary = case_study.run(scale, out, seed=seed, device=device)
@@ -526,6 +550,7 @@ def case_study_cmd(
 
 
 def main() -> None:
+    """Run the ``mlp-atmospheric`` command line."""
     sys.exit(run_app(app))
 
 

@@ -68,28 +68,32 @@ class ArrheniusFit:
 
     @property
     def Ea_kcal_per_mol(self) -> float:
+        """Activation energy Ea, kcal/mol."""
         return self.E_over_R_K * R_KCAL_PER_MOL_K
 
     @property
     def Ea_err_kcal_per_mol(self) -> float | None:
+        """Standard error of Ea, kcal/mol (None without one)."""
         return None if self.E_over_R_err_K is None else self.E_over_R_err_K * R_KCAL_PER_MOL_K
 
     @property
     def Ea_eV(self) -> float:
+        """Activation energy Ea, eV."""
         return self.E_over_R_K * KB_EV_PER_K
 
     @property
     def Ea_err_eV(self) -> float | None:
+        """Standard error of Ea, eV (None without one)."""
         return None if self.E_over_R_err_K is None else self.E_over_R_err_K * KB_EV_PER_K
 
     def rate(self, temperature_K) -> np.ndarray:
-        """k at ``temperature_K`` (scalar or array), in the units of A."""
+        """Return k at ``temperature_K`` (scalar or array), in the units of A."""
         t = np.asarray(temperature_K, dtype=float)
         return self.A_cm3_per_molecule_s * (t / self.T_ref_K) ** self.n \
             * np.exp(-self.E_over_R_K / t)
 
     def kpp_expression(self) -> str:
-        """The KPP/MCM rate expression, e.g. ``2.70D-11*EXP(390/TEMP)``."""
+        """Return the KPP/MCM rate expression, e.g. ``2.70D-11*EXP(390/TEMP)``."""
         out = _fortran(self.A_cm3_per_molecule_s)
         if self.modified:
             out += f"*(TEMP/{self.T_ref_K:g})@{self.n:.2f}"
@@ -98,6 +102,7 @@ class ArrheniusFit:
         return out
 
     def to_dict(self) -> dict:
+        """Return the fit's fields and the derived Ea values as a plain dict."""
         d = asdict(self)
         d.update(Ea_kcal_per_mol=self.Ea_kcal_per_mol,
                  Ea_err_kcal_per_mol=self.Ea_err_kcal_per_mol, Ea_eV=self.Ea_eV,
@@ -321,7 +326,10 @@ def plot_arrhenius(path: str | Path, temperatures_K: Sequence[float], rates: Seq
 # mechanism export
 
 def kpp_species(name: str) -> str:
-    """A KPP species name: letters, digits and ``_``, a letter first, < 32 characters."""
+    """Make ``name`` a KPP species name.
+
+    Only letters, digits and ``_``, a letter first, < 32 characters.
+    """
     s = re.sub(r"[^A-Za-z0-9_]+", "_", name.strip()).strip("_")
     if not s or not s[0].isalpha():
         s = "X" + s
@@ -340,8 +348,9 @@ def _products(channel: str, products: Mapping[str, str | Sequence[str]] | None) 
 def mechanism_lines(reactants: Sequence[str], fits: Mapping[str, ArrheniusFit | None],
                     products: Mapping[str, str | Sequence[str]] | None = None,
                     first: int = 1) -> list[str]:
-    """One KPP/MCM equation per channel with a fit, e.g.
-    ``{1.} OH + C5H8 = ISOPOH_C1 : 2.70D-11*EXP(390/TEMP) ;``.
+    """Write one KPP/MCM equation per channel with a fit.
+
+    E.g. ``{1.} OH + C5H8 = ISOPOH_C1 : 2.70D-11*EXP(390/TEMP) ;``.
 
     ``products``: ``{channel: "NAME"}`` or ``{channel: ["P1", "P2"]}``; by default the
     channel's name (split at `` + ``), made into KPP species names.
@@ -382,8 +391,10 @@ def export_kinetics(outdir: str | Path, results: Sequence[Mapping], reactants: S
                     *, modified: bool = False,
                     products: Mapping[str, str | Sequence[str]] | None = None,
                     plot: bool = True) -> dict:
-    """Fit k(T) of QCT results and write ``kinetics.json``, ``rates.csv``,
-    ``mechanism.kpp`` (one equation per channel) and ``arrhenius.png`` into ``outdir``.
+    """Fit k(T) of QCT results and write the kinetics files into ``outdir``.
+
+    The files are ``kinetics.json``, ``rates.csv``, ``mechanism.kpp`` (one equation per channel)
+    and ``arrhenius.png``.
 
     Returns the JSON written: the total fit (A, Ea in kcal/mol and eV, E/R in K, n), each
     channel's fit, the branching table and the mechanism lines.

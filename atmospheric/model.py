@@ -105,8 +105,11 @@ class NequIPConfig(ConfigSchema):
 
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
-    """NequIP hyperparameters: ``tiny``, ``paper`` (the seed's: 5 layers, cutoff 5 Å) or a JSON
-    file, plus overrides; a missing, unknown or impossible key is a one-line ConfigError."""
+    """Load NequIP hyperparameters.
+
+    ``tiny``, ``paper`` (the seed's: 5 layers, cutoff 5 Å) or a JSON file, plus overrides; a
+    missing, unknown or impossible key is a one-line ConfigError.
+    """
     from common.config import load_json_config
 
     cfg = load_json_config(scale_or_path, CONFIGS, "nequip", what="NequIP config",
@@ -266,8 +269,11 @@ def _model_section(cfg, symbols, shifts_eV, seed) -> dict[str, Any]:
 
 
 def fit_energy_shifts(frames, symbols: list[str]) -> list[float]:
-    """Per-element energies (eV/atom) by least squares of the frames' energies on their element
-    counts (minimum-norm solution when the compositions do not determine them all)."""
+    """Fit per-element energies (eV/atom) by least squares.
+
+    The frames' energies are fitted on their element counts (minimum-norm solution when the
+    compositions do not determine them all).
+    """
     from common.training import reference_arrays
 
     energies, _, _ = reference_arrays(frames)
@@ -285,8 +291,10 @@ _MODULES = {"nequip-train": "nequip.scripts.train", "nequip-compile": "nequip.sc
 
 def run_nequip(args: list[str], workdir: Path, log_name: str, what: str,
                progress: bool = False) -> float:
-    """Run ``nequip-train``/``nequip-compile`` (``args[0]``) in a child process in ``workdir``;
-    output to ``workdir/log_name`` (the terminal with ``progress``). Returns the wall time (s).
+    """Run ``nequip-train``/``nequip-compile`` (``args[0]``) in a child process in ``workdir``.
+
+    Output goes to ``workdir/log_name`` (the terminal with ``progress``). Returns the wall time
+    (s).
 
     Raises
     ------
@@ -318,7 +326,7 @@ def _last_line(path: Path) -> str:
 
 @contextlib.contextmanager
 def _float64_default():
-    """torch's default dtype float64 for the duration (nequip builds its data with it)."""
+    """Set torch's default dtype to float64 for the duration (nequip builds its data with it)."""
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -329,10 +337,12 @@ def _float64_default():
 
 @contextlib.contextmanager
 def _nequip_state():
-    """nequip's global state, initialised once in this process (models can only be built
-    after it), without leaving its side effects on the caller: the default dtype, the
-    torch/numpy/random RNG states (nequip seeds them with 123), Lightning's seed variables and
-    torch's tensor-sharing strategy are restored afterwards."""
+    """Initialise nequip's global state once in this process, without side effects on the caller.
+
+    Models can only be built after it. The default dtype, the torch/numpy/random RNG states (nequip
+    seeds them with 123), Lightning's seed variables and torch's tensor-sharing strategy are
+    restored afterwards.
+    """
     from common.frameworks import import_nequip
 
     import_nequip()
@@ -347,7 +357,7 @@ def _nequip_state():
 
 
 def _process_state():
-    """A function that puts back what nequip's ``set_global_state`` changes."""
+    """Return a function that puts back what nequip's ``set_global_state`` changes."""
     import random
 
     import torch.multiprocessing as tmp
@@ -384,7 +394,7 @@ class NequIPAdapter:
 
     @property
     def cutoff(self) -> float:
-        """nequip's r_max, Å."""
+        """Cutoff radius: nequip's r_max, Å."""
         return float(self.meta["config"]["cutoff_A"])
 
     @property
@@ -441,7 +451,10 @@ class NequIPAdapter:
     # -- loading / saving ---------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> NequIPAdapter:
-        """A model folder written by ``train``/``save`` (the eager model from ``best.ckpt``)."""
+        """Load a model folder written by ``train``/``save``.
+
+        The eager model comes from ``best.ckpt``.
+        """
         from common.md.runner import check_device
 
         check_device(device)
@@ -454,8 +467,11 @@ class NequIPAdapter:
         return cls(path, load_checkpoint(ckpt, device), meta, device)
 
     def save(self, path: str | Path) -> Path:
-        """Write the model folder: nequip's checkpoint, the compile example, any compiled
-        artifacts and ``mlp-cases-model.json``."""
+        """Write the model folder.
+
+        It holds nequip's checkpoint, the compile example, any compiled artifacts and
+        ``mlp-cases-model.json``.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         files = [self.meta.get("model_file", MODEL_FILE), EXAMPLE_FILE, CONFIG_FILE,
@@ -496,9 +512,11 @@ class NequIPAdapter:
 
     # -- using --------------------------------------------------------------------------
     def calculator(self, compiled: bool = False):
-        """nequip's own ASE calculator (``nequip.integrations.ase.NequIPCalculator``) on the
-        eager model, or on the ``ase`` artifact of :meth:`compile` with ``compiled``; it
-        refuses elements the model was not trained on with a DataError."""
+        """Return nequip's own ASE calculator (``nequip.integrations.ase.NequIPCalculator``).
+
+        It runs on the eager model, or on the ``ase`` artifact of :meth:`compile` with
+        ``compiled``; it refuses elements the model was not trained on with a DataError.
+        """
         from common.frameworks import import_nequip
 
         import_nequip()
@@ -518,8 +536,10 @@ class NequIPAdapter:
 
     def batched(self, dtype: torch.dtype = torch.float64, compiled: bool = False
                 ) -> NequIPBatched:
-        """The module for the batched MD engine (eV, eV/Å, eV/Å^3 in the state's dtype): the
-        eager model, or the ``batch`` artifact of :meth:`compile` with ``compiled``."""
+        """Return the module for the batched MD engine (eV, eV/Å, eV/Å^3 in the state's dtype).
+
+        It wraps the eager model, or the ``batch`` artifact of :meth:`compile` with ``compiled``.
+        """
         model = copy.deepcopy(self.model)
         compiled_model = None
         if compiled:
@@ -543,10 +563,13 @@ class NequIPAdapter:
 def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE_SIZE,
                     config: dict | str | None = None, seed: int = 0, **train_kw: Any
                     ) -> tuple[Path, list[NequIPAdapter]]:
-    """Train ``n_models`` NequIP models differing only in their seed (``seed``, ``seed + 1``,
-    ...) in ``workdir/member_k`` and record the committee folder
-    (:func:`common.potential.committee.train_committee`); ``load_committee_folder`` gives the
-    committee's mean and its force deviation. Returns (folder, members)."""
+    """Train a committee of ``n_models`` NequIP models differing only in their seed.
+
+    The seeds are ``seed``, ``seed + 1``, ...; each model goes to ``workdir/member_k`` and the
+    committee folder is recorded (:func:`common.potential.committee.train_committee`);
+    ``load_committee_folder`` gives the committee's mean and its force deviation. Returns (folder,
+    members).
+    """
     from common.potential.committee import train_committee as train_members
 
     return train_members(NequIPAdapter, train, valid, workdir, n_models, config=config,
@@ -557,8 +580,10 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
 
 
 def _prepare_workdir(workdir, train, valid, cfg) -> Path:
-    """Create ``workdir`` with the frames as extxyz and the compile example; a stale
-    checkpoint of an earlier run is removed (Lightning would write ``best-v1.ckpt``)."""
+    """Create ``workdir`` with the frames as extxyz and the compile example.
+
+    A stale checkpoint of an earlier run is removed (Lightning would write ``best-v1.ckpt``).
+    """
     from common.data import Dataset
     from common.data.export import export_extxyz
 
@@ -573,8 +598,11 @@ def _prepare_workdir(workdir, train, valid, cfg) -> Path:
 
 
 def _write_example(frames, path: Path, cutoff_A: float) -> None:
-    """The largest frame, unlabelled, in a periodic box (a molecule gets a cubic box with
-    ``cutoff + 2 Å`` of vacuum around it): nequip-compile checks the stress it traces."""
+    """Write the compile example: the largest frame, unlabelled, in a periodic box.
+
+    A molecule gets a cubic box with ``cutoff + 2 Å`` of vacuum around it: nequip-compile checks
+    the stress it traces.
+    """
     import ase.io
 
     a = max(frames, key=len).copy()
@@ -613,8 +641,10 @@ def _nequip_version() -> str:
 
 
 def load_checkpoint(ckpt: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """nequip's eager model from a checkpoint (``load_saved_model``), in eval mode on
-    ``device``; nequip's info lines and warnings are silenced for the call."""
+    """Load nequip's eager model from a checkpoint (``load_saved_model``), in eval mode.
+
+    The model is on ``device``; nequip's info lines and warnings are silenced for the call.
+    """
     import logging
     import warnings
 
@@ -633,7 +663,7 @@ def load_checkpoint(ckpt: str | Path, device: str = "cpu") -> torch.nn.Module:
 
 
 def load_compiled(artifact: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """A ``--target batch`` artifact of nequip-compile, as nequip's dict-in/dict-out module."""
+    """Load a ``--target batch`` artifact of nequip-compile as nequip's dict-in/dict-out module."""
     from nequip.model.inference_models import load_compiled_model
     from nequip.scripts._compile_utils import AOTI_BATCH_TARGET, COMPILE_TARGET_DICT
 
@@ -645,7 +675,7 @@ def load_compiled(artifact: str | Path, device: str = "cpu") -> torch.nn.Module:
 
 
 def _transforms(symbols, cutoff_A: float) -> list:
-    """nequip's inference transforms: element -> type, neighbour list within r_max."""
+    """Return nequip's inference transforms: element -> type, neighbour list within r_max."""
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
 
     return [ChemicalSpeciesToAtomTypeMapper(model_type_names=list(symbols),
@@ -655,9 +685,12 @@ def _transforms(symbols, cutoff_A: float) -> list:
 
 
 def _write_example_data(folder: Path, meta: dict[str, Any]) -> Path:
-    """nequip-compile's ``--data-path`` file: the compile example as nequip's batched
-    AtomicDataDict, saved as the buffers of a TorchScript module (how nequip-compile reads
-    it). Independent of where the training data was, so a copied model folder compiles."""
+    """Write nequip-compile's ``--data-path`` file.
+
+    It holds the compile example as nequip's batched AtomicDataDict, saved as the buffers of a
+    TorchScript module (how nequip-compile reads it). Independent of where the training data was,
+    so a copied model folder compiles.
+    """
     import ase.io
     from nequip.data import AtomicDataDict, from_ase
 
@@ -694,9 +727,11 @@ def _metrics(adapter: NequIPAdapter, valid, test, workdir: Path, device: str) ->
 
 @functools.cache
 def _checked_calculator_class(base):
-    """nequip's ASE calculator, refusing unseen elements before nequip's type mapper sees
-    them, and building its data in float64 (nequip's data dtype) whatever the caller's
-    default dtype."""
+    """Subclass nequip's ASE calculator ``base`` to check elements and dtype.
+
+    It refuses unseen elements before nequip's type mapper sees them, and builds its data in
+    float64 (nequip's data dtype) whatever the caller's default dtype.
+    """
 
     class CheckedNequIPCalculator(base):
         def __init__(self, *args, allowed=None, **kwargs):
@@ -753,8 +788,11 @@ class NequIPBatched(BatchedPotential):
         self.register_buffer("type_of_z", table, persistent=False)
 
     def _apply(self, fn, recurse=True):
-        """Follow device moves only: nequip's model keeps its ``model_dtype`` and takes
-        float64 data; results come back in the state's dtype."""
+        """Follow device moves only.
+
+        The nequip model keeps its ``model_dtype`` and takes float64 data; results come back in the
+        state's dtype.
+        """
         device = fn(torch.zeros(1, device=self.type_of_z.device)).device
         self.model._apply(lambda t: t.to(device))
         self.type_of_z = self.type_of_z.to(device)
@@ -762,6 +800,7 @@ class NequIPBatched(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return energies, forces (and stress with ``compute_stress``) in the state's dtype."""
         data = self.graph(state, neighbors)
         compiled = self.compiled.value
         if compiled is not None and data["edge_index"].shape[1] < 2:
@@ -784,7 +823,7 @@ class NequIPBatched(BatchedPotential):
         return result
 
     def graph(self, state: BatchState, neighbors: NeighborList) -> dict[str, torch.Tensor]:
-        """nequip's batched AtomicDataDict for ``state`` (float64, pairs within r_max)."""
+        """Build nequip's batched AtomicDataDict for ``state`` (float64, pairs within r_max)."""
         i, j, shifts, _, psys = neighbors.pairs()
         pos = state.positions.detach().to(torch.float64)
         cells = state.cells.detach().to(torch.float64)

@@ -75,6 +75,7 @@ class NormalModes:
 
     @property
     def n_modes(self) -> int:
+        """Number of vibrational modes."""
         return len(self.omega)
 
     @property
@@ -93,12 +94,15 @@ class NormalModes:
         return 0.5 * float(self.hbar_omega_eV.sum())
 
     def mean_thermal_vibrational_energy_eV(self, temperature_K: float) -> float:
-        """Mean harmonic vibrational energy at T (ZPE included): sum of
-        (hbar omega / 2) coth(hbar omega / 2kT), eV."""
+        """Mean harmonic vibrational energy at T (ZPE included).
+
+        Sum of (hbar omega / 2) coth(hbar omega / 2kT), eV.
+        """
         x = self.hbar_omega_eV / (2 * KB_EV * temperature_K)
         return float((self.hbar_omega_eV / 2 / np.tanh(x)).sum())
 
     def summary(self) -> dict:
+        """Return the modes' JSON summary (count, linearity, frequencies, ZPE, relaxation RMSD)."""
         return {"n_modes": self.n_modes, "linear": self.linear,
                 "frequencies_cm1": [round(float(f), 1) for f in self.frequencies_cm1],
                 "zpe_eV": self.zpe_eV, "relax_rmsd_A": self.relax_rmsd_A}
@@ -223,8 +227,10 @@ def _relax(symbols, pos, masses, potential, fmax, steps, device) -> np.ndarray:
 
 def vibrational_energy_of_modes(modes: NormalModes, positions: np.ndarray,
                                 velocities: np.ndarray) -> np.ndarray:
-    """Harmonic energy in each mode, ``(P_i^2 + omega_i^2 Q_i^2) / 2`` (eV), of a state:
-    positions (Å, about the centre of mass) and velocities projected on the modes."""
+    """Harmonic energy in each mode, ``(P_i^2 + omega_i^2 Q_i^2) / 2`` (eV), of a state.
+
+    Positions (Å, about the centre of mass) and velocities projected on the modes.
+    """
     sm = np.sqrt(np.repeat(modes.masses, 3))
     q = modes.vectors @ ((positions - modes.positions).ravel() * sm)
     p = modes.vectors @ (velocities.ravel() * sm)
@@ -239,8 +245,10 @@ def _inertia(pos: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def _remove_angular_momentum(pos: np.ndarray, vel: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Velocities (n, N, 3) without centre-of-mass motion and without angular momentum about
-    the centre of mass of the positions (n, N, 3)."""
+    """Remove centre-of-mass motion and angular momentum from velocities (n, N, 3).
+
+    The angular momentum is taken about the centre of mass of the positions (n, N, 3).
+    """
     mw = m[None, :, None]
     vel = vel - (mw * vel).sum(1, keepdims=True) / m.sum()
     r = pos - (mw * pos).sum(1, keepdims=True) / m.sum()
@@ -266,8 +274,11 @@ def _thermal_rotation(pos: np.ndarray, m: np.ndarray, temperature_K: float,
 
 def mode_displacements(modes: NormalModes, energies_eV: np.ndarray, phases: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Pure harmonic state: Cartesian displacements (Å) and velocities (Å/ASE time) with
-    energy ``energies_eV[i]`` and phase ``phases[i]`` in mode i (both (n_modes,))."""
+    """Return a pure harmonic state: Cartesian displacements and velocities.
+
+    Displacements (Å) and velocities (Å/ASE time) with energy ``energies_eV[i]`` and phase
+    ``phases[i]`` in mode i (both (n_modes,)).
+    """
     q = np.sqrt(2 * energies_eV) / modes.omega * np.cos(phases)
     p = np.sqrt(2 * energies_eV) * np.sin(phases)
     im = 1.0 / np.sqrt(np.repeat(modes.masses, 3))

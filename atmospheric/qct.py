@@ -207,8 +207,10 @@ def mean_relative_speed_m_per_s(temperature_K: float, reduced_mass: float) -> fl
 
 
 def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` uniformly distributed rotation matrices, (n, 3, 3) (normalised Gaussian
-    quaternions, Shoemake 1992)."""
+    """Draw ``n`` uniformly distributed rotation matrices, (n, 3, 3).
+
+    They come from normalised Gaussian quaternions (Shoemake 1992).
+    """
     q = rng.standard_normal((n, 4))
     w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
     return np.stack([
@@ -280,8 +282,10 @@ def _reactant(x: Atoms | Sequence[Atoms], name: str) -> _Reactant:
 
 @dataclass
 class _Samples:
-    """Initial conditions of a set of trajectories (``start_A``: each one's starting
-    centre-of-mass distance)."""
+    """Initial conditions of a set of trajectories.
+
+    ``start_A`` is each one's starting centre-of-mass distance.
+    """
 
     b_A: np.ndarray
     energy_eV: np.ndarray
@@ -293,9 +297,12 @@ class _Samples:
 
 def _closest_start(xa: np.ndarray, xb: np.ndarray, b_A: float, z0_A: float, gap_A: float
                    ) -> float:
-    """Smallest z <= z0 on the approach line (B at (b, 0, -z) from A, moving in +z) at which
-    no A-B atom pair (A at ``xa``, B at ``xb``, both about their centres) is closer than
-    ``gap_A``: for a pair, ``(z - dz)^2 >= gap^2 - (b + dx)^2 - dy^2`` before contact."""
+    """Return the smallest z <= z0 on the approach line at which no A-B pair is within ``gap_A``.
+
+    B is at (b, 0, -z) from A, moving in +z; no A-B atom pair (A at ``xa``, B at ``xb``, both
+    about their centres) is closer than ``gap_A``: for a pair, ``(z - dz)^2 >= gap^2 - (b + dx)^2
+    - dy^2`` before contact.
+    """
     d = xb[None, :, :] - xa[:, None, :]
     c = gap_A**2 - (b_A + d[..., 0]) ** 2 - d[..., 1] ** 2
     need = np.where(c > 0, d[..., 2] + np.sqrt(np.clip(c, 0, None)), -np.inf)
@@ -305,11 +312,14 @@ def _closest_start(xa: np.ndarray, xb: np.ndarray, b_A: float, z0_A: float, gap_
 def _sample(ra: _Reactant, rb: _Reactant, temperature_K: float, b_max_A: float, d0_A: float,
             n: int, rng: np.random.Generator, internal: str, draw=None,
             start_gap_A: float | None = None) -> _Samples:
-    """``n`` initial conditions: thermal E (flux-weighted), b uniform in b^2, random
-    orientations, internal velocities; the overall centre of mass at rest at the origin.
-    ``draw(reactant, n, rng) -> (positions, velocities)`` gives quasi-classical states (lists
-    of centred arrays) for the "qc-*" modes. With ``start_gap_A`` each trajectory starts
-    where its closest A-B pair is that far apart (:func:`_closest_start`), not at ``d0_A``."""
+    """Sample ``n`` initial conditions.
+
+    Thermal E (flux-weighted), b uniform in b^2, random orientations, internal velocities; the
+    overall centre of mass at rest at the origin. ``draw(reactant, n, rng) -> (positions,
+    velocities)`` gives quasi-classical states (lists of centred arrays) for the "qc-*" modes. With
+    ``start_gap_A`` each trajectory starts where its closest A-B pair is that far apart
+    (:func:`_closest_start`), not at ``d0_A``.
+    """
     mu = reduced_mass_amu(ra.atoms[0], rb.atoms[0])
     energy = rng.gamma(2.0, KB_EV * temperature_K, n)
     b = b_max_A * np.sqrt(rng.random(n))
@@ -368,9 +378,12 @@ def sample_internal_states(molecule: Atoms, potential, temperature_K: float, n_s
                            outdir: str | Path, *, seed: int = 0, steps: int = 2000,
                            timestep_fs: float = 0.5, friction_per_ps: float = 5.0,
                            device: str = "cpu") -> list[Atoms]:
-    """Thermal internal states of one reactant: ``n_states`` Langevin NVT replicas at
-    ``temperature_K`` for ``steps`` steps (``run_md`` in ``outdir``); the final frame of each,
-    positions and velocities, for ``run_qct(..., internal="given")``."""
+    """Sample thermal internal states of one reactant.
+
+    ``n_states`` Langevin NVT replicas at ``temperature_K`` for ``steps`` steps (``run_md`` in
+    ``outdir``); the final frame of each, positions and velocities, for ``run_qct(...,
+    internal="given")``.
+    """
     import ase.io
 
     from common.md.runner import run_md
@@ -392,13 +405,15 @@ def sample_internal_states(molecule: Atoms, potential, temperature_K: float, n_s
 
 
 class QCTStop:
-    """Stop condition for :func:`common.md.runner.run_md`: a trajectory ends when a distance
-    criterion holds, when the centres of mass of A and B are farther apart than ``d0_A``, at
-    step ``max_steps``, or (with ``energy_tolerance_eV``) as soon as its total energy has moved
-    more than that from its start. Each stop is recorded in ``record`` (shared by the
-    per-batch slices from :meth:`select`): ``{system: {"outcome", "criterion", "step",
-    "positions", "velocities", "energy_error_eV", "max_abs_energy_error_eV"}}``, outcome
-    "criterion", "separated", "timeout" or "nonconserving".
+    """Stop condition for :func:`common.md.runner.run_md` of QCT trajectories.
+
+    A trajectory ends when a distance criterion holds, when the centres of mass of A and B are
+    farther apart than ``d0_A``, at step ``max_steps``, or (with ``energy_tolerance_eV``) as
+    soon as its total energy has moved more than that from its start. Each stop is recorded in
+    ``record`` (shared by the per-batch slices from :meth:`select`): ``{system: {"outcome",
+    "criterion", "step", "positions", "velocities", "energy_error_eV",
+    "max_abs_energy_error_eV"}}``, outcome "criterion", "separated", "timeout" or
+    "nonconserving".
 
     With ``out_of_range_A``, a trajectory also counts as separated as soon as the centres of
     mass move apart while no A-B atom pair is closer than that (an approximation: a fragment's
@@ -432,7 +447,7 @@ class QCTStop:
         self._e0: torch.Tensor | None = None
 
     def select(self, idx: Sequence[int]) -> QCTStop:
-        """The condition for systems ``idx`` of this one (records go to the same dict)."""
+        """Return the condition for systems ``idx`` of this one (records go to the same dict)."""
         mine = list(range(max(idx) + 1)) if self.systems is None else self.systems
         return QCTStop(self.n_a, self.masses, self.criteria, self.d0_A, self.max_steps,
                        [mine[i] for i in idx], self.record,
@@ -441,6 +456,7 @@ class QCTStop:
                        e0=self.e0, max_dev=self.max_dev, out_of_range_A=self.out_of_range_A)
 
     def params(self) -> dict:
+        """Return the condition's settings as a JSON-able dict."""
         return {"criteria": [c.text for c in self.criteria], "d0_A": self.d0_A,
                 "max_steps": self.max_steps, "energy_tolerance_eV": self.energy_tolerance_eV,
                 "step_offset": self.step_offset, "out_of_range_A": self.out_of_range_A}
@@ -449,6 +465,7 @@ class QCTStop:
         return list(range(n)) if self.systems is None else self.systems
 
     def __call__(self, state, out: dict, step: int) -> torch.Tensor:
+        """Record the trajectories that stop at ``step``; return the stop mask of the batch."""
         n = len(self.masses)
         pos = state.positions.view(-1, n, 3)
         e_tot = out["energy"].detach() + state.kinetic_energy()
@@ -475,8 +492,11 @@ class QCTStop:
         return hit
 
     def _setup(self, state, out: dict, pos: torch.Tensor, e_tot: torch.Tensor) -> None:
-        """Per-batch tensors, made once: COM weights, criterion indices, the first energy
-        (or the one carried over from an earlier segment)."""
+        """Make the per-batch tensors, once.
+
+        They are COM weights, criterion indices, the first energy (or the one carried over from an
+        earlier segment).
+        """
         dev, dt = pos.device, pos.dtype
         self._done = torch.zeros(pos.shape[0], dtype=torch.bool, device=dev)
         keys = self._keys(pos.shape[0])
@@ -555,8 +575,11 @@ class _Products:
         self._ref_b = [self.analyse(b.positions, ra.n_atoms)[0] for b in rb.atoms]
 
     def _name_atoms_and_reactants(self, ra: _Reactant, rb: _Reactant) -> None:
-        """Library names for single atoms (their symbol) and for the reactants' own species
-        (their formula) where the library has none, instead of ``<formula>#<hash>``."""
+        """Name single atoms and the reactants' own species where the library has none.
+
+        Library names for single atoms (their symbol) and for the reactants' own species (their
+        formula), instead of ``<formula>#<hash>``.
+        """
         for sym in sorted(set(self.symbols)):
             if "#" in self.lib.name(molecule_graph([sym], [])):
                 self.lib.add(sym, [sym], [])
@@ -642,8 +665,11 @@ class _Setup:
 
     def draw_states(self, reactant: _Reactant, n: int, rng: np.random.Generator
                     ) -> tuple[list, list]:
-        """``n`` quasi-classical states of ``reactant`` (normal-mode sampling on the potential;
-        a single atom has none); their energies are logged in ``internal_log``."""
+        """Draw ``n`` quasi-classical states of ``reactant``.
+
+        Normal-mode sampling on the potential (a single atom has none); their energies are logged
+        in ``internal_log``.
+        """
         from atmospheric.normal_modes import sample_normal_mode_states
 
         if reactant.modes is None:
@@ -694,12 +720,13 @@ class _Setup:
 
 def _run_batch(setup: _Setup, b_max_A: float, n: int, rng: np.random.Generator,
                outdir: Path) -> list[dict]:
-    """``n`` trajectories at ``b_max_A`` through run_md; one row per trajectory.
+    """Run ``n`` trajectories at ``b_max_A`` through run_md; return one row per trajectory.
 
     With ``setup.segment_steps`` the run is cut into segments of that many steps: after each,
     the trajectories still running go on (positions, velocities, starting energy and largest
     energy error carried over) in a new run_md batch of only those, so finished ones cost
-    nothing more. Velocity Verlet restarted from (x, v) continues the same trajectory."""
+    nothing more. Velocity Verlet restarted from (x, v) continues the same trajectory.
+    """
     from common.md.runner import run_md
 
     d0 = setup.start_distance_A(b_max_A)
@@ -740,7 +767,7 @@ def _run_batch(setup: _Setup, b_max_A: float, n: int, rng: np.random.Generator,
 
 
 def _frame(setup: _Setup, masses: np.ndarray, rec: dict) -> Atoms:
-    """A trajectory's state at the end of a segment, to go on from."""
+    """Return a trajectory's state at the end of a segment, to go on from."""
     at = Atoms(symbols=setup.products.symbols, positions=rec["positions"], masses=masses,
                pbc=False)
     at.set_velocities(rec["velocities"])
@@ -785,7 +812,7 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
 
 
 def _usable(row: dict) -> bool:
-    """A trajectory that counts: it neither blew up nor broke energy conservation."""
+    """Tell whether a trajectory counts: it neither blew up nor broke energy conservation."""
     return row["outcome"] not in ("failed", "nonconserving")
 
 
@@ -799,8 +826,11 @@ def _outer_ring(rows: list[dict], b_max_A: float, ring_fraction: float) -> dict:
 
 
 def _b_max_status(rows: list[dict], b_max_A: float, limit_A: float, opts: dict) -> str | None:
-    """Why ``b_max_A`` is large enough ("geometric bound": no A-B contact beyond it;
-    "outer ring": its outer ring reacts with probability <= tolerance), or None."""
+    """Say why ``b_max_A`` is large enough, or return None.
+
+    "geometric bound": no A-B contact beyond it; "outer ring": its outer ring reacts with
+    probability <= tolerance.
+    """
     if b_max_A >= limit_A * (1 - 1e-12):
         return "geometric bound"
     ring = _outer_ring(rows, b_max_A, opts["ring_fraction"])
@@ -811,8 +841,11 @@ def _b_max_status(rows: list[dict], b_max_A: float, limit_A: float, opts: dict) 
 
 def _converge(setup: _Setup, b_start_A: float, fixed: bool, n_pilot: int, opts: dict,
               seed: int, outdir: Path) -> tuple[float, list[dict], list[dict]]:
-    """Grow b_max (x ``growth``, up to the geometric bound) until the outer ring of a pilot
-    run has a reaction probability <= ``tolerance``; returns (b_max, rows at it, history)."""
+    """Grow b_max (x ``growth``, up to the geometric bound) until a pilot's outer ring is quiet.
+
+    Growth stops when the outer ring of a pilot run has a reaction probability <= ``tolerance``;
+    returns (b_max, rows at it, history).
+    """
     b, history, limit = b_start_A, [], setup.b_limit_A()
     for stage in range(opts["max_stages"]):
         rows = _run_batch(setup, b, n_pilot, _rng(seed, stage), outdir / f"bmax_{stage:02d}")
@@ -839,8 +872,10 @@ def _stats(n_c: int, n: int, v_cm_s: float, area_cm2: float) -> tuple[float, flo
 
 def _channels(used: list[dict], criteria: list[Criterion], setup: _Setup, v_cm_s: float,
               area_cm2: float) -> dict:
-    """``{name: {n, fraction, rate, rate_err, new, products, ...}}``: every named channel
-    (those of the criteria, even if never seen) and every new one."""
+    """Return ``{name: {n, fraction, rate, rate_err, new, products, ...}}``.
+
+    Every named channel (those of the criteria, even if never seen) and every new one.
+    """
     reactive = [r for r in used if r["channel"] is not None]
     names = list(dict.fromkeys([c.channel for c in criteria]
                                + [r["channel"] for r in reactive]))
@@ -874,7 +909,7 @@ def _opacity(used: list[dict], b_max_A: float, n_rings: int) -> list[dict]:
 
 
 def _summary(setup: _Setup, rows: list[dict], b_max_A: float, seed: int, n_rings: int) -> dict:
-    """The result dict (the JSON contract first, then diagnostics)."""
+    """Build the result dict (the JSON contract first, then diagnostics)."""
     from common.errors import SimulationError
     from common.events import wilson_interval
 
@@ -1161,8 +1196,10 @@ def run_qct(a: Atoms | Sequence[Atoms], b: Atoms | Sequence[Atoms], potential,
 
 
 def _add_modes(r: _Reactant, potential, temperature_K: float, seed: int, device: str) -> None:
-    """Normal modes of a reactant on the potential (from its first state), and its radius
-    widened to cover the vibrating states (a pilot of 256 harmonic states)."""
+    """Add a reactant's normal modes on the potential (from its first state) and widen its radius.
+
+    The radius is widened to cover the vibrating states (a pilot of 256 harmonic states).
+    """
     from atmospheric.normal_modes import normal_modes, sample_normal_mode_states
 
     if r.n_atoms == 1:
@@ -1179,8 +1216,10 @@ def _mean(x: list) -> float | None:
 
 
 def _internal_summary(setup: _Setup) -> dict:
-    """Each reactant's modes and the mean sampled internal energies (eV): vibrational on the
-    potential, its harmonic target, rotational."""
+    """Each reactant's modes and the mean sampled internal energies (eV).
+
+    Vibrational on the potential, its harmonic target, rotational.
+    """
     out = {}
     for name, r in (("A", setup.ra), ("B", setup.rb)):
         if r.modes is None:

@@ -1,5 +1,7 @@
-"""OH + VOC systems: molecules from SMILES (RDKit), reaction channels, reactant complexes and
-the training frames along approach, addition and abstraction paths.
+"""OH + VOC systems.
+
+Molecules from SMILES (RDKit), reaction channels, reactant complexes and the training frames along
+approach, addition and abstraction paths.
 
 * :func:`molecule_from_smiles` -- RDKit embedding (ETKDG) + MMFF94 relaxation, as ASE Atoms
   (non-periodic); the radical OH is ``[OH]``.
@@ -64,8 +66,11 @@ BOX_A = 30.0  # training frames sit in a periodic box this large (nequip wants a
 
 
 def molecule_from_smiles(smiles: str, seed: int = 0) -> Atoms:
-    """An ASE molecule from SMILES: hydrogens added, ETKDG embedding, MMFF94 relaxation
-    (skipped where MMFF has no parameters, e.g. a radical); ``info["smiles"]`` set."""
+    """Build an ASE molecule from SMILES.
+
+    Hydrogens added, ETKDG embedding, MMFF94 relaxation (skipped where MMFF has no parameters, e.g.
+    a radical); ``info["smiles"]`` set.
+    """
     from rdkit import Chem, RDLogger
     from rdkit.Chem import AllChem
 
@@ -96,8 +101,10 @@ def oh_radical() -> Atoms:
 
 
 def voc(name_or_smiles: str, seed: int = 0) -> tuple[Atoms, dict[int, str]]:
-    """A VOC by name (:data:`VOCS`) or SMILES, and its carbon labels {atom index: "C<k>"}
-    (SMILES order C1, C2, ... for a SMILES)."""
+    """Build a VOC by name (:data:`VOCS`) or SMILES, and its carbon labels {atom index: "C<k>"}.
+
+    The labels follow SMILES order (C1, C2, ...) for a SMILES.
+    """
     smiles, labels = VOCS.get(name_or_smiles, (name_or_smiles, None))
     at = molecule_from_smiles(smiles, seed)
     if labels is None:
@@ -109,8 +116,11 @@ def voc(name_or_smiles: str, seed: int = 0) -> tuple[Atoms, dict[int, str]]:
 
 @dataclass(frozen=True)
 class Channel:
-    """One reaction channel: its name, kind ("addition"/"abstraction"), the VOC atoms it
-    acts on (a carbon, or the H atoms), and its QCT criteria (OH's atoms first)."""
+    """One reaction channel.
+
+    It holds its name, kind ("addition"/"abstraction"), the VOC atoms it acts on (a carbon, or the H
+    atoms), and its QCT criteria (OH's atoms first).
+    """
 
     name: str
     kind: str
@@ -130,8 +140,10 @@ def _bonded(at: Atoms) -> list[set[int]]:
 
 
 def _in_ring(nb: list[set[int]], atom: int) -> bool:
-    """Whether ``atom`` lies on a cycle of the bond graph (a path back to it avoiding the
-    bond it left by)."""
+    """Tell whether ``atom`` lies on a cycle of the bond graph.
+
+    A cycle is a path back to it avoiding the bond it left by.
+    """
     for start in nb[atom]:
         seen, stack = {atom, start}, [start]
         while stack:
@@ -147,11 +159,14 @@ def _in_ring(nb: list[set[int]], atom: int) -> bool:
 
 def channels(mol: Atoms, labels: dict[int, str], n_oh: int = 2,
              add_A: float = 1.6, abstract_A: float = 1.1) -> list[Channel]:
-    """Addition at every carbon with fewer than four neighbours (sp2/aromatic), one
-    abstraction channel for the H atoms on sp3 carbons (``abstraction``: allylic in propene
-    and isoprene, methyl in toluene) and one for the H atoms on sp2 carbons
-    (``abstraction_vinylic``; ``abstraction_aryl`` where those carbons are on a ring);
-    criteria count OH's ``n_oh`` atoms first (O is atom 0)."""
+    """List the OH + VOC reaction channels of ``mol``.
+
+    Addition at every carbon with fewer than four neighbours (sp2/aromatic), one abstraction
+    channel for the H atoms on sp3 carbons (``abstraction``: allylic in propene and isoprene,
+    methyl in toluene) and one for the H atoms on sp2 carbons (``abstraction_vinylic``;
+    ``abstraction_aryl`` where those carbons are on a ring); criteria count OH's ``n_oh`` atoms
+    first (O is atom 0).
+    """
     sym = mol.get_chemical_symbols()
     nb = _bonded(mol)
     out = []
@@ -179,7 +194,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _away(rng: np.random.Generator, axis: np.ndarray) -> np.ndarray:
-    """A random unit vector at more than 90 degrees from ``-axis`` (pointing away along axis)."""
+    """Draw a random unit vector at more than 90 degrees from ``-axis`` (pointing away)."""
     while True:
         u = _unit(rng.standard_normal(3))
         if u @ axis > 0.2:
@@ -189,9 +204,11 @@ def _away(rng: np.random.Generator, axis: np.ndarray) -> np.ndarray:
 def complex_at(oh: Atoms, mol: Atoms, channel: Channel, distance_A: float,
                rng: np.random.Generator, site: int | None = None,
                transfer: float = 0.0) -> Atoms:
-    """OH + VOC (OH's atoms first) with O ``distance_A`` from the channel's site: above the
-    plane of an sp2 carbon (a random side), or on the C-H axis beyond an H (``transfer`` in
-    [0, 1] moves that H from its C-H bond length to O-H 0.97 Å); OH's H points away."""
+    """OH + VOC (OH's atoms first) with O ``distance_A`` from the channel's site.
+
+    Above the plane of an sp2 carbon (a random side), or on the C-H axis beyond an H (``transfer``
+    in [0, 1] moves that H from its C-H bond length to O-H 0.97 Å); OH's H points away.
+    """
     pos = mol.positions.copy()
     nb = _bonded(mol)
     if channel.kind == "addition":
@@ -219,9 +236,11 @@ def complex_at(oh: Atoms, mol: Atoms, channel: Channel, distance_A: float,
 def thermal_states(mol: Atoms, calc, temperature_K: float, n_states: int, every: int = 20,
                    timestep_fs: float = 0.5, friction_per_fs: float = 0.02,
                    seed: int = 0) -> list[Atoms]:
-    """``n_states`` thermal states of one molecule: Langevin MD on ``calc`` (an ASE
-    calculator, e.g. GFN2-xTB), 2 x ``every`` steps of equilibration, then a frame every
-    ``every`` steps (positions and velocities)."""
+    """``n_states`` thermal states of one molecule.
+
+    Langevin MD on ``calc`` (an ASE calculator, e.g. GFN2-xTB), 2 x ``every`` steps of
+    equilibration, then a frame every ``every`` steps (positions and velocities).
+    """
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -252,7 +271,9 @@ def _oriented(at: Atoms, rng: np.random.Generator) -> np.ndarray:
 def training_frames(oh_states: list[Atoms], voc_states: list[Atoms], chans: list[Channel],
                     *, n_far: int, n_path: int, path_from_A: float = 3.6,
                     rattle_A: float = 0.04, seed: int = 0) -> list[Atoms]:
-    """Supersystem frames (OH's atoms first), non-periodic, ``info["kind"]`` set:
+    """Build supersystem frames (OH's atoms first), non-periodic, with ``info["kind"]`` set.
+
+    The kinds:
 
     * ``far``: a thermal state of each reactant, random orientations, centres 5-9 Å apart;
     * ``path``: per channel, ``n_path`` frames with O from ``path_from_A`` to the product's
@@ -285,8 +306,11 @@ def training_frames(oh_states: list[Atoms], voc_states: list[Atoms], chans: list
 
 
 def _random_start(oh: Atoms, mol: Atoms, gap_A: float, rng: np.random.Generator) -> Atoms:
-    """OH (random orientation) on a random line through the VOC's centre of mass, slid in
-    until its nearest atom is ``gap_A`` from the VOC's nearest atom; OH's atoms first."""
+    """Place OH (random orientation) on a random line through the VOC's centre of mass.
+
+    OH is slid in until its nearest atom is ``gap_A`` from the VOC's nearest atom; OH's atoms
+    first.
+    """
     a, b = _oriented(oh, rng), mol.positions - mol.get_center_of_mass()
     u = _unit(rng.standard_normal(3))
     lo, hi = 0.0, 20.0
@@ -302,10 +326,12 @@ def _random_start(oh: Atoms, mol: Atoms, gap_A: float, rng: np.random.Generator)
 
 def _approach(at: Atoms, n_oh: int, oh_vel: np.ndarray, voc_vel: np.ndarray,
               temperature_K: float, rng: np.random.Generator) -> None:
-    """Velocities: each reactant's internal velocities (its own centre-of-mass motion removed)
-    and a relative speed from the
-    flux-weighted thermal distribution (E ~ Gamma(2, kT)) along the line of centres, inwards;
-    total momentum zero."""
+    """Set the velocities.
+
+    Each reactant's internal velocities (its own centre-of-mass motion removed) and a relative speed
+    from the flux-weighted thermal distribution (E ~ Gamma(2, kT)) along the line of centres,
+    inwards; total momentum zero.
+    """
     from ase import units
 
     m = at.get_masses()
@@ -324,19 +350,19 @@ def reactive_frames(oh_states: list[Atoms], voc_states: list[Atoms], chans: list
                     temperature_K: float, timestep_fs: float = 0.5,
                     gap_A: tuple[float, float] = (2.2, 3.2), after_steps: int = 30,
                     seed: int = 0) -> tuple[list[Atoms], dict]:
-    """Frames from short NVE trajectories on the reference ``calc`` (an ASE calculator for
-    the supersystem, e.g. GFN2-xTB doublet).
+    """Collect frames from short NVE trajectories on the reference ``calc``.
 
-    Trajectory ``k`` starts from a thermal state of the VOC (positions and velocities) and OH
-    with Maxwell-Boltzmann velocities at ``temperature_K``, placed at channel
-    ``k % (len(chans) + 1)``'s site (:func:`complex_at`, O 2.8-3.8 Å from it) or, for the
-    extra slot, on a random line with its nearest atom ``gap_A`` from the VOC's; a thermal
-    approach speed at ``temperature_K``. It runs
-    ``steps`` steps of ``timestep_fs`` and ends ``after_steps`` steps after a channel's
-    criterion first holds, when the reactants fly apart (centres 8 Å), or when the
-    reference fails (SCF); a frame every ``every`` steps (``info["kind"] = "reactive"``).
-    Returns the frames (no labels kept: they go through :func:`label_frames`) and a report
-    ``{n_trajectories, n_frames, outcomes: {channel|"none"|"failed": n}}``.
+    ``calc`` is an ASE calculator for the supersystem, e.g. GFN2-xTB doublet.
+
+    Trajectory ``k`` starts from a thermal state of the VOC (positions and velocities) and OH with
+    Maxwell-Boltzmann velocities at ``temperature_K``, placed at channel ``k % (len(chans) + 1)``'s
+    site (:func:`complex_at`, O 2.8-3.8 Å from it) or, for the extra slot, on a random line with its
+    nearest atom ``gap_A`` from the VOC's; a thermal approach speed at ``temperature_K``. It runs
+    ``steps`` steps of ``timestep_fs`` and ends ``after_steps`` steps after a channel's criterion
+    first holds, when the reactants fly apart (centres 8 Å), or when the reference fails (SCF); a
+    frame every ``every`` steps (``info["kind"] = "reactive"``). Returns the frames (no labels
+    kept: they go through :func:`label_frames`) and a report ``{n_trajectories, n_frames,
+    outcomes: {channel|"none"|"failed": n}}``.
     """
     from ase import units
     from ase.md.verlet import VelocityVerlet
@@ -385,7 +411,7 @@ def reactive_frames(oh_states: list[Atoms], voc_states: list[Atoms], chans: list
 
 
 def labeller_spec(**overrides):
-    """The issue's GFN2-xTB labeller (:data:`LABELLER`), with overrides."""
+    """Return the issue's GFN2-xTB labeller (:data:`LABELLER`), with overrides."""
     from common.labels import make_spec
 
     p = {**LABELLER, **overrides}
@@ -394,10 +420,13 @@ def labeller_spec(**overrides):
 
 def label_frames(frames: list[Atoms], db: str | Path, spec=None, box_A: float = BOX_A
                  ) -> tuple[list[Atoms], dict]:
-    """Label ``frames`` through :mod:`common.labels` (cached in ``db``; a rerun labels only
-    what is missing); returns the labelled frames, centred in a periodic ``box_A`` box (nequip
-    takes a cell; the molecules never meet their images), without tblite's extra results, and
-    the label report. Frames whose SCF failed are left out (counted in the report)."""
+    """Label ``frames`` through :mod:`common.labels` (cached in ``db``).
+
+    A rerun labels only what is missing. Returns the labelled frames, centred in a periodic
+    ``box_A`` box (nequip takes a cell; the molecules never meet their images), without tblite's
+    extra results, and the label report. Frames whose SCF failed are left out (counted in the
+    report).
+    """
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from common.labels import label_structures, labelled_frames

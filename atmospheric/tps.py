@@ -89,10 +89,12 @@ class OrderParameter:
 
     @property
     def lambda_a(self) -> float:
+        """Upper edge of state A, oriented."""
         return self.a[1]
 
     @property
     def lambda_b(self) -> float:
+        """Lower edge of state B, oriented."""
         return self.b[0]
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
@@ -100,13 +102,15 @@ class OrderParameter:
         return self.sign * cv_values(self.cv, positions, self.masses, self.cell)
 
     def in_a(self, lam):
+        """Tell whether oriented value(s) ``lam`` lie in state A."""
         return (lam >= self.a[0]) & (lam <= self.a[1])
 
     def in_b(self, lam):
+        """Tell whether oriented value(s) ``lam`` lie in state B."""
         return (lam >= self.b[0]) & (lam <= self.b[1])
 
     def plain(self, lam: float) -> float:
-        """An oriented value back in the CV's own units and sign, Å."""
+        """Return an oriented value back in the CV's own units and sign, Å."""
         return float(self.sign * lam)
 
 
@@ -177,9 +181,10 @@ def _read_interfaces(text, sign: float, edge_a: float, edge_b: float) -> tuple[f
 
 
 class TISMonitor:
-    """Stop condition for :func:`common.md.runner.run_md` that evaluates the order parameter
-    at every step of every system and records what TIS needs (``record``, shared with the
-    per-batch slices from :meth:`select`).
+    """Stop condition for :func:`common.md.runner.run_md` that records what TIS needs.
+
+    It evaluates the order parameter at every step of every system; ``record`` is shared with the
+    per-batch slices from :meth:`select`.
 
     ``mode`` "flux": never stops a system in A; counts effective positive crossings of
     ``lambda_0`` after ``equilibration`` steps and the steps with A the last state visited;
@@ -204,12 +209,14 @@ class TISMonitor:
         self._done: np.ndarray | None = None
 
     def select(self, idx: Sequence[int]) -> TISMonitor:
+        """Return the monitor for systems ``idx`` of this one (records go to the same dict)."""
         mine = list(range(max(idx) + 1)) if self.systems is None else self.systems
         return TISMonitor(self.op, self.mode, max_steps=self.max_steps,
                           equilibration=self.equilibration, max_points=self.max_points,
                           systems=[mine[i] for i in idx], record=self.record)
 
     def params(self) -> dict:
+        """Return the monitor's settings as a JSON-able dict."""
         return {"mode": self.mode, "max_steps": self.max_steps,
                 "equilibration": self.equilibration, "cv": self.op.cv.text,
                 "a": list(self.op.a), "b": list(self.op.b),
@@ -219,6 +226,7 @@ class TISMonitor:
         return s if self.systems is None else self.systems[s]
 
     def __call__(self, state, out: dict, step: int) -> torch.Tensor:
+        """Record the order parameter at ``step``; return the stop mask of the batch."""
         n = len(self.op.masses)
         pos = state.positions.detach().view(-1, n, 3).cpu().numpy()
         lam = self.op(pos)
@@ -308,8 +316,10 @@ class _Chain:
 
 
 def _assemble(back: dict, fwd: dict, x0: np.ndarray, v0: np.ndarray, lam0: float) -> _Path:
-    """Path from a backward segment (reversed in time, velocities negated), the shooting
-    point and the forward segment."""
+    """Assemble a path from a backward segment, the shooting point and the forward segment.
+
+    The backward segment is reversed in time, its velocities negated.
+    """
     lam = np.concatenate([np.asarray(back["lam"][::-1]), [lam0], np.asarray(fwd["lam"])])
     pos = np.concatenate([np.asarray(back["positions"][::-1]), x0[None],
                           np.asarray(fwd["positions"])])
@@ -379,8 +389,10 @@ class _Setup:
 
 def _flux(setup: _Setup, replicas: int, steps: int, equilibration: int, n_blocks: int = 4
           ) -> tuple[dict, list]:
-    """Flux through lambda_0 from ``replicas`` MD runs in A; returns (result, crossing
-    points as (positions, velocities))."""
+    """Measure the flux through lambda_0 from ``replicas`` MD runs in A.
+
+    Returns (result, crossing points as (positions, velocities)).
+    """
     mon = TISMonitor(setup.op, "flux", max_steps=steps, equilibration=equilibration)
     start = setup.structure.copy()
     if start.has("momenta"):
@@ -419,8 +431,10 @@ def _flux(setup: _Setup, replicas: int, steps: int, equilibration: int, n_blocks
 
 def _shoot(setup: _Setup, starts: list[tuple[np.ndarray, np.ndarray]], name: str
            ) -> list[_Path | str]:
-    """Two-way shots from ``starts`` (positions, new velocities): a path for each, or why
-    none ("backward ended in B", "too long", "blew up", ...)."""
+    """Shoot two-way from ``starts`` (positions, new velocities).
+
+    Returns a path for each, or why none ("backward ended in B", "too long", "blew up", ...).
+    """
     frames = []
     for x, v in starts:
         frames += [setup.frame(x, -v), setup.frame(x, v)]
@@ -457,9 +471,11 @@ def _reached(op: OrderParameter, path: _Path, i: int) -> bool:
 
 def _initial_paths(setup: _Setup, candidates: list, i: int, n_chains: int,
                    rng: np.random.Generator) -> list[_Path]:
-    """Paths for ensemble ``i``'s chains: ensemble 0 by shots (momenta kept) from the flux
-    run's crossing points, others from the previous ensemble's paths that crossed
-    lambda_i (used in turn)."""
+    """Find starting paths for ensemble ``i``'s chains.
+
+    Ensemble 0 by shots (momenta kept) from the flux run's crossing points, others from the previous
+    ensemble's paths that crossed lambda_i (used in turn).
+    """
     op = setup.op
     if i > 0:
         pool = [p for p in candidates if p.max_lam() > op.interfaces[i]]
@@ -479,9 +495,11 @@ def _initial_paths(setup: _Setup, candidates: list, i: int, n_chains: int,
 
 def _sample_interface(setup: _Setup, i: int, chains: list[_Chain], rounds: int,
                       rng: np.random.Generator, progress) -> dict:
-    """``rounds`` two-way shooting trials per chain, all chains' trials of a round in one
-    batch; returns the rejections by reason and the accepted paths that crossed the next
-    interface (the next ensemble's starting paths)."""
+    """Run ``rounds`` two-way shooting trials per chain, all chains' trials of a round in one batch.
+
+    Returns the rejections by reason and the accepted paths that crossed the next interface (the
+    next ensemble's starting paths).
+    """
     op = setup.op
     why: dict[str, int] = {}
     nxt = op.interfaces[i + 1] if i + 1 < len(op.interfaces) else math.inf
@@ -515,8 +533,11 @@ def _sample_interface(setup: _Setup, i: int, chains: list[_Chain], rounds: int,
 
 def _probability(chains: list[_Chain], op: OrderParameter, i: int, discard: int
                  ) -> tuple[float, float, int]:
-    """Crossing probability of ensemble ``i`` (mean over kept samples), its standard error
-    (from chain means, or from 4 blocks per chain with fewer than 4 chains), samples used."""
+    """Estimate the crossing probability of ensemble ``i`` (mean over kept samples).
+
+    Returns it, its standard error (from chain means, or from 4 blocks per chain with fewer than 4
+    chains) and the samples used.
+    """
     nxt = op.interfaces[i + 1] if i + 1 < len(op.interfaces) else None
     units = []
     for ch in chains:

@@ -67,11 +67,14 @@ SEED_RESULTS = {
 
 @dataclass(frozen=True)
 class SamplingSettings(ConfigSchema):
-    """Training conformers: ``frames_per_ligand`` frames from GAFF2 Langevin MD of each ligand
-    alone in vacuum at ``temperature_K``, one every ``every_steps`` steps of 1 fs, and for
-    each noise level in ``rattle_A`` (Å per coordinate; a number or a list, 0: none) a copy of
-    each with that Gaussian noise. The distorted copies teach the model that stretched bonds
-    cost energy: without them the tiny model let ligands fall apart in ML/MM MD."""
+    """Training conformers: GAFF2 MD frames of each ligand alone, and noisy copies of them.
+
+    ``frames_per_ligand`` frames from GAFF2 Langevin MD of each ligand alone in vacuum at
+    ``temperature_K``, one every ``every_steps`` steps of 1 fs, and for each noise level in
+    ``rattle_A`` (Å per coordinate; a number or a list, 0: none) a copy of each with that Gaussian
+    noise. The distorted copies teach the model that stretched bonds cost energy: without them the
+    tiny model let ligands fall apart in ML/MM MD.
+    """
 
     frames_per_ligand: int
     temperature_K: float
@@ -91,15 +94,18 @@ class ScreenSettings(ConfigSchema):
 
 @dataclass(frozen=True)
 class MetadSettings(ConfigSchema):
-    """Well-tempered metadynamics of the ``n_best`` screened ligands (CV: distance between the
-    ligand's heavy-atom centre of mass and the pocket residue's side chain, nm).
+    """Well-tempered metadynamics of the ``n_best`` screened ligands.
+
+    The CV is the distance between the ligand's heavy-atom centre of mass and the pocket residue's
+    side chain (nm).
 
     ``walkers`` independent runs per ligand (different seeds, same start), each ``steps``
     long, as ``common.sweep`` tasks; with two or more, ΔG is their mean and its error the
     standard error over walkers; with one, the error is that run's block analysis
     (``n_blocks`` blocks of its second half). ``upper_wall_nm``: the CV's upper wall (null:
     the top of the unbound basin). ``hydrogen_mass_amu``: hydrogen mass repartitioning for
-    a longer time step (null: real masses); free energies do not depend on masses."""
+    a longer time step (null: real masses); free energies do not depend on masses.
+    """
 
     n_best: int
     steps: int
@@ -236,8 +242,11 @@ def _pocket(topology, resnum: int) -> list[int]:
 
 
 def _site(receptor_pdb: Path, resnum: int, offset_A: float) -> np.ndarray:
-    """The pocket point: ``offset_A`` from the side chain's centre along the normal of its
-    best-fit plane, on the side away from the receptor's centre."""
+    """Return the pocket point near a residue's side chain.
+
+    It lies ``offset_A`` from the side chain's centre along the normal of its best-fit plane, on the
+    side away from the receptor's centre.
+    """
     from openmm import app, unit
 
     pdb = app.PDBFile(str(receptor_pdb))
@@ -385,12 +394,14 @@ def _screen(cfg: dict, out: Path, complexes: dict, model_dir: Path, seed: int,
 
 def metad_walker(name: str, complex_dir: str, model_dir: str, out: str, pocket_residue: int,
                  settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One metadynamics walker of a prepared complex (a ``common.sweep`` task): the ML/MM
-    System (hydrogen masses repartitioned when ``settings`` say so), minimised from the
-    prepared pose, then :func:`drug_binding.metad.run_metad` into ``out``. Returns the
-    walker's ΔG's, basin crossings and profile (kcal/mol); a walker whose ligand falls apart
-    under the ML potential is stopped by a guard and returns ``{"status": "fell_apart",
-    "step", "message"}`` (kept by the sweep, so a rerun does not repeat it)."""
+    """Run one metadynamics walker of a prepared complex (a ``common.sweep`` task).
+
+    The ML/MM System (hydrogen masses repartitioned when ``settings`` say so) is minimised from the
+    prepared pose, then :func:`drug_binding.metad.run_metad` runs into ``out``. Returns the walker's
+    ΔG's, basin crossings and profile (kcal/mol); a walker whose ligand falls apart under the ML
+    potential is stopped by a guard and returns ``{"status": "fell_apart", "step", "message"}``
+    (kept by the sweep, so a rerun does not repeat it).
+    """
     import openmm as mm
     from openmm import unit
 
@@ -432,10 +443,13 @@ def metad_walker(name: str, complex_dir: str, model_dir: str, out: str, pocket_r
 
 def _metad(cfg: dict, out: Path, complexes: dict, model_dir: Path, ranking: list,
            seed: int, progress: bool = False) -> list[dict]:
-    """Metadynamics walkers of the ``n_best`` ligands through ``common.sweep`` (each walker's
-    result saved as it finishes; a rerun runs only the missing ones), combined per ligand
-    into ``metad/<ligand>/metad.json``. Walkers whose ligand fell apart, or that failed, are
-    left out and named in ``walker_failures``; a ligand with no walker left gets ΔG None."""
+    """Run the metadynamics walkers of the ``n_best`` ligands through ``common.sweep``.
+
+    Each walker's result is saved as it finishes (a rerun runs only the missing ones); the walkers
+    are combined per ligand into ``metad/<ligand>/metad.json``. Walkers whose ligand fell apart, or
+    that failed, are left out and named in ``walker_failures``; a ligand with no walker left gets ΔG
+    None.
+    """
     from common.sweep import JsonDirStore, Task, run_tasks
 
     m = cfg["metad"]
@@ -513,7 +527,7 @@ def _validate(cfg: dict, out: Path, metad: list[dict]) -> dict:
 
 
 def _metad_meaning(s: dict) -> list[str]:
-    """What the metadynamics number is at this run's scale (walkers, crossings, basins)."""
+    """Say what the metadynamics number is at this run's scale (walkers, crossings, basins)."""
     done = [m for m in s["metad"] if m.get("n_walkers")]
     lines = [f"**No ΔG for {m['name']}: every walker stopped** "
              f"({'; '.join(m['walker_failures'].values())[:300]})."

@@ -1,5 +1,7 @@
-"""``mlp-drug-binding``: binding free energies by metadynamics, their validation against
-experiment, and folding events of a small protein.
+"""The ``mlp-drug-binding`` command line.
+
+Binding free energies by metadynamics, their validation against experiment, and folding events of a
+small protein.
 
 Thin layer over :func:`drug_binding.validation.validate_table`,
 :func:`drug_binding.metad.run_metad` and :func:`drug_binding.folding.fold_trajectory`; shared
@@ -56,8 +58,10 @@ def validate(
                                      help="save a parity plot (.png, .pdf, ...)"),
     json_out: opt.Json = False,
 ) -> None:
-    """R², Kendall τ, RMSE and MAE of predicted against experimental ΔG, with bootstrap 95 %
-    intervals (Kd or IC50 in nM are turned into ΔG = RT ln(K / 1 M))."""
+    """Compare predicted with experimental ΔG: R², Kendall τ, RMSE and MAE.
+
+    Each with bootstrap 95 % intervals (Kd or IC50 in nM are turned into ΔG = RT ln(K / 1 M)).
+    """
     from drug_binding.validation import plot_validation, validate_table
 
     res = validate_table(table, temperature_K, substrate_uM=substrate_uM, km_uM=km_uM,
@@ -160,9 +164,11 @@ def metad(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """Well-tempered metadynamics along a distance CV; ΔG between the basins from the
-    profile, its error from the second half (or over --walkers), and the standard-state (1 M)
-    ΔG_bind; optionally inside a funnel restraint."""
+    """Well-tempered metadynamics along a distance CV.
+
+    ΔG between the basins from the profile, its error from the second half (or over --walkers), and
+    the standard-state (1 M) ΔG_bind; optionally inside a funnel restraint.
+    """
     from drug_binding.metad import load_openmm_inputs, run_metad, run_walkers
 
     system, positions = load_openmm_inputs(system_xml, pdb)
@@ -193,7 +199,7 @@ def metad(
 
 
 def _funnel(groups, n_atoms, radius_nm, angle_deg, zcc_nm, z_nm, k):
-    """The funnel of the --funnel* options, or None; one-line errors for a half-given one."""
+    """Build the funnel of the --funnel* options, or None; one-line errors for a half-given one."""
     from common.errors import ConfigError
     from drug_binding.funnel import parse_funnel
 
@@ -213,6 +219,8 @@ def _funnel(groups, n_atoms, radius_nm, angle_deg, zcc_nm, z_nm, k):
 
 
 class Observable(StrEnum):
+    """Order parameter for ``folding``: fraction of native contacts Q or RMSD."""
+
     Q = "Q"
     rmsd = "rmsd"
 
@@ -246,8 +254,11 @@ def folding(
                                      help="save the order parameter against time"),
     json_out: opt.Json = False,
 ) -> None:
-    """Folding and unfolding events (two thresholds with hysteresis, a minimum lifetime),
-    folded fraction and mean first-passage times with 95 % intervals."""
+    """Find folding and unfolding events of a small protein.
+
+    Two thresholds with hysteresis and a minimum lifetime; reports the folded fraction and mean
+    first-passage times with 95 % intervals.
+    """
     from drug_binding.folding import fold_trajectory, plot_folding
 
     res = fold_trajectory(traj, _native(native, traj), observable=observable.value,
@@ -269,7 +280,7 @@ def folding(
 
 
 def _native(native: Path, traj: Path):
-    """The native structure, checked against the trajectory's first frame (same atoms)."""
+    """Read the native structure, checked against the trajectory's first frame (same atoms)."""
     from common.data.io import read_structures
     from common.errors import DataError
     from common.trajectory import HDF5_SUFFIXES
@@ -293,6 +304,8 @@ _Model = Annotated[Path, typer.Option("--model", metavar="FOLDER", show_default=
 
 
 class Solvent(StrEnum):
+    """Solvent model for ``prepare``: implicit GBn2, explicit TIP3P or vacuum."""
+
     gbn2 = "gbn2"
     tip3p = "tip3p"
     vacuum = "vacuum"
@@ -322,8 +335,11 @@ def prepare_cmd(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """Ligand (RDKit) + GAFF2/AM1-BCC (antechamber) + receptor (pdbfixer or a peptide) ->
-    an AMBER complex in implicit or explicit solvent."""
+    """Prepare a complex: ligand, GAFF2/AM1-BCC parameters and receptor in solvent.
+
+    Ligand (RDKit) + GAFF2/AM1-BCC (antechamber) + receptor (pdbfixer or a peptide) -> an AMBER
+    complex in implicit or explicit solvent.
+    """
     from drug_binding.prepare import prepare, summary_text
 
     site_A = None
@@ -391,8 +407,11 @@ def md(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """ML/MM Langevin MD of a prepared complex (ligand on ANI, the rest MM) and the ligand's
-    pocket metrics (RMSD, contacts, residence time)."""
+    """Run ML/MM Langevin MD of a prepared complex and measure the ligand in its pocket.
+
+    The ligand is on ANI, the rest MM; the ligand's pocket metrics are its RMSD, contacts and
+    residence time.
+    """
     from drug_binding.screening import run_md
 
     res = run_md(complex_dir, model, steps, out, temperature_K=temperature_K,
@@ -426,8 +445,11 @@ def screen_cmd(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """Binding-stability screening: short ML/MM MD per ligand, ranked by ligand RMSD in the
-    pocket (contacts and residence time kept); a rerun skips finished ligands."""
+    """Binding-stability screening.
+
+    Short ML/MM MD per ligand, ranked by ligand RMSD in the pocket (contacts and residence time
+    kept); a rerun skips finished ligands.
+    """
     from common.errors import ConfigError
     from drug_binding.prepare import Complex
     from drug_binding.screening import screen
@@ -464,8 +486,11 @@ def case_study_cmd(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """The seed's workflow end to end: prepare, label (GFN2-xTB), train ANI, ML/MM
-    screening, metadynamics ΔG_bind, validation, report; a rerun resumes."""
+    """Run the seed's workflow end to end.
+
+    Prepare, label (GFN2-xTB), train ANI, ML/MM screening, metadynamics ΔG_bind, validation, report;
+    a rerun resumes.
+    """
     from drug_binding import case_study
 
     summary = case_study.run(scale, out, seed=seed, progress=not json_out)
@@ -476,6 +501,7 @@ def case_study_cmd(
 
 
 def main() -> None:
+    """Run the ``mlp-drug-binding`` command line."""
     sys.exit(run_app(app))
 
 

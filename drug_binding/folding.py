@@ -385,8 +385,10 @@ def _segments(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def plot_folding(result: FoldingResult, path: str | os.PathLike, title: str = "") -> Path:
-    """Order parameter against time with the folded stretches shaded and both thresholds;
-    written atomically (PNG/PDF/SVG by suffix)."""
+    """Plot the order parameter against time with the folded stretches shaded and both thresholds.
+
+    Written atomically (PNG/PDF/SVG by suffix).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,7 @@
-"""Funnel restraint for binding metadynamics (Limongelli, Bonomi & Parrinello, PNAS 110, 6358,
-2013), its accessible volume and the standard-state correction it implies.
+"""Funnel restraint for binding metadynamics, its accessible volume and standard-state correction.
+
+The restraint is that of Limongelli, Bonomi & Parrinello (PNAS 110, 6358, 2013); the standard-state
+correction is the one its accessible volume implies.
 
 Geometry. The funnel's axis runs from ``A``, the centre of mass of the ``origin`` atom group
 (in the pocket), towards ``B``, the centre of the ``toward`` group (a point along the exit path);
@@ -70,10 +72,13 @@ _R = 0.008314462618
 
 @dataclass(frozen=True)
 class Funnel:
-    """A funnel restraint (see the module docstring): the ``ligand``, ``origin`` and ``toward``
-    atom groups (0-based indices), the cylinder radius ``radius_nm`` (``R_cyl``), the cone's
-    half-opening ``angle_deg`` (``alpha``), where the cone meets the cylinder ``z_cc_nm``, the
-    limits ``z_min_nm``/``z_max_nm`` along the axis and the wall constant ``k_kJ_per_nm2``."""
+    """A funnel restraint (see the module docstring).
+
+    The ``ligand``, ``origin`` and ``toward`` atom groups (0-based indices), the cylinder radius
+    ``radius_nm`` (``R_cyl``), the cone's half-opening ``angle_deg`` (``alpha``), where the cone
+    meets the cylinder ``z_cc_nm``, the limits ``z_min_nm``/``z_max_nm`` along the axis and the wall
+    constant ``k_kJ_per_nm2``.
+    """
 
     ligand: tuple[int, ...]
     origin: tuple[int, ...]
@@ -94,7 +99,7 @@ class Funnel:
             0.0, self.z_cc_nm - z)
 
     def energy_kJ(self, z_nm, rho_nm) -> np.ndarray:
-        """The restraint energy ``U(z, rho)`` (kJ/mol)."""
+        """Return the restraint energy ``U(z, rho)`` (kJ/mol)."""
         z, rho = np.asarray(z_nm, float), np.asarray(rho_nm, float)
         out = (np.maximum(0.0, rho - self.radius_at(z)) ** 2
                + np.maximum(0.0, z - self.z_max_nm) ** 2
@@ -102,8 +107,10 @@ class Funnel:
         return 0.5 * self.k_kJ_per_nm2 * out
 
     def axial(self, x, origin, toward) -> tuple[np.ndarray, np.ndarray]:
-        """``(z, rho)`` of points ``x`` (..., 3) for the axis from ``origin`` towards ``toward``
-        (nm)."""
+        """Return ``(z, rho)`` of points ``x`` (..., 3) on the funnel's axis frame (nm).
+
+        The axis runs from ``origin`` towards ``toward``.
+        """
         a, b = np.asarray(origin, float), np.asarray(toward, float)
         n = (b - a) / np.linalg.norm(b - a)
         d = np.asarray(x, float) - a
@@ -111,9 +118,11 @@ class Funnel:
         return z, np.linalg.norm(d - z[..., None] * n, axis=-1)
 
     def geometric_volume_nm3(self) -> float:
-        """Hard-wall volume of the whole funnel between ``z_min`` and ``z_max`` (nm^3): a cone
-        frustum below ``z_cc`` plus a cylinder above, ``pi h (R1^2 + R1 R2 + R2^2) / 3 +
-        pi R_cyl^2 h'``."""
+        """Return the hard-wall volume of the whole funnel between ``z_min`` and ``z_max`` (nm^3).
+
+        It is a cone frustum below ``z_cc`` plus a cylinder above, ``pi h (R1^2 + R1 R2 + R2^2) / 3
+        + pi R_cyl^2 h'``.
+        """
         lo, hi, zcc = self.z_min_nm, self.z_max_nm, self.z_cc_nm
         v = 0.0
         if lo < zcc:
@@ -126,9 +135,12 @@ class Funnel:
 
     def accessible_volume_nm3(self, s_range_nm: Sequence[float] | None = None,
                               temperature_K: float | None = None, n_z: int = 40001) -> float:
-        """``int exp(-U/kT) d^3x`` over the part of the funnel with ``LO <= |x - A| <= HI``
-        (nm^3; ``s_range_nm=None``: everywhere). ``temperature_K=None`` gives hard walls
-        (``exp(-U/kT)`` replaced by "inside or not"). Quadrature as in the module docstring."""
+        """Return the accessible volume ``int exp(-U/kT) d^3x`` of part of the funnel (nm^3).
+
+        The part is where ``LO <= |x - A| <= HI`` (``s_range_nm=None``: everywhere).
+        ``temperature_K=None`` gives hard walls (``exp(-U/kT)`` replaced by "inside or not").
+        Quadrature as in the module docstring.
+        """
         hard = temperature_K is None
         a = math.inf if hard else self.k_kJ_per_nm2 / (2.0 * _R * float(temperature_K))
         margin = 0.0 if hard else 12.0 / math.sqrt(a)  # exp(-144) beyond
@@ -154,8 +166,11 @@ class Funnel:
 
     def standard_state_correction_kJ(self, unbound_nm: Sequence[float], temperature_K: float,
                                      v0_nm3: float = 1.66054) -> float:
-        """``-kT ln(V_u / V0)`` (kJ/mol) with ``V_u`` the accessible volume of the unbound CV
-        interval (soft walls at ``temperature_K``)."""
+        """Return the standard-state correction ``-kT ln(V_u / V0)`` (kJ/mol).
+
+        ``V_u`` is the accessible volume of the unbound CV interval (soft walls at
+        ``temperature_K``).
+        """
         v_u = self.accessible_volume_nm3(unbound_nm, temperature_K)
         if not v_u > 0.0:
             raise ConfigError(f"the unbound basin {unbound_nm[0]:g},{unbound_nm[1]:g} nm lies "
@@ -166,8 +181,11 @@ class Funnel:
     # -- OpenMM ------------------------------------------------------------------------------
 
     def openmm_force(self, system):
-        """A ``CustomCentroidBondForce`` (groups ligand, origin, toward; mass-weighted centres,
-        equal weights for massless groups) with the energy ``U``."""
+        """Build the restraint as an OpenMM ``CustomCentroidBondForce`` with the energy ``U``.
+
+        Its groups are ligand, origin and toward (mass-weighted centres, equal weights for massless
+        groups).
+        """
         import openmm as mm
         from openmm import unit
 
@@ -190,6 +208,7 @@ class Funnel:
         return force
 
     def to_dict(self) -> dict:
+        """Return the funnel as a JSON-ready dict (atom groups as lists)."""
         d = asdict(self)
         for key in ("ligand", "origin", "toward"):
             d[key] = list(d[key])
@@ -197,8 +216,10 @@ class Funnel:
 
 
 def _disc_integral(a: float, R: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
-    """``int_{r1}^{r2} 2 pi rho w(rho) d rho`` with ``w = 1`` for ``rho <= R`` and
-    ``exp(-a (rho - R)^2)`` beyond (``a = inf``: 0 beyond), element-wise, in closed form."""
+    """Return ``int_{r1}^{r2} 2 pi rho w(rho) d rho`` element-wise, in closed form.
+
+    ``w = 1`` for ``rho <= R`` and ``exp(-a (rho - R)^2)`` beyond (``a = inf``: 0 beyond).
+    """
     from scipy.special import erf
 
     inner = math.pi * (np.minimum(r2, R) ** 2 - np.minimum(r1, R) ** 2)
@@ -212,9 +233,12 @@ def _disc_integral(a: float, R: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> n
 
 
 def cylinder_shell_volume_nm3(radius_nm: float, s_range_nm: Sequence[float]) -> float:
-    """Volume of ``{LO <= |x| <= HI, rho <= R, z > 0}`` for a cylinder of radius ``R`` on the
-    axis (``R <= LO``): ``(2 pi / 3)[HI^3 - (HI^2 - R^2)^(3/2) - LO^3 + (LO^2 - R^2)^(3/2)]``
-    (nm^3); ``pi R^2 (HI - LO)`` for ``R << LO`` (Limongelli's ``pi R_cyl^2`` times a length)."""
+    """Return the volume of ``{LO <= |x| <= HI, rho <= R, z > 0}`` (nm^3).
+
+    That is, for a cylinder of radius ``R`` on the axis (``R <= LO``): ``(2 pi / 3)[HI^3 - (HI^2 -
+    R^2)^(3/2) - LO^3 + (LO^2 - R^2)^(3/2)]`` (nm^3); ``pi R^2 (HI - LO)`` for ``R << LO``
+    (Limongelli's ``pi R_cyl^2`` times a length).
+    """
     lo, hi = map(float, s_range_nm)
     r2 = float(radius_nm) ** 2
     if r2 > lo * lo:
@@ -226,9 +250,11 @@ def cylinder_shell_volume_nm3(radius_nm: float, s_range_nm: Sequence[float]) -> 
 def parse_funnel(groups: str, n_atoms: int, radius_nm: float, angle_deg: float,
                  z_cc_nm: float, z_range_nm: str | Sequence[float],
                  k_kJ_per_nm2: float = 5000.0) -> Funnel:
-    """A :class:`Funnel` from ``"LIGAND:ORIGIN:TOWARD"`` (0-based atom groups written as in
-    ``distance:I:J``: indices, lists, ranges) and its numbers; one-line :class:`ConfigError`
-    (``where`` = ``funnel``, ``funnel_radius_nm``, ...) for a bad value."""
+    """Parse a :class:`Funnel` from ``"LIGAND:ORIGIN:TOWARD"`` and its numbers.
+
+    The atom groups are 0-based and written as in ``distance:I:J`` (indices, lists, ranges); a bad
+    value is a one-line :class:`ConfigError` (``where`` = ``funnel``, ``funnel_radius_nm``, ...).
+    """
     parts = str(groups).strip().split(":")
     if len(parts) != 3 or not all(parts):
         raise ConfigError(f"bad funnel groups {groups!r}", where="funnel",

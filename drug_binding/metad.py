@@ -100,8 +100,10 @@ def parse_cv(spec: str, n_atoms: int) -> CVSpec:
 
 
 def parse_range_nm(text: str | Sequence[float], name: str) -> tuple[float, float]:
-    """``"LO,HI"`` (nm) or a pair -> ``(lo, hi)`` with ``0 <= lo < hi``; ``name`` is the
-    parameter named in the error."""
+    """Parse ``"LO,HI"`` (nm) or a pair into ``(lo, hi)`` with ``0 <= lo < hi``.
+
+    ``name`` is the parameter named in the error.
+    """
     return parse_range(text, name, "nm")
 
 
@@ -242,9 +244,11 @@ def _centroid_force(system, cv: CVSpec, expression: str, params: dict[str, float
 
 
 def cv_value_nm(system, positions, cv_spec: str) -> float:
-    """The CV (nm) of ``positions`` (``(n_atoms, 3)`` nm or a Quantity), as the bias sees it:
-    mass-weighted centres (equal weights for a group of massless atoms), periodic when the
-    System is."""
+    """Return the CV (nm) of ``positions`` (``(n_atoms, 3)`` nm or a Quantity), as the bias sees it.
+
+    It uses mass-weighted centres (equal weights for a group of massless atoms) and is periodic when
+    the System is.
+    """
     import openmm as mm
     from openmm import unit
 
@@ -354,8 +358,11 @@ def _build(system, positions_nm: np.ndarray, setup: _Setup):
 
 
 def _drive(meta, sim, setup: _Setup) -> _Trace:
-    """Run ``steps`` in strides of ``pace``, recording each hill with the bias and ``c(t)``
-    just before it and the profile's ``delta_G`` just after it."""
+    """Run ``steps`` in strides of ``pace``, recording each hill.
+
+    Each hill is recorded with the bias and ``c(t)`` just before it and the profile's ``delta_G``
+    just after it.
+    """
     from openmm import unit
 
     trace, s = _Trace(), _grid_nm(meta)
@@ -492,13 +499,13 @@ def _setup(cv: CVSpec, bound_nm, unbound_nm, temperature_K, steps, kw: dict) -> 
 
 
 def _funnel_matches_cv(cv: CVSpec, funnel) -> bool:
-    """The funnel's (ligand, origin) are the CV's two groups, in either order."""
+    """Return whether the funnel's (ligand, origin) are the CV's two groups, in either order."""
     return {frozenset(g) for g in cv.groups} == {frozenset(funnel.ligand),
                                                  frozenset(funnel.origin)}
 
 
 def _funnel_volume(cv: CVSpec, unbound, funnel, temperature_K) -> float | None:
-    """Accessible volume of the unbound basin inside the funnel (nm^3), when defined."""
+    """Return the accessible volume of the unbound basin inside the funnel (nm^3), when defined."""
     if funnel is None or not _funnel_matches_cv(cv, funnel):
         return None
     v = funnel.accessible_volume_nm3(unbound, float(temperature_K))
@@ -647,15 +654,17 @@ def _simulate(system, pos: np.ndarray, setup: _Setup):
 def run_walkers(system, positions, cv_spec: str, bound_nm, unbound_nm, temperature_K: float,
                 steps: int, outdir: str | os.PathLike, walkers: int = 2, seed: int = 0,
                 **kwargs) -> dict[str, Any]:
-    """``walkers`` independent :func:`run_metad` runs from the same start (seeds ``seed``,
-    ``seed + 1000``, ...; files in ``outdir/walker_<k>/``), combined by
-    :func:`combine_walkers` into ``outdir/metad.json`` (the keys of :func:`run_metad`'s result
-    plus ``walkers``, ``walker_delta_G_kcal_per_mol``, ``n_walkers``, ``error_method``) and
-    ``outdir/walkers.png``. A walker that fails stops the whole run (its error is raised);
-    keyword arguments go to every :func:`run_metad`.
+    """Run ``walkers`` independent :func:`run_metad` runs from the same start and combine them.
+
+    The seeds are ``seed``, ``seed + 1000``, ... and the files go to ``outdir/walker_<k>/``;
+    :func:`combine_walkers` combines them into ``outdir/metad.json`` (the keys of
+    :func:`run_metad`'s result plus ``walkers``, ``walker_delta_G_kcal_per_mol``, ``n_walkers``,
+    ``error_method``) and ``outdir/walkers.png``. A walker that fails stops the whole run (its error
+    is raised); keyword arguments go to every :func:`run_metad`.
 
     The walkers run one after another in this process (a simplification; the case study sends
-    them through :mod:`common.sweep` instead)."""
+    them through :mod:`common.sweep` instead).
+    """
     t0 = time.perf_counter()
     n = int(walkers)
     if n < 1:
@@ -697,15 +706,18 @@ def run_walkers(system, positions, cv_spec: str, bound_nm, unbound_nm, temperatu
 
 
 def combine_walkers(walkers: list[dict[str, Any]]) -> dict[str, Any]:
-    """ΔG of one ligand from independent walkers (each a :func:`run_metad` result or a summary
-    with the same keys): the mean of the walkers' profile ΔG's, its standard error over walkers
-    (``sd / sqrt(n)``; one walker keeps its own block error), ΔG_bind = ΔG + the
-    (walker-independent) standard-state correction.
+    """Combine independent walkers into the ΔG of one ligand.
+
+    Each walker is a :func:`run_metad` result or a summary with the same keys. ΔG is the mean of the
+    walkers' profile ΔG's, its error the standard error over walkers (``sd / sqrt(n)``; one walker
+    keeps its own block error), and ΔG_bind = ΔG + the (walker-independent) standard-state
+    correction.
 
     With the walkers' profiles present, ``profile`` is their mean after shifting each so that
     its unbound basin's G is 0 (then the minimum set to 0); its own ``G(bound) - G(unbound)``
     is given as ``delta_G_of_mean_profile_kcal_per_mol`` (it differs from the mean of the
-    walkers' ΔG's by terms of order spread^2 / kT)."""
+    walkers' ΔG's by terms of order spread^2 / kT).
+    """
     n = len(walkers)
     if n == 0:
         raise ValueError("no walkers to combine")
@@ -828,9 +840,11 @@ def _result(meta, trace: _Trace, setup: _Setup) -> dict[str, Any]:
 
 
 def basin_transitions(cv_nm: Sequence[float], bound_nm, unbound_nm) -> int:
-    """Committed crossings between the two basins in a CV series (nm): the number of times the
-    series enters one basin after having last been in the other (time between the basins is
-    not counted as a crossing)."""
+    """Count the committed crossings between the two basins in a CV series (nm).
+
+    That is the number of times the series enters one basin after having last been in the other
+    (time between the basins is not counted as a crossing).
+    """
     last, n = None, 0
     for s in cv_nm:
         here = ("b" if bound_nm[0] <= s <= bound_nm[1]
@@ -911,8 +925,11 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_profile(path: str | os.PathLike, result: dict) -> Path:
-    """F(s) (kcal/mol) with the basins shaded; for a distance CV also F(s) + 2kT ln s (the
-    profile with the volume term removed, flat where the ligand is free)."""
+    """Plot F(s) (kcal/mol) with the basins shaded.
+
+    For a distance CV also F(s) + 2kT ln s (the profile with the volume term removed, flat where the
+    ligand is free).
+    """
     plt = _pyplot()
     s = np.asarray(result["profile"]["cv_nm"])
     f = np.asarray(result["profile"]["free_energy_kcal_per_mol"])
@@ -935,7 +952,7 @@ def plot_profile(path: str | os.PathLike, result: dict) -> Path:
 
 
 def plot_convergence(path: str | os.PathLike, result: dict) -> Path:
-    """Running ΔG(t) from the profile, the final value ± error and the second half shaded."""
+    """Plot the running ΔG(t) from the profile, the final value ± error, the second half shaded."""
     plt = _pyplot()
     conv = result["convergence"]
     t, g = np.asarray(conv["time_ps"]), np.asarray(conv["delta_G_kcal_per_mol"], float)
@@ -959,8 +976,10 @@ def plot_convergence(path: str | os.PathLike, result: dict) -> Path:
 
 def plot_walkers(walkers: list[dict[str, Any]], combined: dict[str, Any],
                  path: str | os.PathLike) -> Path:
-    """Each walker's profile (shifted so its unbound basin's G is 0: the bound dip reads as
-    ΔG) and its running ΔG(t), with the combined ΔG ± error."""
+    """Plot each walker's profile and its running ΔG(t), with the combined ΔG ± error.
+
+    Each profile is shifted so its unbound basin's G is 0: the bound dip reads as ΔG.
+    """
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for k, w in enumerate(walkers):

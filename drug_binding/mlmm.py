@@ -52,8 +52,11 @@ def _energy_only_class():
     import torch
 
     class EnergyOnly(torch.nn.Module):
-        """The model's total energy as a tensor: scripted, the per-call ``SpeciesEnergies``
-        namedtuple (built anew by TorchScript's Python side on every call, ~1 ms) is gone."""
+        """Return the model's total energy as a tensor.
+
+        Scripted, the per-call ``SpeciesEnergies`` namedtuple (built anew by TorchScript's Python
+        side on every call, ~1 ms) is gone.
+        """
 
         def __init__(self, model):
             super().__init__()
@@ -72,8 +75,10 @@ def _EnergyOnly(model):  # noqa: N802 - a class factory (torch is imported lazil
 
 
 class ANICompute:
-    """``PythonForce`` computation: ANI energy (kJ/mol) and forces (kJ/mol/nm) of the force's
-    particles. Picklable (holds the model folder, not the model)."""
+    """Computation for a ``PythonForce``: ANI energy and forces of the force's particles.
+
+    Energy in kJ/mol, forces in kJ/mol/nm. Picklable (holds the model folder, not the model).
+    """
 
     def __init__(self, model_dir: str | os.PathLike, numbers: list[int], threads: int = 1,
                  periodic: bool = False):
@@ -108,6 +113,7 @@ class ANICompute:
         return model
 
     def __call__(self, state):
+        """Return the ANI energy (kJ/mol) and forces (kJ/mol/nm) for an OpenMM state."""
         import torch
         from openmm import unit
 
@@ -130,8 +136,10 @@ def _impl_classes():
     from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
     class ANIImpl(MLPotentialImpl):
-        """openmmml implementation of our ANI model (keyword ``model``: the model folder;
-        ``threads``: torch threads)."""
+        """Provide our ANI model as an openmmml implementation.
+
+        Keyword ``model``: the model folder; ``threads``: torch threads.
+        """
 
         def __init__(self, name: str):
             self.name = name
@@ -197,10 +205,12 @@ def _potential():
 
 
 def mlmm_system(system, topology, ml_atoms, model_dir: str | os.PathLike, threads: int = 1):
-    """A copy of the MM ``system`` where the atoms ``ml_atoms`` (0-based, e.g. the ligand)
-    interact among themselves through the ANI model in ``model_dir`` and with everything else
-    through the MM force field (mechanical embedding). Constraints within the ML atoms are
-    removed (use a ~1 fs time step)."""
+    """Return a copy of the MM ``system`` with the atoms ``ml_atoms`` on the ANI model.
+
+    The atoms ``ml_atoms`` (0-based, e.g. the ligand) interact among themselves through the ANI
+    model in ``model_dir`` and with everything else through the MM force field (mechanical
+    embedding). Constraints within the ML atoms are removed (use a ~1 fs time step).
+    """
     atoms = sorted({int(i) for i in ml_atoms})
     n = system.getNumParticles()
     if not atoms or atoms[0] < 0 or atoms[-1] >= n:
@@ -213,7 +223,7 @@ def mlmm_system(system, topology, ml_atoms, model_dir: str | os.PathLike, thread
 
 def ml_system(topology, model_dir: str | os.PathLike, threads: int = 1,
               remove_cm_motion: bool = True):
-    """A System for ``topology`` (a lone molecule) entirely on the ANI model (pure ML)."""
+    """Build a System for ``topology`` (a lone molecule) entirely on the ANI model (pure ML)."""
     return _potential().createSystem(topology, removeCMMotion=remove_cm_motion,
                                      model=str(model_dir), threads=threads)
 
@@ -221,8 +231,10 @@ def ml_system(topology, model_dir: str | os.PathLike, threads: int = 1,
 def simulation(system, topology, positions_nm: np.ndarray, temperature_K: float = 300.0,
                timestep_fs: float = 1.0, friction_per_ps: float = 1.0, seed: int = 0,
                platform: str = "CPU", threads: int = 1):
-    """An OpenMM ``Simulation`` (Langevin middle integrator) with the CPU platform on
-    ``threads`` threads (the same number torch gets in :class:`ANICompute`)."""
+    """Build an OpenMM ``Simulation`` (Langevin middle integrator) on the CPU platform.
+
+    The platform runs on ``threads`` threads (the same number torch gets in :class:`ANICompute`).
+    """
     import openmm as mm
     from openmm import app, unit
 

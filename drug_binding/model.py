@@ -94,8 +94,11 @@ class ANIConfig(ConfigSchema):
 
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
-    """ANI hyperparameters: ``tiny``, ``paper`` or a JSON file, plus overrides; a missing,
-    unknown or impossible key is a one-line ConfigError naming it."""
+    """ANI hyperparameters.
+
+    ``tiny``, ``paper`` or a JSON file, plus overrides; a missing, unknown or impossible key is a
+    one-line ConfigError naming it.
+    """
     from common.config import load_json_config
 
     cfg = load_json_config(scale_or_path, CONFIGS, "ani", what="ANI config", schema=ANIConfig,
@@ -136,10 +139,12 @@ def _check_values(cfg: dict[str, Any], where: str) -> None:
 
 def build_model(cfg: dict[str, Any], symbols: list[str] | tuple[str, ...],
                 self_energies_Ha: list[float] | None = None) -> torch.nn.Module:
-    """A ``torchani.arch.ANI`` for ``symbols`` (element symbols, sorted by Z): torchani's
-    ANI-2x-style AEV computer, atomic networks and self energies (Hartree; zeros if None).
-    No weights are loaded; the network weights get torchani's examples' initialisation
-    (Kaiming normal, zero bias)."""
+    """Build a ``torchani.arch.ANI`` for ``symbols`` (element symbols, sorted by Z).
+
+    It has torchani's ANI-2x-style AEV computer, atomic networks and self energies (Hartree; zeros
+    if None). No weights are loaded; the network weights get torchani's examples' initialisation
+    (Kaiming normal, zero bias).
+    """
     _import_torchani()
     from torchani.aev import AEVComputer
     from torchani.arch import ANI
@@ -166,9 +171,12 @@ def build_model(cfg: dict[str, Any], symbols: list[str] | tuple[str, ...],
 
 
 def fit_self_energies(frames, symbols: list[str]) -> list[float]:
-    """Self energies per element (Hartree) by least squares of the frames' energies on their
-    element counts, as ``torchani.sae_estimation.exact_saes`` (minimum-norm solution when the
-    compositions do not determine them all)."""
+    """Fit the self energies per element (Hartree) by least squares.
+
+    The frames' energies are fitted on their element counts, as
+    ``torchani.sae_estimation.exact_saes`` (minimum-norm solution when the compositions do not
+    determine them all).
+    """
     from common.training import reference_arrays
 
     energies, _, _ = reference_arrays(frames)
@@ -182,8 +190,10 @@ def fit_self_energies(frames, symbols: list[str]) -> list[float]:
 
 
 class ANIAdapter:
-    """A TorchANI potential (see :class:`common.potential.protocol.ModelAdapter`): trained here
-    on our labels, or the pretrained ANI-2x."""
+    """A TorchANI potential (see :class:`common.potential.protocol.ModelAdapter`).
+
+    Trained here on our labels, or the pretrained ANI-2x.
+    """
 
     name: ClassVar[str] = "ani"
 
@@ -247,7 +257,7 @@ class ANIAdapter:
     # -- loading / saving ---------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ANIAdapter:
-        """A model folder written by ``train``/``save`` (a pretrained one reloads ANI-2x)."""
+        """Load a model folder written by ``train``/``save`` (a pretrained one reloads ANI-2x)."""
         path = Path(path)
         meta = read_model_meta(path, ANIAdapter.name, "ANI")
         if meta.get("pretrained"):
@@ -265,9 +275,11 @@ class ANIAdapter:
     @classmethod
     def untrained(cls, path: str | Path, config: dict | str = "tiny", seed: int = 0,
                   elements: list[str] | None = None) -> ANIAdapter:
-        """A randomly initialised model (zero self energies) saved like a trained one: for
-        speed benchmarks and plumbing tests only. ``elements``: symbols it accepts (default
-        ANI-2x's)."""
+        """Return a randomly initialised model (zero self energies) saved like a trained one.
+
+        For speed benchmarks and plumbing tests only. ``elements``: symbols it accepts (default
+        ANI-2x's).
+        """
         from ase.data import atomic_numbers
 
         cfg = _checked_config(config)
@@ -281,8 +293,9 @@ class ANIAdapter:
 
     @classmethod
     def pretrained(cls, name: str = "ani2x", device: str = "cpu") -> ANIAdapter:
-        """The published model ``name`` (``ani2x``) through torchani's own loader, from the
-        local state dict (see :func:`pretrained_path`); never downloads.
+        """Load the published model ``name`` (``ani2x``) through torchani's own loader.
+
+        It is read from the local state dict (see :func:`pretrained_path`); never downloads.
 
         Raises
         ------
@@ -302,8 +315,11 @@ class ANIAdapter:
         return cls(None, model, meta, device)
 
     def save(self, path: str | Path) -> Path:
-        """Write the model folder: torchani's state dict and ``mlp-cases-model.json`` (a
-        pretrained model writes only the JSON, naming torchani's state dict)."""
+        """Write the model folder.
+
+        It holds torchani's state dict and ``mlp-cases-model.json`` (a pretrained model writes only
+        the JSON, naming torchani's state dict).
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if not self.meta.get("pretrained"):
@@ -313,8 +329,11 @@ class ANIAdapter:
 
     # -- using --------------------------------------------------------------------------
     def calculator(self):
-        """torchani's own ASE calculator (``torchani.ase.Calculator``) on a float64 copy of
-        the model; it refuses elements the model does not know with a DataError."""
+        """Return torchani's own ASE calculator (``torchani.ase.Calculator``) for the model.
+
+        It runs on a float64 copy of the model and refuses elements the model does not know with a
+        DataError.
+        """
         _import_torchani()
         import torchani.ase
 
@@ -323,7 +342,10 @@ class ANIAdapter:
             model, allowed=element_numbers(self.elements))
 
     def batched(self, dtype: torch.dtype = torch.float64) -> ANIBatched:
-        """The torch module for the batched MD engine (eV, eV/Å, eV/Å^3), a copy in ``dtype``."""
+        """Return the torch module for the batched MD engine, a copy in ``dtype``.
+
+        Its units are eV, eV/Å and eV/Å^3.
+        """
         return ANIBatched(self.model, dtype=dtype, elements=element_numbers(self.elements))
 
 
@@ -331,8 +353,10 @@ class ANIAdapter:
 
 
 def pretrained_path(name: str = "ani2x") -> Path:
-    """Where torchani's loader looks for the state dict of ``name``:
-    ``$TORCHANI_DATA_DIR/StateDicts/<file>`` (default data dir ``~/.local/share/Torchani``)."""
+    """Return where torchani's loader looks for the state dict of ``name``.
+
+    That is ``$TORCHANI_DATA_DIR/StateDicts/<file>`` (default data dir ``~/.local/share/Torchani``).
+    """
     _import_torchani()
     from torchani.paths import data_dir
 
@@ -340,8 +364,10 @@ def pretrained_path(name: str = "ani2x") -> Path:
 
 
 def _load_pretrained(name: str, device: str) -> torch.nn.Module:
-    """``torchani.models.ANI2x`` with Hugging Face offline, after checking the file is there
-    (with the file present, every branch of torchani's fetch reads it from disk)."""
+    """Load ``torchani.models.ANI2x`` with Hugging Face offline, after checking the file is there.
+
+    With the file present, every branch of torchani's fetch reads it from disk.
+    """
     path = pretrained_path(name)
     if not path.is_file():
         raise EnvironmentProblem(
@@ -364,8 +390,10 @@ def _load_pretrained(name: str, device: str) -> torch.nn.Module:
 
 @contextlib.contextmanager
 def _hf_offline():
-    """HF_HUB_OFFLINE=1 for the duration (huggingface_hub reads it at import, so its module
-    constant is set as well)."""
+    """Set HF_HUB_OFFLINE=1 for the duration.
+
+    huggingface_hub reads it at import, so its module constant is set as well.
+    """
     import huggingface_hub.constants as hf
 
     env, const = os.environ.get("HF_HUB_OFFLINE"), hf.HF_HUB_OFFLINE
@@ -385,8 +413,11 @@ def _hf_offline():
 
 @functools.cache
 def _checked_calculator_class(base):
-    """torchani's ASE Calculator, refusing unknown elements before torchani sees them (its
-    species converter would turn them into padding and silently drop the atom)."""
+    """Return torchani's ASE Calculator class, made to refuse unknown elements.
+
+    They are refused before torchani sees them: its species converter would turn them into padding
+    and silently drop the atom.
+    """
 
     class CheckedANICalculator(base):
         def __init__(self, model, allowed=None, **kwargs):
@@ -428,6 +459,7 @@ class ANIBatched(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return energy, forces and (with ``compute_stress``) stress of a batch of systems."""
         from common.potential.stress import energy_forces_stress
 
         return energy_forces_stress(self.energy, state, neighbors,
@@ -453,8 +485,11 @@ class ANIBatched(BatchedPotential):
 
 
 def _half_list(i: torch.Tensor, j: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-    """Mask keeping one direction of every pair of a full list: i < j, and for an atom's own
-    periodic images (i == j) the shift whose first non-zero component is positive."""
+    """Return a mask keeping one direction of every pair of a full list.
+
+    It keeps i < j, and for an atom's own periodic images (i == j) the shift whose first non-zero
+    component is positive.
+    """
     s0, s1, s2 = shifts.unbind(-1)
     positive = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
     return (i < j) | ((i == j) & positive)
@@ -501,8 +536,11 @@ def _collate(frames, device: str) -> _Batch:
 
 def _batches(frames, batch_size: int, device: str, rng: np.random.Generator | None
              ) -> list[_Batch]:
-    """Molecules in padded batches of ``batch_size``; periodic frames one by one (torchani
-    takes one cell per call). Shuffled when ``rng`` is given."""
+    """Split frames into batches: molecules padded, ``batch_size`` a batch; periodic ones singly.
+
+    Periodic frames go one by one because torchani takes one cell per call. Shuffled when ``rng`` is
+    given.
+    """
     frames = list(frames)
     order = rng.permutation(len(frames)) if rng is not None else np.arange(len(frames))
     mol = [frames[k] for k in order if not frames[k].pbc.any()]
@@ -514,7 +552,7 @@ def _batches(frames, batch_size: int, device: str, rng: np.random.Generator | No
 
 
 def _loss(model, batch: _Batch, cfg: dict[str, Any], create_graph: bool) -> torch.Tensor:
-    """torchani's examples' loss: energy MSE over sqrt(N) plus force MSE per atom."""
+    """Compute the loss of torchani's examples: energy MSE over sqrt(N) plus force MSE per atom."""
     coords = batch.coords.clone().requires_grad_(True)
     energies = model((batch.species, coords), batch.cell, batch.pbc).energies
     grad = torch.autograd.grad(energies.sum(), coords, create_graph=create_graph)[0]
@@ -532,8 +570,10 @@ def _valid_loss(model, batches: list[_Batch], cfg: dict[str, Any]) -> float:
 
 def _fit(model, train, valid, cfg: dict[str, Any], seed: int, device: str, progress: bool
          ) -> tuple[dict[str, torch.Tensor], list[tuple[int, float, float, float]]]:
-    """AdamW epochs with early stopping; returns the best epoch's state dict and the log
-    (epoch, train loss, valid loss, learning rate)."""
+    """Train for AdamW epochs with early stopping.
+
+    Returns the best epoch's state dict and the log (epoch, train loss, valid loss, learning rate).
+    """
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)

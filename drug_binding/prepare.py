@@ -81,8 +81,11 @@ def _chem():
 
 def check_ligand(mol, where: str, elements: tuple[str, ...] = ANI_ELEMENTS,
                  stereo: bool = True) -> None:
-    """Refuse a ligand ANI cannot describe (an element outside ``elements``) or, with
-    ``stereo``, one with an undefined stereocentre or stereo double bond (DataError, one line)."""
+    """Refuse a ligand ANI cannot describe, or one with undefined stereo (DataError, one line).
+
+    Refused are a ligand with an element outside ``elements`` and, with ``stereo``, one with an
+    undefined stereocentre or stereo double bond.
+    """
     Chem = _chem()
     bad = sorted({a.GetSymbol() for a in mol.GetAtoms()} - set(elements))
     if bad:
@@ -103,8 +106,11 @@ def check_ligand(mol, where: str, elements: tuple[str, ...] = ANI_ELEMENTS,
 
 def ligand_from_smiles(smiles: str, seed: int = 0, name: str = "ligand",
                        elements: tuple[str, ...] = ANI_ELEMENTS):
-    """An RDKit molecule with hydrogens and one 3D conformer (ETKDGv3 with ``seed``, then
-    MMFF94), checked by :func:`check_ligand`; ``name`` goes into the ``_Name`` property."""
+    """Build an RDKit molecule with hydrogens and one 3D conformer from a SMILES string.
+
+    The conformer comes from ETKDGv3 with ``seed``, then MMFF94; the molecule is checked by
+    :func:`check_ligand`; ``name`` goes into the ``_Name`` property.
+    """
     Chem = _chem()
     from rdkit.Chem import AllChem
 
@@ -127,8 +133,10 @@ def ligand_from_smiles(smiles: str, seed: int = 0, name: str = "ligand",
 
 
 def ligand_from_file(path: str | os.PathLike, elements: tuple[str, ...] = ANI_ELEMENTS):
-    """The first molecule of an SDF/MOL or MOL2 file, pose kept (stereo from the 3D
-    coordinates); hydrogens the file lacks are added with coordinates."""
+    """Read the first molecule of an SDF/MOL or MOL2 file, pose kept.
+
+    Stereo comes from the 3D coordinates; hydrogens the file lacks are added with coordinates.
+    """
     Chem = _chem()
     path = Path(path)
     if not path.is_file():
@@ -157,7 +165,7 @@ def ligand_from_file(path: str | os.PathLike, elements: tuple[str, ...] = ANI_EL
 
 def load_ligand(spec: str | os.PathLike, seed: int = 0, name: str | None = None,
                 elements: tuple[str, ...] = ANI_ELEMENTS):
-    """A ligand from a file path (``.sdf``/``.mol``/``.mol2``) or else a SMILES string."""
+    """Load a ligand from a file path (``.sdf``/``.mol``/``.mol2``) or else a SMILES string."""
     text = str(spec)
     if Path(text).suffix.lower() in (".sdf", ".mol", ".sd", ".mol2"):
         return ligand_from_file(text, elements)
@@ -165,7 +173,7 @@ def load_ligand(spec: str | os.PathLike, seed: int = 0, name: str | None = None,
 
 
 def ligand_to_atoms(mol):
-    """The ligand's conformer as ASE Atoms (Å), ``info['charge']`` = net formal charge."""
+    """Return the ligand's conformer as ASE Atoms (Å), ``info['charge']`` = net formal charge."""
     from ase import Atoms
 
     Chem = _chem()
@@ -178,9 +186,12 @@ def ligand_to_atoms(mol):
 
 def place_ligand(mol, site_A: np.ndarray, receptor_xyz_A: np.ndarray, seed: int = 0,
                  n_trials: int = 200, min_distance_A: float = 2.5):
-    """A copy of ``mol`` with its centroid at ``site_A`` (Å), turned to the random orientation
-    (of ``n_trials``) whose closest approach to ``receptor_xyz_A`` is largest, at least
-    ``min_distance_A`` (DataError otherwise: the site is too crowded for this ligand)."""
+    """Place a copy of ``mol`` with its centroid at ``site_A`` (Å), clear of the receptor.
+
+    The copy is turned to the random orientation (of ``n_trials``) whose closest approach to
+    ``receptor_xyz_A`` is largest, at least ``min_distance_A`` (DataError otherwise: the site is too
+    crowded for this ligand).
+    """
     from rdkit.Chem import Mol
     from rdkit.Geometry import Point3D
     from scipy.spatial.transform import Rotation
@@ -216,8 +227,10 @@ def _amber(name: str) -> str:
 
 
 def _run_tool(args: list[str], cwd: Path, what: str, log: str | None = None) -> str:
-    """Run an AmberTools program in ``cwd``; a failure is an EnvironmentProblem/DataError
-    quoting its last meaningful line."""
+    """Run an AmberTools program in ``cwd``.
+
+    A failure is an EnvironmentProblem/DataError quoting its last meaningful line.
+    """
     env = dict(os.environ)
     amberhome = Path(args[0]).resolve().parent.parent
     if (amberhome / "dat" / "leap").is_dir():
@@ -268,6 +281,7 @@ class LigandParams:
     charge_method: str = "bcc"
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -280,7 +294,7 @@ PARMCHK_RUNS = 6
 
 
 def _gaff2_types() -> set[str]:
-    """The atom types of gaff2.dat's MASS table (empty when the file is not found)."""
+    """Return the atom types of gaff2.dat's MASS table (empty when the file is not found)."""
     parm = Path(_amber("parmchk2")).parent.parent / "dat" / "leap" / "parm"
     path = parm / "gaff2.dat"
     if not path.is_file() and os.environ.get("AMBERHOME"):
@@ -309,11 +323,13 @@ def _frcmod_mass_types(path: Path) -> set[str]:
 
 
 def _parmchk2(tmp: Path) -> None:
-    """``parmchk2`` on ``tmp/ligand.mol2`` -> ``tmp/ligand.frcmod``, run :data:`PARMCHK_RUNS`
-    times; kept: the output with the fewest GAFF2 atom types re-declared in its MASS section,
-    then the fewest "Using the default value" guesses, then the first in text order (so the
-    choice is the same whenever the good output appears once: a miss in all six runs has
-    probability ~0.3^6 = 0.07 %)."""
+    """Run ``parmchk2`` on ``tmp/ligand.mol2`` -> ``tmp/ligand.frcmod``, keeping the best run.
+
+    It runs :data:`PARMCHK_RUNS` times; kept: the output with the fewest GAFF2 atom types
+    re-declared in its MASS section, then the fewest "Using the default value" guesses, then the
+    first in text order (so the choice is the same whenever the good output appears once: a miss in
+    all six runs has probability ~0.3^6 = 0.07 %).
+    """
     known = _gaff2_types()
     outs = []
     for _ in range(PARMCHK_RUNS):
@@ -328,9 +344,12 @@ def _parmchk2(tmp: Path) -> None:
 
 def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bcc"
                        ) -> LigandParams:
-    """GAFF2 types and AM1-BCC (``charge_method="bcc"``) or Gasteiger (``"gas"``, for quick
-    tests only) charges by antechamber, missing parameters by parmchk2. Cached in
-    ``workdir`` by the ligand's atoms, coordinates and charge method."""
+    """Parametrise a ligand: GAFF2 types and charges by antechamber, missing terms by parmchk2.
+
+    The charges are AM1-BCC (``charge_method="bcc"``) or Gasteiger (``"gas"``, for quick tests
+    only); parmchk2 adds the missing parameters. Cached in ``workdir`` by the ligand's atoms,
+    coordinates and charge method.
+    """
     Chem = _chem()
     if charge_method not in ("bcc", "gas"):
         raise ConfigError(f"charge_method={charge_method!r}", where="charge_method",
@@ -363,7 +382,7 @@ def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bc
 
 
 def _check_mol2_order(path: Path, symbols: tuple[str, ...]) -> None:
-    """antechamber must keep the input's atom order (we rely on it to map ANI's atoms)."""
+    """Check that antechamber kept the input's atom order (we rely on it to map ANI's atoms)."""
     text = path.read_text().split("@<TRIPOS>ATOM")[1].split("@<TRIPOS>")[0]
     got = []
     for line in text.strip().splitlines():
@@ -384,9 +403,11 @@ _CHAIN_BREAK_A = 2.0
 
 def fix_receptor(pdb: str | os.PathLike, out_pdb: str | os.PathLike, ph: float = 7.0,
                  keep_water: bool = False) -> Path:
-    """pdbfixer on a protein PDB: non-standard residues replaced by standard ones, heterogens
-    (and water unless ``keep_water``) removed, missing heavy atoms added, hydrogens at ``ph``.
-    Residues named for tleap (HID/HIE/HIP, ASH, GLH, LYN, CYX) from the hydrogens present.
+    """Fix a protein PDB with pdbfixer and name its residues for tleap.
+
+    Non-standard residues are replaced by standard ones, heterogens (and water unless
+    ``keep_water``) removed, missing heavy atoms added, hydrogens at ``ph``. Residues are named for
+    tleap (HID/HIE/HIP, ASH, GLH, LYN, CYX) from the hydrogens present.
 
     Raises DataError for residues listed in SEQRES without coordinates or a chain break.
     """
@@ -425,7 +446,7 @@ def fix_receptor(pdb: str | os.PathLike, out_pdb: str | os.PathLike, ph: float =
 
 
 def _remove_heterogens(fixer, keep_water: bool) -> None:
-    """pdbfixer's removeHeterogens, keeping the ACE/NME/NH2 caps (it drops them)."""
+    """Run pdbfixer's removeHeterogens, keeping the ACE/NME/NH2 caps (it drops them)."""
     from openmm.app import Modeller
     from pdbfixer.pdbfixer import proteinResidues
 
@@ -476,8 +497,10 @@ def _rename_variants(topology) -> None:
 
 def build_peptide(sequence: list[str] | str, out_pdb: str | os.PathLike,
                   caps: bool = True) -> Path:
-    """A peptide from three-letter residue names (``"TRP ALA LYS"``), capped with ACE/NME
-    when ``caps``, as built by tleap's ``sequence`` (an extended chain), written as PDB."""
+    """Build a peptide from three-letter residue names (``"TRP ALA LYS"``) and write it as PDB.
+
+    It is capped with ACE/NME when ``caps``, as built by tleap's ``sequence`` (an extended chain).
+    """
     res = sequence.split() if isinstance(sequence, str) else list(sequence)
     if not res or not all(r.isalpha() and len(r) == 3 for r in res):
         raise ConfigError(f"bad peptide sequence {sequence!r}", where="sequence",
@@ -498,8 +521,10 @@ def build_peptide(sequence: list[str] | str, out_pdb: str | os.PathLike,
 
 
 def _minimize_to_pdb(prmtop: Path, inpcrd: Path, out_pdb: Path) -> None:
-    """Relax tleap's template geometry (its extended chains carry close H...H contacts) with
-    ff14SB/GBn2 and write the PDB."""
+    """Relax tleap's template geometry with ff14SB/GBn2 and write the PDB.
+
+    Its extended chains carry close H...H contacts.
+    """
     import openmm as mm
     from openmm import app
 
@@ -532,10 +557,12 @@ class Complex:
     ligand: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict."""
         return asdict(self)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Complex:
+        """Load a prepared complex from its folder's ``prepare.json``."""
         path = Path(folder) / "prepare.json"
         if not path.is_file():
             raise DataError("not a prepared complex (no prepare.json)", where=str(folder),
@@ -570,10 +597,12 @@ def _leap_script(receptor_pdb: Path | None, lig: LigandParams | None, solvent: s
 def assemble_complex(receptor_pdb: str | os.PathLike | None, ligand: LigandParams | None,
                      workdir: str | os.PathLike, solvent: str = "gbn2",
                      padding_A: float = 10.0) -> Complex:
-    """tleap: receptor (ff14SB) + ligand (GAFF2) in ``workdir``; ``solvent`` ``gbn2`` (implicit,
-    mbondi3 radii in the prmtop), ``tip3p`` (a box with ``padding_A`` of water around the
-    solute, neutralised) or ``vacuum``. Either part may be None (ligand alone, receptor alone).
-    Cached by the inputs' contents."""
+    """Assemble receptor (ff14SB) and ligand (GAFF2) with tleap in ``workdir``.
+
+    ``solvent`` is ``gbn2`` (implicit, mbondi3 radii in the prmtop), ``tip3p`` (a box with
+    ``padding_A`` of water around the solute, neutralised) or ``vacuum``. Either part may be None
+    (ligand alone, receptor alone). Cached by the inputs' contents.
+    """
     if solvent not in SOLVENTS:
         raise ConfigError(f"unknown solvent {solvent!r}", where="solvent",
                           fix=f"use one of {', '.join(SOLVENTS)}")
@@ -632,7 +661,7 @@ def _partition(prmtop: Path) -> tuple[list[int], list[int]]:
 
 def create_system(cx: Complex, constraints: str | None = "HBonds",
                   hydrogen_mass_amu: float | None = None):
-    """The MM OpenMM System of a prepared complex: ``(system, topology, positions_nm)``.
+    """Build the MM OpenMM System of a prepared complex: ``(system, topology, positions_nm)``.
 
     GBn2: ``AmberPrmtopFile.createSystem(implicitSolvent=GBn2)``, no cutoff; TIP3P: PME, 1 nm
     cutoff, box from the inpcrd; vacuum: no cutoff. ``constraints``: "HBonds" or None.
@@ -676,10 +705,13 @@ def prepare(ligand: str | os.PathLike, workdir: str | os.PathLike,
             site_A: np.ndarray | None = None, solvent: str = "gbn2", ph: float = 7.0,
             seed: int = 0, charge_method: str = "bcc", padding_A: float = 10.0,
             name: str = "ligand") -> Complex:
-    """The whole preparation: ligand (SMILES or file) -> GAFF2/AM1-BCC; receptor (a PDB
-    through pdbfixer, or a peptide sequence built by tleap, or none) -> complex in ``solvent``.
-    A SMILES ligand is placed at ``site_A`` (Å; default: 6 Å beyond the receptor's surface
-    along +x from its centroid); a file ligand keeps its pose."""
+    """Run the whole preparation of a complex in ``solvent``.
+
+    Ligand (SMILES or file) -> GAFF2/AM1-BCC; receptor (a PDB through pdbfixer, or a peptide
+    sequence built by tleap, or none) -> complex in ``solvent``. A SMILES ligand is placed at
+    ``site_A`` (Å; default: 6 Å beyond the receptor's surface along +x from its centroid); a file
+    ligand keeps its pose.
+    """
     workdir = Path(workdir)
     mol = load_ligand(ligand, seed=seed, name=name)  # bad inputs fail before any file exists
     rec = None

@@ -1,5 +1,7 @@
-"""Binding-stability screening: short ML/MM MD of each ligand in the pocket, ranked by how well
-the pose holds (the seed's "MLP-MD screening of the top 1,000" step, before metadynamics).
+"""Binding-stability screening.
+
+Short ML/MM MD of each ligand in the pocket, ranked by how well the pose holds (the seed's "MLP-MD
+screening of the top 1,000" step, before metadynamics).
 
 Per ligand (one :func:`common.sweep.run_tasks` task each, its result saved the moment it
 finishes, so a rerun only runs what is missing): the prepared complex (:mod:`drug_binding.prepare`)
@@ -41,8 +43,11 @@ __all__ = ["MAX_BOND_A", "LigandBroken", "fell_apart", "kabsch_superpose", "liga
 
 
 def kabsch_superpose(mobile: np.ndarray, ref: np.ndarray, fit: np.ndarray) -> np.ndarray:
-    """``mobile`` (all atoms) moved by the rotation + translation that best superposes its
-    ``fit`` atoms on ``ref``'s (Kabsch, no scaling)."""
+    """Superpose ``mobile`` (all atoms) on ``ref`` by its ``fit`` atoms (Kabsch, no scaling).
+
+    ``mobile`` is moved by the rotation + translation that best superposes its ``fit`` atoms on
+    ``ref``'s.
+    """
     a, b = mobile[fit], ref[fit]
     ca, cb = a.mean(0), b.mean(0)
     h = (a - ca).T @ (b - cb)
@@ -93,9 +98,11 @@ MAX_BOND_A = 2.0
 
 
 class LigandBroken(SimulationError):
-    """The ligand fell apart (a bond longer than :data:`MAX_BOND_A`, or NaN coordinates) at
-    ``step``; ``bond_A`` is the longest ligand bond then (NaN for NaN coordinates) and
-    ``atoms`` its two atom indices (None for NaN)."""
+    """The ligand fell apart at ``step``: a bond longer than :data:`MAX_BOND_A`, or NaN coordinates.
+
+    ``bond_A`` is the longest ligand bond then (NaN for NaN coordinates) and ``atoms`` its two atom
+    indices (None for NaN).
+    """
 
     def __init__(self, what: str, *, step: int, bond_A: float, atoms=None, where=None,
                  fix=None):
@@ -104,9 +111,11 @@ class LigandBroken(SimulationError):
 
 
 def _check_intact(x: np.ndarray, bonds: np.ndarray, step: int, where) -> None:
-    """:class:`LigandBroken` when coordinates (Å) are NaN or a ligand bond is longer than
-    MAX_BOND_A (an ML potential extrapolating into a hole: the run's numbers would be
-    meaningless)."""
+    """Raise :class:`LigandBroken` when the ligand's coordinates (Å) are NaN or a bond is too long.
+
+    Too long is longer than MAX_BOND_A (an ML potential extrapolating into a hole: the run's numbers
+    would be meaningless).
+    """
     if not np.isfinite(x).all():
         raise LigandBroken(f"coordinates became NaN by step {step}", step=step,
                            bond_A=math.nan, where=str(where),
@@ -131,8 +140,10 @@ def ligand_bonds(topology, ligand_atoms) -> np.ndarray:
 
 
 def ligand_bond_guard(topology, ligand_atoms, where=None):
-    """A ``guard(positions_nm, step)`` for :func:`drug_binding.metad.run_metad` that raises
-    :class:`LigandBroken` when the ligand falls apart."""
+    """Return a ``guard(positions_nm, step)`` for :func:`drug_binding.metad.run_metad`.
+
+    It raises :class:`LigandBroken` when the ligand falls apart.
+    """
     bonds = ligand_bonds(topology, ligand_atoms)
 
     def guard(positions_nm, step: int) -> None:
@@ -145,9 +156,12 @@ def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: 
            out: str | os.PathLike, temperature_K: float = 300.0, timestep_fs: float = 1.0,
            friction_per_ps: float = 1.0, report_every: int = 100, seed: int = 0,
            threads: int = 1, minimize_steps: int = 200, platform: str = "CPU") -> dict[str, Any]:
-    """ML/MM Langevin MD of a prepared complex: minimise, run ``steps``; writes ``md.pdb``
-    (frames every ``report_every`` steps, first = minimised start), ``final.pdb`` and
-    ``md.json`` (pocket metrics, timings) in ``out``; returns the metrics dict."""
+    """Run ML/MM Langevin MD of a prepared complex and return its pocket metrics.
+
+    Minimise, then run ``steps``; writes ``md.pdb`` (frames every ``report_every`` steps, first =
+    minimised start), ``final.pdb`` and ``md.json`` (pocket metrics, timings) in ``out``; returns
+    the metrics dict.
+    """
     import openmm as mm
     from openmm import app, unit
 
@@ -198,9 +212,12 @@ def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: 
 def screen_one(name: str, complex_dir: str, model_dir: str, out: str, steps: int,
                temperature_K: float, timestep_fs: float, report_every: int, seed: int,
                threads: int = 1) -> dict[str, Any]:
-    """One screening task (importable by the sweep's workers). A ligand that falls apart
-    gives ``{"name", "status": "fell_apart", "step", "max_bond_A", "bond_atoms", "message"}``
-    (a result, kept by the sweep: the same seed would break it again), not an exception."""
+    """Run one screening task (importable by the sweep's workers).
+
+    A ligand that falls apart gives ``{"name", "status": "fell_apart", "step", "max_bond_A",
+    "bond_atoms", "message"}`` (a result, kept by the sweep: the same seed would break it again),
+    not an exception.
+    """
     try:
         res = run_md(complex_dir, model_dir, steps, Path(out) / name,
                      temperature_K=temperature_K, timestep_fs=timestep_fs,
@@ -216,15 +233,18 @@ def screen_one(name: str, complex_dir: str, model_dir: str, out: str, steps: int
 
 
 def rank(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Intact ligands from most to least stable: mean second-half RMSD up, residence time
-    down; ligands that fell apart (``status == "fell_apart"``) are left out."""
+    """Rank the intact ligands from most to least stable.
+
+    The order is mean second-half RMSD up, residence time down; ligands that fell apart (``status ==
+    "fell_apart"``) are left out.
+    """
     rows = sorted((r for r in results.values() if r.get("status", "ok") == "ok"),
                   key=lambda r: (r["mean_rmsd_A"], -r["residence_time_ps"]))
     return [{"rank": k + 1, **r} for k, r in enumerate(rows)]
 
 
 def fell_apart(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ligands that fell apart, in input order."""
+    """Return the ligands that fell apart, in input order."""
     return [r for r in results.values() if r.get("status") == "fell_apart"]
 
 
@@ -232,10 +252,12 @@ def screen(complexes: dict[str, str], model_dir: str | os.PathLike, out: str | o
            steps: int, temperature_K: float = 300.0, timestep_fs: float = 1.0,
            report_every: int = 100, seed: int = 0, cluster: Any = "serial",
            progress: bool = False) -> dict[str, Any]:
-    """Screen ``{name: complex folder}`` through :func:`common.sweep.run_tasks` (results in
-    ``out/results/``, one JSON per ligand; a rerun skips the finished ones); writes and returns
-    ``screening.json`` (``ranking``; ``fell_apart``: ligands whose bonds broke, not ranked;
-    ``failures``: tasks that raised)."""
+    """Screen ``{name: complex folder}`` through :func:`common.sweep.run_tasks`.
+
+    Results go to ``out/results/``, one JSON per ligand (a rerun skips the finished ones); writes
+    and returns ``screening.json`` (``ranking``; ``fell_apart``: ligands whose bonds broke, not
+    ranked; ``failures``: tasks that raised).
+    """
     from common.sweep import JsonDirStore, Task, run_tasks
 
     out = Path(out)

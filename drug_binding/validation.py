@@ -373,8 +373,11 @@ def validate_table(path_or_rows: str | os.PathLike | Iterable[Mapping[str, Any]]
 
 def plot_validation(result: Mapping[str, Any], path: str | os.PathLike,
                     title: str = "") -> Path:
-    """Parity plot of :func:`validate_table`'s result: predicted vs experimental ΔG with the
-    identity line and a ±1 kcal/mol band; written atomically (PNG/PDF/SVG by suffix)."""
+    """Draw the parity plot of :func:`validate_table`'s result.
+
+    Predicted vs experimental ΔG with the identity line and a ±1 kcal/mol band; written atomically
+    (PNG/PDF/SVG by suffix).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -440,7 +443,7 @@ def _jacs_root(data_dir: str | os.PathLike | None) -> Path:
 
 
 def _set_file(root: Path, name: str) -> Path | None:
-    """The ligand SDF of one target (unshifted copy preferred; ``p38`` also finds ``p38a``)."""
+    """Find the ligand SDF of one target (unshifted copy preferred; ``p38`` also finds ``p38a``)."""
     for folder in (root / name, root / f"{name}a"):
         files = sorted(folder.glob("*_ligands*.sdf"), key=lambda f: ("shifted" in f.name, f.name))
         if files:

@@ -84,6 +84,7 @@ class ALSettings(ConfigSchema):
     max_force_eV_A: float | None = 20.0
 
     def check(self, where: str = "active_learning") -> ALSettings:
+        """Return the settings after checking them; a bad value is a :class:`ConfigError`."""
         def need(ok: bool, what: str, fix: str) -> None:
             if not ok:
                 raise ConfigError(what, where=where, fix=fix)
@@ -125,10 +126,11 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
                         test: Sequence[Atoms] | None = None, seed: int = 0,
                         device: str = "cpu", progress: bool = False,
                         label_cluster: Any = None) -> dict:
-    """Run (or resume) the loop in ``workdir``; returns a dict with ``model`` (the last
-    committee folder), ``members`` (loaded adapters), ``committee`` (BatchedPotential),
-    ``metrics``, ``data`` (training frames), ``history`` (one entry per exploration, with
-    ``accurate_fraction``), ``stopped`` (why) and ``plot``.
+    """Run (or resume) the loop in ``workdir``.
+
+    Returns a dict with ``model`` (the last committee folder), ``members`` (loaded adapters),
+    ``committee`` (BatchedPotential), ``metrics``, ``data`` (training frames), ``history`` (one
+    entry per exploration, with ``accurate_fraction``), ``stopped`` (why) and ``plot``.
 
     ``labeller``: a :class:`common.labels.LabellerSpec`; ``db``: its label database (a
     relabelled structure is read from it, never recomputed); ``label_cluster``: where the
@@ -224,7 +226,7 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
 
 
 def lowest_energies(frames: Sequence[Atoms]) -> dict[str, float]:
-    """The lowest reference energy per atom (eV) of each chemical formula among ``frames``."""
+    """Return the lowest reference energy per atom (eV) of each formula among ``frames``."""
     low: dict[str, float] = {}
     for a in frames:
         f = a.get_chemical_formula()
@@ -236,11 +238,13 @@ def lowest_energies(frames: Sequence[Atoms]) -> dict[str, float]:
 def refuse_absurd(frames: Sequence[Atoms], reference: dict[str, float],
                   max_energy_above_eV_per_atom: float | None, max_force_eV_A: float | None
                   ) -> tuple[list[Atoms], dict[str, Any]]:
-    """Split labelled frames into kept and refused: refused when the reference energy per
-    atom lies more than ``max_energy_above_eV_per_atom`` above ``reference`` of its formula
-    (:func:`lowest_energies`) or the largest reference force exceeds ``max_force_eV_A``
-    (None: that test off). Returns (kept, record): the counts, the bounds, and the largest
-    excess energy (eV/atom) and force (eV/Å) seen."""
+    """Split labelled frames into kept and refused.
+
+    A frame is refused when the reference energy per atom lies more than
+    ``max_energy_above_eV_per_atom`` above ``reference`` of its formula (:func:`lowest_energies`) or
+    the largest reference force exceeds ``max_force_eV_A`` (None: that test off). Returns (kept,
+    record): the counts, the bounds, and the largest excess energy (eV/atom) and force (eV/Å) seen.
+    """
     import numpy as np
 
     kept, n_e, n_f, excess, fmax = [], 0, 0, [], []
@@ -267,7 +271,7 @@ def refuse_absurd(frames: Sequence[Atoms], reference: dict[str, float],
 
 
 def _labelling_round(loop) -> int:
-    """The round being labelled: the first one selected and not yet labelled."""
+    """Return the round being labelled: the first one selected and not yet labelled."""
     r = 0
     while True:
         st = loop.state(r)
@@ -279,7 +283,7 @@ def _labelling_round(loop) -> int:
 
 
 def _refused(round_dir: Path) -> dict[str, Any]:
-    """A round's refusal record for the history (zeros when nothing was labelled)."""
+    """Return a round's refusal record for the history (zeros when nothing was labelled)."""
     p = Path(round_dir) / REFUSED_FILE
     rec = json.loads(p.read_text()) if p.exists() else {}
     return {"n_refused_energy": rec.get("n_refused_energy", 0),
@@ -295,7 +299,7 @@ def _committee(members):
 
 
 def _mean_metrics(members) -> dict:
-    """The members' test (else validation) errors, averaged; and each member's."""
+    """Return the members' test (else validation) errors, averaged, and each member's."""
     per = [m.meta.get("metrics", {}) for m in members]
     part = "test" if all("test" in p for p in per) else "valid"
     keys = ("energy_mae_eV_per_atom", "energy_rmse_eV_per_atom", "force_mae_eV_A",
@@ -307,8 +311,11 @@ def _mean_metrics(members) -> dict:
 
 def plot_history(history: list[dict], path: str | Path, settings: ALSettings | None = None
                  ) -> Path | None:
-    """Per iteration: fractions of explored frames accurate / candidate / failed (stacked)
-    and the training-set size; saved atomically. None when nothing was explored."""
+    """Plot the outcome of the explorations and the training-set size per iteration.
+
+    Per iteration: fractions of explored frames accurate / candidate / failed (stacked) and the
+    training-set size; saved atomically. None when nothing was explored.
+    """
     if not history:
         return None
     import matplotlib

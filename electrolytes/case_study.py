@@ -53,14 +53,16 @@ SEED_RESULTS = {
 
 @dataclass(frozen=True)
 class CellSettings(ConfigSchema):
-    """Training cells: ``composition`` (:class:`electrolytes.systems.Composition` keys),
-    about ``n_atoms`` atoms or fixed ``counts``, ``density_g_cm3`` (None: estimate),
-    ``n_cells`` packmol seeds, ``n_rattled`` rattled copies of each with Gaussian
-    displacements of standard deviation in ``rattle_A`` (Å); ``relax_molecules``: an xtb
-    method that relaxes each molecule in vacuum before packing (None: RDKit's MMFF
-    geometry); ``relax_steps``: BFGS steps of each packed cell with the labeller itself
-    (every step is a labelled frame of the initial data; the relaxed cells start the MD and
-    are the ones rattled)."""
+    """Settings of the training cells.
+
+    ``composition`` (:class:`electrolytes.systems.Composition` keys), about ``n_atoms`` atoms or
+    fixed ``counts``, ``density_g_cm3`` (None: estimate), ``n_cells`` packmol seeds, ``n_rattled``
+    rattled copies of each with Gaussian displacements of standard deviation in ``rattle_A`` (Å);
+    ``relax_molecules``: an xtb method that relaxes each molecule in vacuum before packing (None:
+    RDKit's MMFF geometry); ``relax_steps``: BFGS steps of each packed cell with the labeller itself
+    (every step is a labelled frame of the initial data; the relaxed cells start the MD and are the
+    ones rattled).
+    """
 
     composition: dict[str, Any]
     n_atoms: int
@@ -96,8 +98,10 @@ class CaseConfig(ConfigSchema):
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
-    """``tiny``, ``paper`` (the seed's settings) or a JSON file, checked against
-    :class:`CaseConfig`; returned as a plain dict."""
+    """Load the case-study config: ``tiny``, ``paper`` (the seed's settings) or a JSON file.
+
+    It is checked against :class:`CaseConfig` and returned as a plain dict.
+    """
     from common.config import load_json_config
 
     cfg = load_json_config(scale, CONFIGS, "case", what="case-study config", where="--scale",
@@ -171,8 +175,11 @@ def _build(c: dict, out: Path, seed: int):
 
 
 def rattled(starts, n: int, rattle_A: tuple[float, float], seed: int):
-    """The cells plus ``n`` rattled copies of each (Gaussian displacements, standard
-    deviation evenly spaced over ``rattle_A``), deterministic for ``seed``."""
+    """Return the cells plus ``n`` rattled copies of each, deterministic for ``seed``.
+
+    The copies get Gaussian displacements whose standard deviations are evenly spaced over
+    ``rattle_A``.
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -190,8 +197,11 @@ def rattled(starts, n: int, rattle_A: tuple[float, float], seed: int):
 
 
 class _LabelDBCalculator:
-    """The labeller as an ASE calculator whose every result goes through (and comes from)
-    the label database: a relaxation killed half-way repeats its steps from the cache."""
+    """The labeller as an ASE calculator that goes through the label database.
+
+    Its every result goes through (and comes from) the label database: a relaxation killed half-way
+    repeats its steps from the cache.
+    """
 
     implemented_properties = ("energy", "forces")
 
@@ -220,9 +230,11 @@ class _LabelDBCalculator:
 
 
 def _relax(packed, steps: int, spec, out: Path):
-    """``steps`` BFGS steps of each packed cell with the labeller (through the label
-    database); returns the relaxed cells (written to ``relaxed_structures.extxyz``) and every
-    labelled frame along the way. ``steps`` 0: the packed cells, no frames."""
+    """Relax each packed cell by ``steps`` BFGS steps of the labeller (via the label database).
+
+    Returns the relaxed cells (written to ``relaxed_structures.extxyz``) and every labelled frame
+    along the way. ``steps`` 0: the packed cells, no frames.
+    """
     import ase.io
     from ase.optimize import BFGS
 
@@ -247,10 +259,11 @@ def _relax(packed, steps: int, spec, out: Path):
 
 def _initial_data(starts, cfg: dict, spec, out: Path, seed: int, progress: bool,
                   extra: list | None = None):
-    """Label the cells and their rattled copies; a frame with a per-atom reference force
-    above :data:`MAX_FORCE_EV_A` or atoms closer than 0.5 Å (rattled into each other) is
-    dropped and counted."""
+    """Label the cells and their rattled copies.
 
+    A frame with a per-atom reference force above :data:`MAX_FORCE_EV_A` or atoms closer than 0.5 Å
+    (rattled into each other) is dropped and counted.
+    """
     from common.data import Dataset
     from common.labels import label_structures, labelled_frames
 
@@ -279,9 +292,11 @@ def _active_learning(cfg, out, train0, valid, test, starts, spec, deepmd_cfg, se
 
 
 def _production(cfg, out, model: Path, starts, seed, device, progress) -> dict:
-    """The screening grid with the final committee; the tiny grid reuses the training
-    composition's molecule counts when they were given, and then starts from the first
-    relaxed training cell when the cells were relaxed."""
+    """Run the screening grid with the final committee.
+
+    The tiny grid reuses the training composition's molecule counts when they were given, and then
+    starts from the first relaxed training cell when the cells were relaxed.
+    """
     from electrolytes.screening import run_screen
 
     counts = cfg["cells"]["counts"]
@@ -292,8 +307,11 @@ def _production(cfg, out, model: Path, starts, seed, device, progress) -> dict:
 
 
 def _analysis(cfg, out: Path, screen: dict) -> dict:
-    """For the best composition: the transport contract JSON over its temperatures (with MSD
-    and Arrhenius plots) and the Li+ RDF at the reference temperature."""
+    """Analyse the best composition: its transport and Li+ RDF.
+
+    For the best composition: the transport contract JSON over its temperatures (with MSD and
+    Arrhenius plots) and the Li+ RDF at the reference temperature.
+    """
     import ase.io
 
     from electrolytes.screening import CHARGES
@@ -386,6 +404,7 @@ def _pm(d: dict | None, key="Ea_eV", err="Ea_err_eV", spec=".3f") -> str:
 
 
 def report_markdown(s: dict) -> str:
+    """Return ``report.md`` of the case study from its summary ``s``."""
     seed = s["seed_results"]
     m = s["model"]["metrics"]
     a = s["analysis"]
@@ -536,8 +555,11 @@ def report_markdown(s: dict) -> str:
 
 
 def temperature_check(rows: list[dict], tolerance: float = HELD_TOLERANCE) -> list[dict]:
-    """Per production temperature: target, measured mean kinetic temperature ± its standard
-    error, relative deviation, z = deviation / SE, and whether it held (:func:`held`)."""
+    """Check each production temperature against its target.
+
+    Per production temperature: target, measured mean kinetic temperature ± its standard error,
+    relative deviation, z = deviation / SE, and whether it held (:func:`held`).
+    """
     out = []
     for r in rows:
         t, err = r.get("md_temperature_K"), r.get("md_temperature_err_K")
@@ -558,8 +580,11 @@ def _held_cell(r: dict) -> str:
 
 
 def held(row: dict, tolerance: float = HELD_TOLERANCE) -> bool | None:
-    """Whether a production temperature held: its mean kinetic temperature (after the
-    discarded start) within ``tolerance`` (relative) of the target; None when not measured."""
+    """Return whether a production temperature held.
+
+    It held when its mean kinetic temperature (after the discarded start) is within ``tolerance``
+    (relative) of the target; None when not measured.
+    """
     t = row.get("md_temperature_K")
     if t is None:
         return None

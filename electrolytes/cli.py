@@ -1,7 +1,8 @@
-"""``mlp-electrolytes``: EC/DEC + LiPF6 electrolytes with DeePMD, from a composition to Li+
-transport: ``build`` (packmol cells), ``train`` (DeePMD committee), ``md`` (NVT/NPT with any
-potential), ``active-learn`` (DP-GEN loop, resumable), ``screen`` (the condition grid on
-Dask), ``transport`` and ``solvation`` (analyses of trajectories made by any code) and
+"""Command line ``mlp-electrolytes``: EC/DEC + LiPF6 electrolytes with DeePMD.
+
+From a composition to Li+ transport: ``build`` (packmol cells), ``train`` (DeePMD committee), ``md``
+(NVT/NPT with any potential), ``active-learn`` (DP-GEN loop, resumable), ``screen`` (the condition
+grid on Dask), ``transport`` and ``solvation`` (analyses of trajectories made by any code) and
 ``case-study``.
 
 Thin layer over the package's modules; the options shared with the other ``mlp-*`` apps
@@ -86,7 +87,7 @@ def _g(x: float | None, fmt: str = ".3g") -> str:
 
 
 def transport_lines(report: dict) -> list[str]:
-    """The readable table of a transport report."""
+    """Return the readable table of a transport report."""
     lines = []
     for run in report["runs"]:
         lines.append(f"{run['trajectory']}  T = {run['temperature_K']:g} K")
@@ -150,8 +151,11 @@ def transport(
         help="write MSD plots (and Arrhenius plots with 3+ temperatures) into this folder"),
     json_out: opt.Json = False,
 ) -> None:
-    """Self-diffusion D per element (MSD by FFT), Nernst-Einstein and Einstein-Helfand
-    conductivity with the Haven ratio, and Arrhenius Ea over temperatures."""
+    """Compute self-diffusion D, conductivity, Haven ratio and Arrhenius Ea.
+
+    Self-diffusion D per element (MSD by FFT), Nernst-Einstein and Einstein-Helfand conductivity
+    with the Haven ratio, and Arrhenius Ea over temperatures.
+    """
     from electrolytes.transport import transport_report
 
     temps = _temperatures(temperature_K, temperatures)
@@ -168,8 +172,10 @@ def transport(
 
 
 def _frames_and_dt(path: Path, dt_fs: float | None):
-    """Frames of ``path`` and the time step to use (``--dt-fs``, else the file's own when the
-    frames carry no times)."""
+    """Return the frames of ``path`` and the time step to use.
+
+    The time step is ``--dt-fs``, else the file's own when the frames carry no times.
+    """
     from common.trajectory import load_trajectory
 
     frames, file_dt = load_trajectory(path)
@@ -179,6 +185,7 @@ def _frames_and_dt(path: Path, dt_fs: float | None):
 
 
 def solvation_lines(d: dict) -> list[str]:
+    """Return the readable lines of a solvation report."""
     lines = [f"{d['center']}: first-shell cutoffs "
              + ", ".join(f"{e} {_g(r, '.2f')} Å" for e, r in d["cutoffs_A"].items()),
              "coordination: " + ", ".join(f"{e} {_g(n, '.2f')}"
@@ -206,8 +213,11 @@ def solvation(
                                      help="save the RDF figure (.png, .pdf, ...)"),
     json_out: opt.Json = False,
 ) -> None:
-    """RDFs, first-shell cutoffs, coordination numbers, shell compositions and residence
-    times of the cations."""
+    """Analyse the solvation shells of the cations.
+
+    RDFs, first-shell cutoffs, coordination numbers, shell compositions and residence times of the
+    cations.
+    """
     from electrolytes.solvation import plot_rdf, solvation_shells
 
     frames, dt = _frames_and_dt(traj, dt_fs)
@@ -229,6 +239,7 @@ register(app)
 
 
 def main() -> None:
+    """Run the ``mlp-electrolytes`` command line."""
     sys.exit(run_app(app))
 
 

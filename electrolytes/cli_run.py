@@ -1,5 +1,8 @@
-"""The pipeline commands of ``mlp-electrolytes``: build, train, md, active-learn, screen,
-case-study (the analyses ``transport`` and ``solvation`` live in :mod:`electrolytes.cli`)."""
+"""The pipeline commands of ``mlp-electrolytes``.
+
+They are build, train, md, active-learn, screen and case-study (the analyses ``transport`` and
+``solvation`` live in :mod:`electrolytes.cli`).
+"""
 
 from __future__ import annotations
 
@@ -64,8 +67,10 @@ def build(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """Pack a periodic electrolyte cell from a composition with packmol (molecules from
-    SMILES with RDKit, octahedral PF6-)."""
+    """Pack a periodic electrolyte cell from a composition with packmol.
+
+    Molecules are built from SMILES with RDKit; PF6- is octahedral.
+    """
     from common.fileio import atomic_write_atoms
     from electrolytes.systems import liquid_cell, parse_composition
 
@@ -234,8 +239,11 @@ def active_learn(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """The DP-GEN loop: train a DeePMD committee -> explore by MD -> max force deviation ->
-    label candidates (GFN1-xTB) -> retrain; resumable, every iteration recorded."""
+    """Run the DP-GEN loop (resumable, every iteration recorded).
+
+    Train a DeePMD committee -> explore by MD -> max force deviation -> label candidates (GFN1-xTB)
+    -> retrain.
+    """
     from common.data import Dataset
     from common.data.io import read_structures
     from common.labels import LabellerSpec
@@ -297,8 +305,10 @@ def screen(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """MD of every composition × temperature of the grid on Dask; σ, D, Ea and Li+ shells
-    per condition, the best composition and figures."""
+    """Run MD of every composition × temperature of the grid on Dask.
+
+    Per condition: σ, D, Ea and Li+ shells; then the best composition and figures.
+    """
     from electrolytes.screening import load_screen_config, run_screen
 
     settings = load_screen_config(config, temperatures_K=temperatures, steps=steps)
@@ -330,8 +340,11 @@ def case_study_cmd(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """The seed workflow end to end: cells, GFN1-xTB labels, DeePMD committee, active
-    learning, MD at the grid's temperatures, transport, solvation, report."""
+    """Run the seed workflow end to end.
+
+    Cells, GFN1-xTB labels, DeePMD committee, active learning, MD at the grid's temperatures,
+    transport, solvation, report.
+    """
     from electrolytes import case_study
 
     summary = case_study.run(scale, out, seed=seed, progress=not json_out, device=device)

@@ -1,5 +1,7 @@
-"""DeePMD-kit (PyTorch backend): train with deepmd-kit's own trainer, freeze, load, deepmd's
-ASE calculator, and the batched module the common MD engine runs.
+"""DeePMD-kit (PyTorch backend) for the electrolyte pipeline.
+
+Training with deepmd-kit's own trainer, freezing, loading, deepmd's ASE calculator, and the batched
+module the common MD engine runs.
 
 Training writes DeePMD-kit's ``input.json`` from our config (:class:`DeepMDConfig`; se_e2_a
 by default) and runs, in a child process in the model folder, what ``dp --pt train
@@ -132,8 +134,11 @@ class DeepMDConfig(ConfigSchema):
 
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
-    """DeePMD hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus
-    overrides; a missing, unknown or impossible key is a one-line ConfigError naming it."""
+    """Return the DeePMD hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file.
+
+    ``overrides`` are applied on top; a missing, unknown or impossible key is a one-line ConfigError
+    naming it.
+    """
     from common.config import load_json_config
 
     cfg = load_json_config(scale_or_path, CONFIGS, "deepmd", what="DeePMD config",
@@ -220,9 +225,12 @@ def input_json(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: i
 
 def model_section(cfg: dict[str, Any], type_map: list[str], sel: list[int], seed: int,
                   zbl_table: str = ZBL_TABLE) -> dict[str, Any]:
-    """The ``model`` section of deepmd's input: descriptor and fitting net, and with ``zbl``
-    the pair table and its switching distances (deepmd's ``use_srtab``, ``sw_rmin``,
-    ``sw_rmax``; ``smin_alpha`` is deepmd's default, which its PyTorch backend uses)."""
+    """Return the ``model`` section of deepmd's input.
+
+    It holds the descriptor and fitting net, and with ``zbl`` the pair table and its switching
+    distances (deepmd's ``use_srtab``, ``sw_rmin``, ``sw_rmax``; ``smin_alpha`` is deepmd's default,
+    which its PyTorch backend uses).
+    """
     descriptor = {"type": cfg["descriptor"], "sel": list(sel), "rcut": cfg["rcut_A"],
                   "rcut_smth": cfg["rcut_smth_A"], "neuron": list(cfg["neuron"]),
                   "resnet_dt": False, "type_one_side": cfg["type_one_side"],
@@ -252,8 +260,11 @@ _ZBL_D = (3.19980, 0.94229, 0.40290, 0.20162)
 
 
 def zbl_pair_energy(z1: int, z2: int, r_A):
-    """The ZBL universal screened nuclear repulsion of nuclei ``z1``, ``z2`` at ``r_A`` (Å),
-    eV: Z1 Z2 e^2 / (4 pi eps0 r) phi(r / a), a = 0.8854 a0 / (Z1^0.23 + Z2^0.23)."""
+    """Return the ZBL screened nuclear repulsion (eV) of nuclei ``z1``, ``z2`` at ``r_A`` (Å).
+
+    The ZBL universal form: Z1 Z2 e^2 / (4 pi eps0 r) phi(r / a), a = 0.8854 a0 / (Z1^0.23 +
+    Z2^0.23).
+    """
     import numpy as np
 
     r = np.asarray(r_A, dtype=float)
@@ -265,12 +276,14 @@ def zbl_pair_energy(z1: int, z2: int, r_A):
 
 def zbl_table(type_map: list[str], rcut_A: float, r_min_A: float = 0.01, dr_A: float = 0.005
               ):
-    """deepmd's pair table for ``type_map``: rows ``r, E_00, E_01, ..., E_11, ...`` (pairs
-    i <= j in type order), r from ``r_min_A`` to ``rcut_A`` every ``dr_A`` (Å); each pair's
-    ZBL energy times a smooth switch (1 - 10u^3 + 15u^4 - 6u^5, u from 0 at rcut/2 to 1 at
-    rcut), so the table ends at zero as deepmd wants. Switched off at half the cutoff, the
-    tail changes nothing where the pair term acts (atoms closer than ``zbl_sw_rmax_A``)
-    beyond a few percent of its bonded neighbours' share."""
+    """Return deepmd's pair table for ``type_map``: ZBL energies switched off smoothly.
+
+    Rows ``r, E_00, E_01, ..., E_11, ...`` (pairs i <= j in type order), r from ``r_min_A`` to
+    ``rcut_A`` every ``dr_A`` (Å); each pair's ZBL energy times a smooth switch (1 - 10u^3 + 15u^4 -
+    6u^5, u from 0 at rcut/2 to 1 at rcut), so the table ends at zero as deepmd wants. Switched off
+    at half the cutoff, the tail changes nothing where the pair term acts (atoms closer than
+    ``zbl_sw_rmax_A``) beyond a few percent of its bonded neighbours' share.
+    """
     import numpy as np
     from ase.data import atomic_numbers
 
@@ -299,23 +312,30 @@ def write_zbl_table(path: str | Path, type_map: list[str], rcut_A: float) -> Pat
 
 
 def sel_from_stat(max_nbor_size: list[int], margin: float) -> list[int]:
-    """deepmd's automatic ``sel``: the most neighbours of each element seen in the training
-    data, times ``margin``, rounded up to a multiple of 4 (at least 4, so that an element
-    never seen as a neighbour is still kept when MD brings it close)."""
+    """Return deepmd's automatic ``sel`` from the neighbour statistics.
+
+    It is the most neighbours of each element seen in the training data, times ``margin``, rounded
+    up to a multiple of 4 (at least 4, so that an element never seen as a neighbour is still kept
+    when MD brings it close).
+    """
     return [max(4, 4 * math.ceil(math.ceil(n * margin) / 4)) for n in max_nbor_size]
 
 
 def default_sel(rcut_A: float, n_types: int) -> list[int]:
-    """``sel`` for a model without training data: the atoms of a liquid of 0.1 atoms/Å^3
-    within ``rcut_A``, for every element."""
+    """Return ``sel`` for a model without training data.
+
+    It counts the atoms of a liquid of 0.1 atoms/Å^3 within ``rcut_A``, for every element.
+    """
     return sel_from_stat([int(0.1 * 4.0 / 3.0 * math.pi * rcut_A**3)] * n_types, 1.0)
 
 
 def neighbor_stat(system_dir: str | Path, rcut_A: float, type_map: list[str]
                   ) -> dict[str, Any]:
-    """deepmd's neighbour statistics (``dp --pt neighbor-stat``) of the deepmd/npy systems
-    under ``system_dir``: the shortest distance between two atoms (Å) and, per element of
-    ``type_map``, the most neighbours within ``rcut_A`` any atom has."""
+    """Return deepmd's neighbour statistics (``dp --pt neighbor-stat``) of ``system_dir``.
+
+    Of the deepmd/npy systems under ``system_dir``: the shortest distance between two atoms (Å) and,
+    per element of ``type_map``, the most neighbours within ``rcut_A`` any atom has.
+    """
     _import_deepmd()
     from deepmd.entrypoints.neighbor_stat import neighbor_stat as dp_neighbor_stat
 
@@ -335,12 +355,12 @@ _DRIVER = ("import sys; from deepmd.main import main; "
 
 def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False,
                threads: int | None = None, init_model: Path | None = None) -> float:
-    """Train and freeze with deepmd-kit in ``workdir`` (which holds ``input.json``) in a
-    child process on ``device``; returns the wall time (s). ``init_model``: a deepmd
-    checkpoint whose weights and statistics start the training (``--init-model``; same
-    type map and sel). deepmd's log goes to
-    ``dp_train.log``, everything the process prints to ``dp_train.out`` (to the terminal
-    with ``progress``).
+    """Train and freeze with deepmd-kit in ``workdir`` in a child process on ``device``.
+
+    ``workdir`` holds ``input.json``. Returns the wall time (s). ``init_model``: a deepmd checkpoint
+    whose weights and statistics start the training (``--init-model``; same type map and sel).
+    deepmd's log goes to ``dp_train.log``, everything the process prints to ``dp_train.out`` (to the
+    terminal with ``progress``).
 
     Raises
     ------
@@ -364,12 +384,14 @@ def run_deepmd(workdir: Path, device: str = "cpu", progress: bool = False,
 
 
 def _child_env(device: str, threads: int | None = None) -> dict[str, str]:
-    """The environment for deepmd's process: deepmd reads its device from ``DEVICE=cpu`` or
-    takes ``cuda:0``, so ``cuda:N`` becomes the only visible GPU. Its data loader reads the
-    frames in the training process (``NUM_WORKERS=0`` unless set: deepmd's default of one
-    loader process per core, up to 4, costs more than it saves on a few hundred frames);
-    ``threads`` sets its OpenMP and torch thread counts (committee members trained side by
-    side must not oversubscribe the cores)."""
+    """Return the environment for deepmd's child process.
+
+    deepmd reads its device from ``DEVICE=cpu`` or takes ``cuda:0``, so ``cuda:N`` becomes the only
+    visible GPU. Its data loader reads the frames in the training process (``NUM_WORKERS=0`` unless
+    set: deepmd's default of one loader process per core, up to 4, costs more than it saves on a few
+    hundred frames); ``threads`` sets its OpenMP and torch thread counts (committee members trained
+    side by side must not oversubscribe the cores).
+    """
     env = dict(os.environ)
     env.pop("LOCAL_RANK", None)  # deepmd would start distributed training
     env.setdefault("NUM_WORKERS", "0")
@@ -398,8 +420,10 @@ def _last_line(path: Path) -> str:
 
 
 def _import_deepmd():
-    """deepmd's PyTorch backend (common.frameworks.import_deepmd_pt), without its import-time
-    hint about thread variables."""
+    """Import deepmd's PyTorch backend without its import-time hint about thread variables.
+
+    The import goes through common.frameworks.import_deepmd_pt.
+    """
     from common.frameworks import import_deepmd_pt
 
     with _quiet_deepmd():
@@ -408,7 +432,10 @@ def _import_deepmd():
 
 @contextlib.contextmanager
 def _quiet_deepmd():
-    """deepmd's info and warning lines (thread and batch-size hints) during in-process calls."""
+    """Silence deepmd's info and warning lines during in-process calls.
+
+    These are its thread and batch-size hints.
+    """
     import logging
 
     logger = logging.getLogger("deepmd")
@@ -424,8 +451,10 @@ def _quiet_deepmd():
 
 
 class DeepMDAdapter:
-    """A trained DeePMD potential (see :class:`common.potential.protocol.ModelAdapter`): a
-    model folder holding deepmd's frozen model, checkpoint and input, and our metadata."""
+    """A trained DeePMD potential (see :class:`common.potential.protocol.ModelAdapter`).
+
+    It is a model folder holding deepmd's frozen model, checkpoint and input, and our metadata.
+    """
 
     name: ClassVar[str] = "deepmd"
 
@@ -454,8 +483,9 @@ class DeepMDAdapter:
               seed: int = 0, test=None, device: str = "cpu", progress: bool = False,
               threads: int | None = None, init_from: str | Path | None = None
               ) -> DeepMDAdapter:
-        """Train with deepmd-kit on ``train`` (``valid`` in deepmd's learning curve), freeze,
-        and score on ``valid`` and ``test``.
+        """Train with deepmd-kit on ``train``, freeze, and score on ``valid`` and ``test``.
+
+        ``valid`` also enters deepmd's learning curve.
 
         Parameters
         ----------
@@ -507,7 +537,7 @@ class DeepMDAdapter:
     # -- loading / saving ---------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> DeepMDAdapter:
-        """A model folder written by ``train``, ``untrained`` or ``save``."""
+        """Load a model folder written by ``train``, ``untrained`` or ``save``."""
         from common.md.runner import check_device
 
         check_device(device)
@@ -522,8 +552,9 @@ class DeepMDAdapter:
     @classmethod
     def untrained(cls, path: str | Path, elements: list[str], config: dict | str = "tiny",
                   seed: int = 0, sel: list[int] | None = None) -> DeepMDAdapter:
-        """A randomly initialised deepmd model, scripted and saved like a frozen one: for
-        speed benchmarks and plumbing tests only (its predictions mean nothing).
+        """Build a randomly initialised deepmd model, scripted and saved like a frozen one.
+
+        For speed benchmarks and plumbing tests only (its predictions mean nothing).
 
         ``elements``: the type map (sorted by Z here); ``sel``: neighbours kept per element
         (default :func:`default_sel`).
@@ -551,8 +582,11 @@ class DeepMDAdapter:
         return adapter
 
     def save(self, path: str | Path) -> Path:
-        """Write the model folder: deepmd's frozen model, checkpoint, input and learning curve
-        (those that exist) and ``mlp-cases-model.json``."""
+        """Write the model folder to ``path``.
+
+        It holds deepmd's frozen model, checkpoint, input and learning curve (those that exist) and
+        ``mlp-cases-model.json``.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if path.resolve() != self.path.resolve():
@@ -564,9 +598,11 @@ class DeepMDAdapter:
 
     # -- using --------------------------------------------------------------------------
     def calculator(self):
-        """deepmd-kit's own ASE calculator (``deepmd.calculator.DP``) on the frozen model
-        (energy, forces, stress); it refuses elements outside the type map with a DataError.
-        It runs on deepmd's device (CUDA when available, unless ``DEVICE=cpu`` is set)."""
+        """Return deepmd-kit's own ASE calculator (``deepmd.calculator.DP``) on the frozen model.
+
+        It gives energy, forces and stress, and refuses elements outside the type map with a
+        DataError. It runs on deepmd's device (CUDA when available, unless ``DEVICE=cpu`` is set).
+        """
         _import_deepmd()
         from deepmd.calculator import DP
 
@@ -575,7 +611,7 @@ class DeepMDAdapter:
                                                  allowed=element_numbers(self.elements))
 
     def batched(self, dtype: torch.dtype = torch.float64) -> DeepMDBatched:
-        """The module for the batched MD engine (results in the state's dtype)."""
+        """Return the module for the batched MD engine (results in the state's dtype)."""
         return DeepMDBatched(self.model_file).to(dtype)
 
 
@@ -591,14 +627,16 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
                     config: dict | str | None = None, seed: int = 0, parallel: int = 1,
                     init_from: str | Path | None = None,
                     **train_kw: Any) -> tuple[Path, list[DeepMDAdapter]]:
-    """Train ``n_models`` DeePMD models that differ only in their seed (``seed``,
-    ``seed + 1``, ...) in ``workdir/member_k`` and record the committee folder
-    (:mod:`common.potential.committee`). Returns (folder, members).
+    """Train ``n_models`` DeePMD models that differ only in their seed, as a committee.
+
+    The seeds are ``seed``, ``seed + 1``, ...; member k is trained in ``workdir/member_k`` and the
+    committee folder is recorded (:mod:`common.potential.committee`). Returns (folder, members).
 
     ``parallel`` > 1 runs that many deepmd trainings side by side (each in its own process
     with ``cpu_count // parallel`` threads); the members are the same as trained one by one
     (each depends only on its seed and the data). ``init_from``: a committee folder of as
-    many members; member k continues from its member k (:meth:`DeepMDAdapter.train`)."""
+    many members; member k continues from its member k (:meth:`DeepMDAdapter.train`).
+    """
     from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
@@ -639,8 +677,10 @@ def _deepmd_version() -> str:
 
 def _init_checkpoint(init_from: str | Path | None, elements: list[str]
                      ) -> tuple[Path | None, list[int] | None]:
-    """The checkpoint and sel of a model folder to continue from (None, None without one);
-    a folder for other elements, or without a checkpoint, is refused."""
+    """Return the checkpoint and sel of a model folder to continue from (None, None without one).
+
+    A folder for other elements, or without a checkpoint, is refused.
+    """
     if init_from is None:
         return None, None
     folder = Path(init_from)
@@ -659,10 +699,12 @@ def _init_checkpoint(init_from: str | Path | None, elements: list[str]
 def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int,
                  sel: list[int] | None = None
                  ) -> tuple[dict[str, Any], dict[str, Any], list[int]]:
-    """Export the data, take deepmd's neighbour statistics of the training set, and write
-    ``workdir/input.json`` (type map: the training set's elements sorted by Z; sel from the
-    statistics). Returns the input, the statistics and sel per element (se_atten's input
-    holds their sum)."""
+    """Export the data and write ``workdir/input.json`` from deepmd's neighbour statistics.
+
+    The statistics are those of the training set; type map: the training set's elements sorted by Z;
+    sel from the statistics. Returns the input, the statistics and sel per element (se_atten's input
+    holds their sum).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     type_map = elements_of(train)
     train_systems, valid_systems = _export(train, valid, workdir, type_map)
@@ -677,8 +719,10 @@ def _write_input(train, valid, workdir: Path, cfg: dict[str, Any], seed: int,
 
 
 def _export(train, valid, workdir: Path, type_map: list[str]) -> tuple[list[str], list[str]]:
-    """deepmd/npy systems (dpdata, through common.data.export) under ``workdir/data``;
-    returns the training and validation system folders relative to ``workdir``."""
+    """Write deepmd/npy systems (dpdata, through common.data.export) under ``workdir/data``.
+
+    Returns the training and validation system folders relative to ``workdir``.
+    """
     from common.data import Dataset, export_deepmd
 
     folders = []
@@ -705,8 +749,11 @@ def _metrics(adapter: DeepMDAdapter, valid, test, workdir: Path, device: str
 
 @functools.cache
 def _checked_calculator_class(base):
-    """deepmd's DP calculator, refusing unknown elements before deepmd sees them (it would
-    fail with a KeyError on the symbol)."""
+    """Return a subclass of deepmd's DP calculator ``base`` that refuses unknown elements.
+
+    Unknown elements are refused before deepmd sees them (it would fail with a KeyError on the
+    symbol).
+    """
 
     class CheckedDP(base):
         def __init__(self, model, allowed=None, **kwargs):
@@ -728,8 +775,11 @@ def _checked_calculator_class(base):
 
 
 def frozen_model(path: str | Path, device: str | torch.device = "cpu"):
-    """The frozen TorchScript model at ``path`` on ``device`` (loaded once per file version
-    and device, and shared: deepmd's models are only read at inference)."""
+    """Return the frozen TorchScript model at ``path`` on ``device``.
+
+    It is loaded once per file version and device, and shared: deepmd's models are only read at
+    inference.
+    """
     _import_deepmd()  # registers deepmd's custom ops the scripted model may call
     p = Path(path).resolve()
     try:
@@ -776,6 +826,7 @@ class DeepMDBatched(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return the energies and forces (and stresses with ``compute_stress``) of the batch."""
         model = frozen_model(self.model_file, state.device)
         ext, ext_type, nlist, mapping = self.extended_frame(state, neighbors)
         with torch.enable_grad(), torch.jit.optimized_execution(False):
@@ -792,9 +843,12 @@ class DeepMDBatched(BatchedPotential):
 
     def extended_frame(self, state: BatchState, neighbors: NeighborList
                        ) -> tuple[torch.Tensor, ...]:
-        """deepmd's lower-interface inputs for the batch: extended coordinates (n_ext, 3) Å
-        (float64), their types (n_ext,), the neighbour list (n_atoms, K) of extended indices
-        (-1 for none, nearest first) and the extended-to-local map (n_ext,)."""
+        """Return deepmd's lower-interface inputs for the batch.
+
+        They are the extended coordinates (n_ext, 3) Å (float64), their types (n_ext,), the
+        neighbour list (n_atoms, K) of extended indices (-1 for none, nearest first) and the
+        extended-to-local map (n_ext,).
+        """
         i, j, _, off, _ = neighbors.pairs()
         pos = state.positions.detach().to(torch.float64)
         r2 = (pos[j] - pos[i] + off.to(torch.float64)).square().sum(-1)

@@ -83,6 +83,7 @@ class ScreenSettings(ConfigSchema):
     minimize_steps: int = 0
 
     def check(self, where: str = "screen") -> ScreenSettings:
+        """Return the settings after checking them; a bad value is a :class:`ConfigError`."""
         def need(ok: bool, what: str, fix: str) -> None:
             if not ok:
                 raise ConfigError(what, where=where, fix=fix)
@@ -117,7 +118,7 @@ def load_screen_config(scale_or_path: str | Path, **overrides: Any) -> ScreenSet
 
 
 def compositions(s: ScreenSettings) -> list:
-    """The grid's compositions (:class:`electrolytes.systems.Composition`), ratio-major."""
+    """Return the grid's compositions (:class:`electrolytes.systems.Composition`), ratio-major."""
     from electrolytes.systems import Composition
 
     out = [Composition(dict(zip(s.solvents, r, strict=True)), s.ratio_by, float(c),
@@ -217,8 +218,10 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
 
 
 def minimized(cell, pot, steps: int, path: Path, device: str = "cpu"):
-    """``cell`` after at most ``steps`` FIRE steps (fixed cell, fmax 0.05 eV/Å) on ``pot``,
-    written to ``path`` once and read back on a rerun."""
+    """Minimise ``cell`` by at most ``steps`` FIRE steps on ``pot`` (fixed cell, fmax 0.05 eV/Å).
+
+    The result is written to ``path`` once and read back on a rerun.
+    """
     import ase.io
     from ase.optimize import FIRE
 
@@ -238,14 +241,17 @@ def minimized(cell, pot, steps: int, path: Path, device: str = "cpu"):
 
 def held_temperatures(thermo_path: str | Path, discard_fs: float = 0.0, n_blocks: int = 5
                       ) -> dict[int, dict]:
-    """Per MD system: the mean kinetic temperature after the first ``discard_fs``, its
-    standard error from ``n_blocks`` consecutive blocks (the thermo samples are correlated
-    over ~1/(2 friction)) and the standard deviation of the samples (``md_temperature_K``,
-    ``md_temperature_err_K``, ``md_temperature_std_K``), from the thermo log, so each run is
-    checked against its own target (the run summary averages all runs); and the drift of
-    the potential energy (``md_epot_drift_eV``: last block's mean minus the first's), which
-    tells why a run is hotter than its target: a model whose potential energy keeps falling
-    releases that energy as heat faster than the thermostat takes it out."""
+    """Return the mean kinetic temperature of each MD system, with its error and energy drift.
+
+    Per MD system: the mean kinetic temperature after the first ``discard_fs``, its standard error
+    from ``n_blocks`` consecutive blocks (the thermo samples are correlated over ~1/(2 friction))
+    and the standard deviation of the samples (``md_temperature_K``, ``md_temperature_err_K``,
+    ``md_temperature_std_K``), from the thermo log, so each run is checked against its own target
+    (the run summary averages all runs); and the drift of the potential energy
+    (``md_epot_drift_eV``: last block's mean minus the first's), which tells why a run is hotter
+    than its target: a model whose potential energy keeps falling releases that energy as heat
+    faster than the thermostat takes it out.
+    """
     from common.md.runner import read_thermo
 
     cols = read_thermo(thermo_path)
@@ -264,8 +270,10 @@ def held_temperatures(thermo_path: str | Path, discard_fs: float = 0.0, n_blocks
 
 
 def block_error(x, n_blocks: int = 5) -> float | None:
-    """Standard error of the mean of a correlated series from ``n_blocks`` block means
-    (None with fewer samples than blocks)."""
+    """Return the standard error of the mean of a correlated series from block means.
+
+    The series is cut into ``n_blocks`` blocks; None with fewer samples than blocks.
+    """
     x = np.asarray(x, dtype=float)
     n = len(x) // n_blocks
     if n < 1 or n_blocks < 2:
@@ -299,8 +307,10 @@ def _analyse(frames, temperature_K: float, dt_fs: float, pot) -> dict:
 
 
 def _deviation(frames, pot, n: int = 20) -> dict:
-    """Median and 90th percentile of the committee's max force deviation (eV/Å) over up to
-    ``n`` frames spread along the trajectory."""
+    """Return the median and 90th percentile of the committee's max force deviation (eV/Å).
+
+    They are taken over up to ``n`` frames spread along the trajectory.
+    """
     from common.potential.protocol import evaluate
 
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
@@ -432,8 +442,10 @@ def run_screen(settings: ScreenSettings | dict, model: str | Path, outdir: str |
 
 def summarize_screen(results: dict[str, dict], outdir: str | Path,
                      rank_by: str = "nernst_einstein") -> dict:
-    """Table (``screen.csv``, ``screen.json``), best composition and figures from the stored
-    per-composition results."""
+    """Write the table, best composition and figures of the stored per-composition results.
+
+    The table is ``screen.csv`` and ``screen.json``.
+    """
     from common.fileio import atomic_write_json, atomic_write_text
 
     out = Path(outdir)
@@ -481,8 +493,10 @@ def _csv(rows: list[dict]) -> str:
 
 
 def plot_sigma(rows: list[dict], ref_t: float | None, rank_by: str, path: Path) -> Path:
-    """σ at the reference temperature against salt molarity, one line per solvent ratio and
-    additive level."""
+    """Plot σ at the reference temperature against salt molarity.
+
+    One line per solvent ratio and additive level.
+    """
     from electrolytes.transport import _pyplot, _save
 
     plt = _pyplot()

@@ -62,8 +62,10 @@ A3_PER_CM3 = 1e24
 
 @dataclass(frozen=True)
 class Species:
-    """A molecule of the electrolyte: its SMILES (None: built geometrically), charge (e) and
-    liquid density (g/cm^3, None for ions)."""
+    """A molecule of the electrolyte: its SMILES, charge and liquid density.
+
+    SMILES None: built geometrically; charge in e; liquid density in g/cm^3 (None for ions).
+    """
 
     name: str
     smiles: str | None
@@ -99,11 +101,13 @@ def pf6(bond_A: float = PF_BOND_A) -> Atoms:
 
 
 def molecule(name: str, seed: int = 0, relax: str | None = None) -> Atoms:
-    """A known molecule (:data:`MOLECULES`: EC, DEC, FEC, ..., Li, PF6) or any SMILES, as an
-    RDKit ETKDG conformer relaxed with MMFF (``seed`` seeds the embedding); ``relax`` (an xtb
-    method, e.g. ``"GFN1-xTB"``) then relaxes it in vacuum with that method (tblite, BFGS to
-    0.05 eV/Å), so a cell packed from it starts near the labeller's own bond lengths
-    (measured, GFN1: MMFF's EC has an RMS force of 0.84 eV/Å, the ideal PF6- 0.91)."""
+    """Build a known molecule or any SMILES as an RDKit ETKDG conformer relaxed with MMFF.
+
+    Known molecules are those of :data:`MOLECULES` (EC, DEC, FEC, ..., Li, PF6); ``seed`` seeds the
+    embedding; ``relax`` (an xtb method, e.g. ``"GFN1-xTB"``) then relaxes it in vacuum with that
+    method (tblite, BFGS to 0.05 eV/Å), so a cell packed from it starts near the labeller's own bond
+    lengths (measured, GFN1: MMFF's EC has an RMS force of 0.84 eV/Å, the ideal PF6- 0.91).
+    """
     sp = MOLECULES.get(name)
     if sp is not None and sp.smiles is None:
         if name != "PF6":
@@ -167,8 +171,10 @@ def _n_atoms(name: str) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _vdw_volume_A3(name: str) -> float:
-    """Van der Waals volume of one molecule (Å^3): RDKit's grid volume of the union of
-    Bondi spheres."""
+    """Return the van der Waals volume of one molecule (Å^3).
+
+    It is RDKit's grid volume of the union of Bondi spheres.
+    """
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
@@ -209,6 +215,7 @@ class Composition:
     additive_wt_pct: float = 0.0
 
     def __post_init__(self):
+        """Check the fields; a bad value is a one-line :class:`ConfigError`."""
         where = "composition"
         if not self.solvents or any(not (math.isfinite(v) and v >= 0)
                                     for v in self.solvents.values()):
@@ -234,7 +241,7 @@ class Composition:
                                       fix="give the ratio by mole (ratio_by='mole')")
 
     def label(self) -> str:
-        """``EC:DEC 1:1 (v/v), 1 M LiPF6, 2 wt% FEC``."""
+        """Return a readable label, e.g. ``EC:DEC 1:1 (v/v), 1 M LiPF6, 2 wt% FEC``."""
         names = ":".join(self.solvents)
         ratio = ":".join(f"{v:g}" for v in self.solvents.values())
         text = f"{names} {ratio} ({'v/v' if self.ratio_by == 'volume' else 'mol/mol'}), " \
@@ -244,6 +251,7 @@ class Composition:
         return text
 
     def to_dict(self) -> dict:
+        """Return the composition as a plain, JSON-ready dict."""
         return {"solvents": dict(self.solvents), "ratio_by": self.ratio_by,
                 "salt_M": self.salt_M, "additive": self.additive,
                 "additive_wt_pct": self.additive_wt_pct}
@@ -271,9 +279,11 @@ def parse_composition(text: str, ratio_by: str = "volume", salt_M: float = 1.0,
 
 
 def _per_mole_of_solvent(comp: Composition) -> dict[str, float]:
-    """Moles of each species per mole of the solvent mixture (excluding the additive):
-    solvents from the ratio, then salt and additive from molarity and weight percent (the two
-    are coupled: the additive adds volume, the salt adds mass)."""
+    """Return moles of each species per mole of the solvent mixture (excluding the additive).
+
+    Solvents come from the ratio, then salt and additive from molarity and weight percent (the two
+    are coupled: the additive adds volume, the salt adds mass).
+    """
     w = np.array(list(comp.solvents.values()), dtype=float)
     names = list(comp.solvents)
     if comp.ratio_by == "volume":
@@ -305,8 +315,9 @@ def _per_mole_of_solvent(comp: Composition) -> dict[str, float]:
 
 
 def molecule_counts(comp: Composition, n_atoms: int) -> dict[str, int]:
-    """Whole molecules for a cell of about ``n_atoms`` atoms, keys in the composition's order
-    (solvents, additive, Li, PF6).
+    """Return whole molecules for a cell of about ``n_atoms`` atoms.
+
+    Keys are in the composition's order (solvents, additive, Li, PF6).
 
     Raises
     ------
@@ -334,8 +345,11 @@ def molecule_counts(comp: Composition, n_atoms: int) -> dict[str, int]:
 
 
 def cell_composition(counts: Mapping[str, int], volume_A3: float | None = None) -> dict:
-    """What integer ``counts`` actually are: mole fractions of the solvents, volume ratio,
-    molarity (mol/L, needs the cell volume), additive weight percent, atoms, mass (amu)."""
+    """Return what integer molecule ``counts`` actually are as a composition.
+
+    Mole fractions of the solvents, volume ratio, molarity (mol/L, needs the cell volume), additive
+    weight percent, atoms, mass (amu).
+    """
     mass = {k: n * _mass(k) for k, n in counts.items()}
     total = sum(mass.values())
     solvents = {k: n for k, n in counts.items() if k not in SALT["ions"]}
@@ -355,8 +369,11 @@ def cell_composition(counts: Mapping[str, int], volume_A3: float | None = None) 
 
 
 def estimate_density(counts: Mapping[str, int]) -> float:
-    """Ideal-mixing density (g/cm^3): pure-liquid volumes of the neutral molecules plus the
-    salt's apparent molar volume (module docstring)."""
+    """Estimate the ideal-mixing density (g/cm^3) of a cell of ``counts``.
+
+    It adds the pure-liquid volumes of the neutral molecules and the salt's apparent molar volume
+    (module docstring).
+    """
     vol = 0.0
     for k, n in counts.items():
         if k in SALT["ions"]:
@@ -400,7 +417,7 @@ def liquid_cell(composition: Composition | None = None, *, n_atoms: int | None =
                 counts: Mapping[str, int] | None = None, density_g_cm3: float | None = None,
                 seed: int = 0, tolerance_A: float = 2.0, nloop: int = 100,
                 relax_molecules: str | None = None) -> Atoms:
-    """A periodic cube of the electrolyte, packed by packmol.
+    """Pack a periodic cube of the electrolyte with packmol.
 
     Give either ``composition`` with ``n_atoms`` (counts from :func:`molecule_counts`) or the
     molecule ``counts`` themselves (``{"EC": 4, "DEC": 2, "Li": 1, "PF6": 1}``). The cube's

@@ -172,7 +172,9 @@ def msd_fft(x: np.ndarray, chunk_elements: int = 4_000_000) -> np.ndarray:
 
 
 def msd_direct(x: np.ndarray, lags: Sequence[int] | None = None) -> np.ndarray:
-    """The O(T²) definition of :func:`msd_fft` (reference and benchmark baseline).
+    """Compute the MSD by its O(T²) definition, as :func:`msd_fft` does by FFT.
+
+    It is the reference and benchmark baseline.
 
     Returns ``(len(lags), N)`` (or ``(len(lags),)`` for ``(T, 3)`` input) MSD in Å².
     """
@@ -287,7 +289,7 @@ class Conductivity:
         return self.nernst_einstein_S_per_cm / eh if eh > 0 else math.nan
 
     def to_dict(self) -> dict:
-        """The ``conductivity`` entry of the JSON contract (NaN as ``None``)."""
+        """Return the ``conductivity`` entry of the JSON contract (NaN as ``None``)."""
         out = {k: _num(v) for k, v in vars(self).items()}
         out["haven_ratio"] = _num(self.haven_ratio)
         return out
@@ -333,7 +335,7 @@ class TransportRun:
         return np.arange(n) * self.dt_fs
 
     def to_dict(self) -> dict:
-        """This run's entry of the ``runs`` list of the JSON contract."""
+        """Return this run's entry of the ``runs`` list of the JSON contract."""
         return {"trajectory": self.name, "temperature_K": float(self.temperature_K),
                 "species": {s: {"n_atoms": d.n_atoms, "D_cm2_per_s": _num(d.D_cm2_per_s),
                                 "D_err_cm2_per_s": _num(d.D_err_cm2_per_s)}
@@ -347,7 +349,10 @@ def _num(v: float) -> float | None:
 
 
 def uniform_timestep_fs(times_fs: np.ndarray, where: str) -> float:
-    """The constant spacing (fs) of frame times; :class:`DataError` if they are uneven."""
+    """Return the constant spacing (fs) of frame times.
+
+    Raises :class:`DataError` if they are uneven.
+    """
     t = np.asarray(times_fs, dtype=float)
     if len(t) < 2:
         raise DataError(f"{len(t)} frame(s): a time series needs at least 2", where=where,
@@ -453,8 +458,10 @@ def _conductivity(x: np.ndarray, symbols: np.ndarray, charges: dict[str, float],
                   species: dict[str, SpeciesDiffusion], factor: float, dt_fs: float,
                   window: Sequence[float], n_blocks: int
                   ) -> tuple[Conductivity, np.ndarray]:
-    """NE from the D's and EH from the charge displacement; ``factor`` from
-    :func:`_sigma_factor_S_per_cm`."""
+    """Compute NE conductivity from the D's and EH from the charge displacement.
+
+    ``factor`` comes from :func:`_sigma_factor_S_per_cm`.
+    """
     to_a2fs = 1.0 / A2_PER_FS_IN_CM2_PER_S
     ne = sum(species[s].n_atoms * q**2 * species[s].D_cm2_per_s for s, q in charges.items())
     ne_err = math.sqrt(sum((species[s].n_atoms * q**2 * species[s].D_err_cm2_per_s) ** 2
@@ -470,7 +477,7 @@ def _conductivity(x: np.ndarray, symbols: np.ndarray, charges: dict[str, float],
 
 
 def _unwrap_notes(pos: np.ndarray, cells: np.ndarray, pbc: np.ndarray) -> list[str]:
-    """A note when a frame-to-frame step exceeds a quarter of the narrowest cell width."""
+    """Return a note when a frame-to-frame step exceeds a quarter of the narrowest cell width."""
     if not pbc.any() or len(pos) < 2:
         return []
     d = np.diff(pos, axis=0)
@@ -620,7 +627,7 @@ class ArrheniusFit:
     errors: np.ndarray
 
     def predict(self, temperatures_K: np.ndarray) -> np.ndarray:
-        """``A exp(-Ea / kB T)`` at ``temperatures_K``."""
+        """Return ``A exp(-Ea / kB T)`` at ``temperatures_K``."""
         t = np.asarray(temperatures_K, dtype=float)
         return self.prefactor * np.exp(-self.Ea_eV / (KB_EV_PER_K * t))
 
@@ -694,8 +701,11 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 
 def plot_msd(run: TransportRun, path: str | os.PathLike) -> Path:
-    """MSD per species (and of the charge displacement) against time, with the fit window
-    shaded and the fitted lines; written atomically to ``path`` (PNG/PDF/SVG by suffix)."""
+    """Plot the MSD per species (and of the charge displacement) against time.
+
+    The fit window is shaded and the fitted lines drawn; written atomically to ``path`` (PNG/PDF/SVG
+    by suffix).
+    """
     plt = _pyplot()
     panels = 2 if run.charge_msd_e2A2 is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.0), squeeze=False)
@@ -722,8 +732,11 @@ def plot_msd(run: TransportRun, path: str | os.PathLike) -> Path:
 
 def plot_arrhenius(fits: Mapping[str, ArrheniusFit], path: str | os.PathLike,
                    ylabel: str = "D (cm²/s)") -> Path:
-    """Arrhenius plot: values with error bars against 1000/T (log scale) and the fitted lines,
-    one series per entry of ``fits`` (label -> fit); written atomically to ``path``."""
+    """Draw the Arrhenius plot of ``fits``, written atomically to ``path``.
+
+    Values with error bars against 1000/T (log scale) and the fitted lines, one series per entry of
+    ``fits`` (label -> fit).
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 4.0))
     for label, f in fits.items():
@@ -812,7 +825,7 @@ def transport_report(paths_or_frames, temperatures_K: float | Sequence[float],
                      d_error: str = "atoms", remove_drift: bool = False,
                      arrhenius_conductivity: str = "einstein_helfand",
                      plots_dir: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
-    """The JSON of ``mlp-electrolytes transport``: D, conductivity, Haven ratio, Arrhenius.
+    """Return the JSON of ``mlp-electrolytes transport``: D, conductivity, Haven ratio, Arrhenius.
 
     Parameters
     ----------

@@ -1,5 +1,4 @@
-"""Semiconductors: MACE on wurtzite GaN with point defects, free energies by thermodynamic
-integration.
+"""MACE on wurtzite GaN with point defects, free energies by thermodynamic integration.
 
 Ready (framework-free, any BatchedPotential):
 

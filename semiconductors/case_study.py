@@ -57,10 +57,13 @@ SEED_RESULTS = {
 
 @dataclass(frozen=True)
 class TrainingSettings(ConfigSchema):
-    """Training configurations: perfect and ``defects`` cells of ``repeat`` 4-atom cells, each
-    at every temperature, ``frames_per_cell`` frames from ``md_steps`` of MD after a strain in
-    ±``strain`` and a rattle; ``element_frames`` rattled Ga metal (α, bcc) and N2 frames of
-    each kind (the model's own chemical potentials)."""
+    """Training configurations.
+
+    Perfect and ``defects`` cells of ``repeat`` 4-atom cells, each at every temperature,
+    ``frames_per_cell`` frames from ``md_steps`` of MD after a strain in ±``strain`` and a rattle;
+    ``element_frames`` rattled Ga metal (α, bcc) and N2 frames of each kind (the model's own
+    chemical potentials).
+    """
 
     repeat: tuple[int, int, int]
     defects: tuple[str, ...]
@@ -74,10 +77,12 @@ class TrainingSettings(ConfigSchema):
 
 @dataclass(frozen=True)
 class DefectSettings(ConfigSchema):
-    """Formation energies: ``kinds`` in a ``repeat`` supercell, positions relaxed to
-    ``fmax_eV_A`` or ``max_relax_steps``; interstitial search at ``search_temperature_K``
-    (``anneal_steps`` x ``replicas`` per start), with the reference, and with the model when
-    ``model_interstitial_search``."""
+    """Formation energies.
+
+    ``kinds`` in a ``repeat`` supercell, positions relaxed to ``fmax_eV_A`` or ``max_relax_steps``;
+    interstitial search at ``search_temperature_K`` (``anneal_steps`` x ``replicas`` per start),
+    with the reference, and with the model when ``model_interstitial_search``.
+    """
 
     repeat: tuple[int, int, int]
     kinds: tuple[str, ...]
@@ -110,10 +115,13 @@ class TISettings(ConfigSchema):
 
 @dataclass(frozen=True)
 class GrowthSettings(ConfigSchema):
-    """Deposition on a (0001) slab of ``size`` surface cells and ``bilayers`` bilayers over
-    the (``temperatures_K``, ``flux_ratios``) grid (:func:`semiconductors.growth.growth_map`),
+    """Growth-map settings of the case study.
+
+    Deposition on a (0001) slab of ``size`` surface cells and ``bilayers`` bilayers over the
+    (``temperatures_K``, ``flux_ratios``) grid (:func:`semiconductors.growth.growth_map`),
     ``n_atoms`` deposited per point with ``steps_per_atom`` MD steps each; ``potential``:
-    "tersoff" (the reference) or "mace" (the trained model)."""
+    "tersoff" (the reference) or "mace" (the trained model).
+    """
 
     size: tuple[int, int]
     bilayers: int
@@ -127,11 +135,13 @@ class GrowthSettings(ConfigSchema):
 
 @dataclass(frozen=True)
 class CaseConfig(ConfigSchema):
-    """The keys of ``configs/case_*.json``. ``labeller``: ``{"name": ..., **options}``
-    (:mod:`common.labels`; the reference, Tersoff GaN, by default); ``lattice``: ``"potential"``
-    (relaxed with the reference) or ``"seed"`` (a 3.189, c 5.185 Å); ``mace`` names a MACE
-    config (``configs/mace_*.json``), ``mace_overrides`` replaces some of its values;
-    ``ga_phase``: the Ga-rich reservoir (alpha, bcc, fcc or lowest)."""
+    """The keys of ``configs/case_*.json``.
+
+    ``labeller``: ``{"name": ..., **options}`` (:mod:`common.labels`; the reference, Tersoff GaN, by
+    default); ``lattice``: ``"potential"`` (relaxed with the reference) or ``"seed"`` (a 3.189, c
+    5.185 Å); ``mace`` names a MACE config (``configs/mace_*.json``), ``mace_overrides`` replaces
+    some of its values; ``ga_phase``: the Ga-rich reservoir (alpha, bcc, fcc or lowest).
+    """
 
     scale: str
     labeller: dict[str, Any]
@@ -181,7 +191,7 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
 
 
 def _cached_json(path: Path, compute):
-    """The JSON at ``path`` if it is there, else ``compute()`` written there atomically."""
+    """Return the JSON at ``path`` if it is there, else ``compute()`` written there atomically."""
     if path.exists():
         return json.loads(path.read_text())
     value = compute()
@@ -302,7 +312,7 @@ def _element_frames(n: int, seed: int) -> list:
 
 
 def _dataset(t: dict, prim, ref, spec, out: Path, seed: int, progress: bool) -> dict:
-    """Sampled, labelled and split frames (``dataset/*.extxyz``), resumable."""
+    """Sample, label and split the frames (``dataset/*.extxyz``), resumable."""
     import ase.io
 
     from common.data import Dataset
@@ -342,7 +352,7 @@ def _dataset(t: dict, prim, ref, spec, out: Path, seed: int, progress: bool) -> 
 
 
 def _model(cfg: dict, data: dict, folder: Path, seed: int, device: str, progress: bool):
-    """The trained MACE (or committee), loaded from ``folder`` when it is there."""
+    """Train the MACE (or committee), or load it from ``folder`` when it is there."""
     from common.data import Dataset
     from common.fileio import atomic_dir
     from common.potential.committee import Committee
@@ -369,7 +379,7 @@ def _model(cfg: dict, data: dict, folder: Path, seed: int, device: str, progress
 
 
 def _interstitials(host, pot, d: dict, folder: Path, seed: int) -> dict:
-    """The lowest structure of each interstitial kind in ``d["kinds"]`` (search per kind)."""
+    """Find the lowest structure of each interstitial kind in ``d["kinds"]`` (search per kind)."""
     from semiconductors.systems import interstitial_search
 
     out = {}
@@ -403,8 +413,10 @@ def _mu_brief(mu: dict) -> dict:
 
 def _free_energies(t: dict, prim, pots: dict, form: dict, out: Path, seed: int, device: str,
                    progress: bool) -> dict:
-    """Frenkel–Ladd of the perfect and the defective cell with each potential, and the
-    formation free energy vs T at both limits."""
+    """Run Frenkel–Ladd of the perfect and the defective cell with each potential.
+
+    Also the formation free energy vs T at both limits.
+    """
     from semiconductors import systems as S
     from semiconductors.defects import LIMITS, composition_change
     from semiconductors.thermo import (
@@ -486,7 +498,7 @@ def _ti_brief(res: dict) -> dict:
 
 
 def _growth(g: dict, prim, out: Path, seed: int, progress: bool) -> dict:
-    """The growth map (resumable through its sweep store) in ``out/growth``."""
+    """Run the growth map (resumable through its sweep store) in ``out/growth``."""
     from semiconductors import systems as S
     from semiconductors.growth import growth_map
 
@@ -536,6 +548,7 @@ def _f(x, spec=".2f"):
 
 
 def report_markdown(s: dict) -> str:
+    """Return ``report.md`` of the case study from its summary ``s``."""
     seed = s["seed_results"]
     m = s["model"]["metrics"].get("test", {})
     fe = s["formation_energies"]

@@ -1,8 +1,9 @@
-"""``mlp-semiconductors``: GaN structures and point defects (``build``), relaxed formation
-energies between the Ga-rich and N-rich limits (``defects``), MACE training (``train``),
-formation energies vs μ and formation free energies vs T (``formation``), absolute free
-energies of crystals by Frenkel-Ladd integration (``ti``) and the seed's case study
-(``case-study``).
+"""The ``mlp-semiconductors`` command line.
+
+GaN structures and point defects (``build``), relaxed formation energies between the Ga-rich and
+N-rich limits (``defects``), MACE training (``train``), formation energies vs μ and formation free
+energies vs T (``formation``), absolute free energies of crystals by Frenkel-Ladd integration
+(``ti``) and the seed's case study (``case-study``).
 
 ``ti`` is a thin layer over :func:`semiconductors.thermo.frenkel_ladd`; ``--potential`` /
 ``--param``,
@@ -37,7 +38,7 @@ def _group() -> None:
 
 
 def default_out(structure: Path) -> Path:
-    """The default ``--out``: ``<STRUCTURE stem>_ti/`` next to the structure file."""
+    """Return the default ``--out``: ``<STRUCTURE stem>_ti/`` next to the structure file."""
     return structure.parent / f"{structure.stem}_ti"
 
 
@@ -102,8 +103,10 @@ def ti(
     restart: opt.Restart = False,
     json_out: opt.Json = False,
 ) -> None:
-    """Classical Helmholtz free energy per atom at each temperature, with its error, by
-    Frenkel-Ladd integration from an Einstein crystal (all windows in one batched run)."""
+    """Compute the classical Helmholtz free energy per atom at each temperature, with its error.
+
+    By Frenkel-Ladd integration from an Einstein crystal (all windows in one batched run).
+    """
     from common.cli.md import parse_params, warn_default_params
     from common.data.io import read_structures
     from common.potential.registry import make_potential
@@ -146,8 +149,11 @@ TERSOFF = "tersoff"
 
 
 def _potential(name: str, param: list[str] | None, device: str):
-    """``tersoff`` (the embedded reference, LAMMPS; ``--param backend=ase``) or anything
-    ``--potential`` takes elsewhere."""
+    """Make the potential that ``--potential`` names.
+
+    ``tersoff`` (the embedded reference, LAMMPS; ``--param backend=ase``) or anything
+    ``--potential`` takes elsewhere.
+    """
     from common.cli.md import parse_params, warn_default_params
     from common.potential.registry import make_potential
 
@@ -334,8 +340,10 @@ def defects_cmd(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """Relaxed formation energies at the Ga-rich and N-rich limits (μ from the same
-    potential's Ga metal and N2)."""
+    """Compute relaxed formation energies at the Ga-rich and N-rich limits.
+
+    μ from the same potential's Ga metal and N2.
+    """
     from common.fileio import atomic_write_json
     from semiconductors import defects as D
     from semiconductors.systems import interstitial_search
@@ -433,9 +441,12 @@ def formation(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """Formation energy vs Δμ_Ga between the N-rich and Ga-rich limits and, with
-    --temperatures, the formation free energy vs T with error bars (μ_Ga of the 0 K metal,
-    μ_N = F(GaN, T) − μ_Ga per formula unit)."""
+    """Compute formation energies vs Δμ_Ga and, with --temperatures, free energies vs T.
+
+    The formation energy vs Δμ_Ga between the N-rich and Ga-rich limits and, with
+    --temperatures, the formation free energy vs T with error bars (μ_Ga of the 0 K metal, μ_N =
+    F(GaN, T) − μ_Ga per formula unit).
+    """
     from common.fileio import atomic_write_json
     from semiconductors import defects as D
     from semiconductors import systems as S
@@ -526,8 +537,10 @@ def growth_cmd(
     seed: opt.Seed = 0,
     json_out: opt.Json = False,
 ) -> None:
-    """Tiny deposition of Ga and N on (0001) over a (temperature, Ga/N) grid; defects per nm²
-    by site occupation and coordination, and the grid point with the fewest."""
+    """Tiny deposition of Ga and N on (0001) over a (temperature, Ga/N) grid.
+
+    Defects per nm² by site occupation and coordination, and the grid point with the fewest.
+    """
     import math
 
     from semiconductors import systems as S
@@ -582,8 +595,11 @@ def case_study_cmd(
     device: opt.Device = "cpu",
     json_out: opt.Json = False,
 ) -> None:
-    """The seed workflow: reference labels, MACE, formation energies and free energies vs T
-    of V_Ga, with the reference beside the model."""
+    """Run the seed workflow.
+
+    Reference labels, MACE, formation energies and free energies vs T of V_Ga, with the reference
+    beside the model.
+    """
     from semiconductors import case_study
 
     if out.exists() and not out.is_dir():
@@ -597,6 +613,7 @@ def case_study_cmd(
 
 
 def main() -> None:
+    """Run the ``mlp-semiconductors`` command line."""
     sys.exit(run_app(app))
 
 

@@ -1,5 +1,7 @@
-"""Relaxed formation energies of neutral point defects in GaN between the Ga-rich and N-rich
-limits, with any potential (the trained MACE or the Tersoff reference).
+"""Relaxed formation energies of neutral point defects in GaN with any potential.
+
+Between the Ga-rich and N-rich limits, with the trained MACE or the Tersoff reference. The
+formation energy is
 
     E_f = E_def − E_bulk − Σ_s n_s μ_s
 
@@ -89,8 +91,10 @@ def n2_energy(calc, bond_A: float = 1.1) -> tuple[float, float]:
 
 
 def read_chemical_potentials(path: str | Path) -> dict:
-    """A ``chemical_potentials.json`` written before (e.g. by ``mlp-semiconductors defects``);
-    a ConfigError naming the file when it is not one."""
+    """Read a ``chemical_potentials.json`` written before (e.g. by ``mlp-semiconductors defects``).
+
+    Raise a ConfigError naming the file when it is not one.
+    """
     import json
 
     try:
@@ -108,8 +112,9 @@ def read_chemical_potentials(path: str | Path) -> dict:
 
 def chemical_potentials(potential, *, ga_phase_name: str = "alpha",
                         gan_lattice: dict | None = None) -> dict:
-    """μ_Ga and μ_N at the Ga-rich and N-rich limits from ``potential`` (a BatchedPotential
-    or an ASE calculator), eV per atom.
+    """Return μ_Ga and μ_N at the Ga-rich and N-rich limits from ``potential``, eV per atom.
+
+    ``potential`` is a BatchedPotential or an ASE calculator.
 
     Returns ``{"gan": {a_A, c_A, u, energy_eV_per_formula}, "ga_phases_eV_per_atom"
     (the chosen phase; all three for "lowest"), "ga_phase", "mu_Ga_metal_eV", "n2":
@@ -204,8 +209,10 @@ def formation_energies(host: Atoms, potential, mu: dict, *,
 
 
 def formation_vs_mu(row: dict, mu: dict, n: int = 21) -> tuple[np.ndarray, np.ndarray]:
-    """E_f of one defect against Δμ_Ga = μ_Ga − μ_Ga(metal) from ΔH_f (N-rich) to 0
-    (Ga-rich): (Δμ_Ga, E_f), eV."""
+    """Return (Δμ_Ga, E_f), eV, of one defect from ΔH_f (N-rich) to 0 (Ga-rich).
+
+    E_f against Δμ_Ga = μ_Ga − μ_Ga(metal).
+    """
     dh = mu["formation_enthalpy_eV"]
     x = np.linspace(dh, 0.0, n)
     e_ga = row["E_f_Ga_rich_eV"]
@@ -242,8 +249,10 @@ def write_outputs(result: dict, relaxed: list[Atoms], outdir: str | Path,
 
 
 def plot_formation(results: dict[str, dict], path: str | Path) -> None:
-    """E_f against Δμ_Ga for every defect; one line style per result (e.g. MACE solid,
-    Tersoff dashed), one colour per defect."""
+    """E_f against Δμ_Ga for every defect.
+
+    One line style per result (e.g. MACE solid, Tersoff dashed), one colour per defect.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

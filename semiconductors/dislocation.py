@@ -48,8 +48,11 @@ EV_A3_GPA = 160.21766
 
 def _cylinder(prim: Atoms, radius_A: float, shell_A: float, n_c: int, vacuum_A: float
               ) -> tuple[Atoms, np.ndarray]:
-    """The perfect cylinder (atoms within radius + shell of the core axis, which goes through
-    the empty channel at fractional (0, 0) of the 4-atom cell) and the core's (x, y)."""
+    """Build the perfect cylinder and return it with the core's (x, y).
+
+    The cylinder holds the atoms within radius + shell of the core axis, which goes through the
+    empty channel at fractional (0, 0) of the 4-atom cell.
+    """
     a = float(np.linalg.norm(prim.cell[0]))
     r_out = radius_A + shell_A
     n = int(np.ceil(2 * r_out / a)) + 3
@@ -67,8 +70,9 @@ def _cylinder(prim: Atoms, radius_A: float, shell_A: float, n_c: int, vacuum_A: 
 
 def screw_dislocation(prim: Atoms, radius_A: float = 12.0, *, shell_A: float = 4.5,
                       n_c: int = 2, vacuum_A: float = 8.0, perfect: bool = False) -> Atoms:
-    """A screw dislocation along c (b = c, right-handed) in a wurtzite cylinder, or with
-    ``perfect`` the same cylinder without it (module docstring).
+    """Build a screw dislocation along c (b = c, right-handed) in a wurtzite cylinder.
+
+    With ``perfect``, the same cylinder without it (module docstring).
 
     Parameters
     ----------
@@ -110,11 +114,14 @@ def screw_dislocation(prim: Atoms, radius_A: float = 12.0, *, shell_A: float = 4
 
 def burgers_circuit(atoms: Atoms, c_A: float, *, centre_A: Sequence[float] | None = None,
                     r_min_A: float = 4.0, r_max_A: float = 8.0, element: str = "Ga") -> float:
-    """The Burgers vector's z component (Å) from a circuit through the ``element`` columns whose
-    reference positions lie in the annulus r_min ≤ r ≤ r_max around ``centre_A`` (default: the
-    cell's core), visited in order of angle: Σ over neighbouring columns of their z
-    displacement difference, each wrapped into (−c/2, c/2]. b for a loop around the core, 0
-    otherwise; meaningful while neighbouring columns differ by < c/2 (r_min above ~2 Å)."""
+    """Return the Burgers vector's z component (Å) from a circuit around the core.
+
+    The circuit goes through the ``element`` columns whose reference positions lie in the
+    annulus r_min ≤ r ≤ r_max around ``centre_A`` (default: the cell's core), visited in order
+    of angle: Σ over neighbouring columns of their z displacement difference, each wrapped into
+    (−c/2, c/2]. b for a loop around the core, 0 otherwise; meaningful while neighbouring
+    columns differ by < c/2 (r_min above ~2 Å).
+    """
     ref = atoms.arrays["reference_positions"]
     centre = np.asarray(centre_A if centre_A is not None else atoms.info["core_A"], float)
     sel = np.nonzero(np.array(atoms.get_chemical_symbols()) == element)[0]
@@ -143,8 +150,11 @@ def burgers_circuit(atoms: Atoms, c_A: float, *, centre_A: Sequence[float] | Non
 
 
 def shear_modulus_c44(prim: Atoms, potential, strain: float = 0.01) -> float:
-    """C44 (eV/Å³) of the wurtzite cell: simple shears ±γ in the xz plane (x += γ z), internal
-    positions relaxed, C44 = [E(γ) + E(−γ) − 2E(0)] / (γ² V)."""
+    """C44 (eV/Å³) of the wurtzite cell.
+
+    Simple shears ±γ in the xz plane (x += γ z), internal positions relaxed, C44 = [E(γ) + E(−γ) −
+    2E(0)] / (γ² V).
+    """
     from semiconductors.systems import relax, supercell
 
     base = supercell(prim, (2, 2, 2))
@@ -162,9 +172,11 @@ def shear_modulus_c44(prim: Atoms, potential, strain: float = 0.01) -> float:
 def dislocation_energies(prim: Atoms, potential, radii_A: Sequence[float], *,
                          shell_A: float = 4.5, n_c: int = 2, fmax_eV_A: float = 0.01,
                          max_steps: int = 2000) -> dict:
-    """Energy of the screw dislocation in cylinders of each radius: E(R) = E_relaxed(with) −
-    E_relaxed(without) (same atoms, same fixed shell), the fit E/L = K ln(R + shell) + E0
-    (module docstring) and the elastic K = C44 b²/4π of the same potential.
+    """Energy of the screw dislocation in cylinders of each radius.
+
+    E(R) = E_relaxed(with) − E_relaxed(without) (same atoms, same fixed shell), the fit
+    E/L = K ln(R + shell) + E0 (module docstring) and the elastic K = C44 b²/4π of the same
+    potential.
 
     Returns ``{"rows": [{radius_A, n_atoms, energy_eV, energy_eV_per_A, converged}],
     "fit_K_eV_per_A", "elastic_K_eV_per_A", "c44_GPa", "burgers_A", "line_length_A",

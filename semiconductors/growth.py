@@ -1,5 +1,6 @@
-"""Tiny deposition simulations of GaN on (0001) and the defects they leave, over a grid of
-substrate temperature and Ga/N flux ratio -- the seed's growth window at a toy scale.
+"""Tiny deposition simulations of GaN on (0001) and the defects they leave.
+
+Over a grid of substrate temperature and Ga/N flux ratio -- the seed's growth window at a toy scale.
 
 * :func:`deposit` -- Ga and N atoms dropped one at a time (Ga with probability r/(1 + r) for
   a flux ratio r = Ga/N) at random lateral positions above the surface of a
@@ -55,10 +56,12 @@ def deposit(substrate: Atoms, potential, temperature_K: float, flux_ratio: float
             outdir: str | Path, *, n_atoms: int = 18, steps_per_atom: int = 300,
             kinetic_energy_eV: float = 0.5, timestep_fs: float = 1.0, seed: int = 0,
             friction_per_ps: float = 5.0) -> Atoms:
-    """Grow on ``substrate`` (a (0001) slab, pbc in x and y, fixed bottom) by depositing
-    ``n_atoms`` atoms one by one (see the module docstring); returns the final structure
-    (also ``outdir/grown.extxyz``). Each cycle's MD is a ``run_md`` run in
-    ``outdir/cycle_k`` (a rerun resumes from the last finished cycle)."""
+    """Grow on ``substrate`` by depositing ``n_atoms`` atoms one by one (module docstring).
+
+    ``substrate`` is a (0001) slab, pbc in x and y, fixed bottom. Returns the final structure
+    (also ``outdir/grown.extxyz``). Each cycle's MD is a ``run_md`` run in ``outdir/cycle_k`` (a
+    rerun resumes from the last finished cycle).
+    """
     import ase.io
 
     from common.fileio import atomic_write_atoms
@@ -103,8 +106,10 @@ def deposit(substrate: Atoms, potential, temperature_K: float, flux_ratio: float
 
 
 def _with_constraint(atoms: Atoms, substrate: Atoms) -> Atoms:
-    """Re-apply the substrate's fixed atoms (the first len(substrate) atoms keep their
-    order) and drop MD bookkeeping."""
+    """Re-apply the substrate's fixed atoms and drop MD bookkeeping.
+
+    The first len(substrate) atoms keep their order.
+    """
     atoms.set_constraint([c.copy() for c in substrate.constraints])
     atoms.info = {}
     return atoms
@@ -128,8 +133,10 @@ GA_N_BOND_A = 2.4
 
 
 def _bilayer_index(slab: Atoms) -> tuple[np.ndarray, np.ndarray]:
-    """(bilayer of each atom, z of each bilayer's Ga plane): a Ga plane and the N plane about
-    c/8 above it form a bilayer."""
+    """Return the bilayer of each atom and the z of each bilayer's Ga plane.
+
+    A Ga plane and the N plane about c/8 above it form a bilayer.
+    """
     z = slab.positions[:, 2]
     ga = np.sort(z[slab.numbers == 31])
     planes = [ga[0]]
@@ -142,9 +149,11 @@ def _bilayer_index(slab: Atoms) -> tuple[np.ndarray, np.ndarray]:
 
 def ideal_sites(substrate: Atoms, n_bilayers_above: int) -> tuple[np.ndarray, np.ndarray,
                                                                    np.ndarray]:
-    """The substrate's wurtzite sites continued upward by ``n_bilayers_above`` bilayers
-    (ABAB stacking: bilayer top + j is bilayer top − 1 (j odd) or top (j even) shifted by
-    c·⌈j/2⌉): positions (M, 3), atomic numbers (M,), bilayer index (M,)."""
+    """Return the substrate's wurtzite sites continued upward by ``n_bilayers_above`` bilayers.
+
+    ABAB stacking: bilayer top + j is bilayer top − 1 (j odd) or top (j even) shifted by
+    c·⌈j/2⌉. Returns positions (M, 3), atomic numbers (M,), bilayer index (M,).
+    """
     layers, planes = _bilayer_index(substrate)
     top = int(layers.max())
     if top < 1:
@@ -163,8 +172,9 @@ def ideal_sites(substrate: Atoms, n_bilayers_above: int) -> tuple[np.ndarray, np
 
 
 def count_defects(grown: Atoms, substrate: Atoms, site_tolerance_A: float = 0.8) -> dict:
-    """Defects of a grown film on ``substrate`` (the slab it grew on, ideal positions), by
-    site occupation and coordination (see the module docstring).
+    """Count the defects of a grown film by site occupation and coordination.
+
+    ``substrate`` is the slab it grew on (ideal positions); see the module docstring.
 
     Returns counts and densities per nm²: ``vacancies`` (empty sites below the growth front,
     above the fixed bottom bilayer), ``antisites`` (a site holding the other element),
@@ -172,7 +182,8 @@ def count_defects(grown: Atoms, substrate: Atoms, site_tolerance_A: float = 0.8)
     or wrongly stacked atoms), ``wrong_bonds`` (Ga-Ga < 2.8 Å, N-N < 1.8 Å, N2 molecules
     excluded), ``n2_molecules``, ``under_coordinated`` (atoms below the growth front with < 4
     neighbours), ``total`` (vacancies + antisites + off-site + wrong bonds), the growth front
-    (the highest bilayer at least half occupied) and the film's bilayers."""
+    (the highest bilayer at least half occupied) and the film's bilayers.
+    """
     from ase.geometry import find_mic
     from ase.neighborlist import neighbor_list
 
@@ -244,7 +255,10 @@ def _grow_and_count(substrate: Atoms, potential_spec: tuple, temperature_K: floa
 
 
 def _make(spec: tuple):
-    """A potential from a picklable spec: ("tersoff", backend) or ("model", folder)."""
+    """Make a potential from a picklable spec.
+
+    ("tersoff", backend) or ("model", folder).
+    """
     kind, arg = spec
     if kind == "tersoff":
         from semiconductors.reference import TersoffBatched
@@ -258,12 +272,14 @@ def _make(spec: tuple):
 def growth_map(substrate: Atoms, temperatures_K: Sequence[float], flux_ratios: Sequence[float],
                outdir: str | Path, *, potential: str = "tersoff", seed: int = 0,
                cluster=None, progress: bool = False, **settings) -> dict:
-    """Deposit at every (temperature, Ga/N ratio) and count the defects; one
-    :func:`common.sweep.run_tasks` task per point, results in ``outdir/points/`` (a rerun
+    """Deposit at every (temperature, Ga/N ratio) and count the defects.
+
+    One :func:`common.sweep.run_tasks` task per point, results in ``outdir/points/`` (a rerun
     skips finished points). ``potential``: "tersoff" (the reference, LAMMPS) or a saved model
     folder. ``settings`` go to :func:`deposit` (n_atoms, steps_per_atom, kinetic_energy_eV,
-    timestep_fs). Writes ``growth_map.json`` and ``growth_map.png``; returns ``{"points":
-    [...], "optimum": the point with the fewest defects per nm², "settings"}``."""
+    timestep_fs). Writes ``growth_map.json`` and ``growth_map.png``; returns ``{"points": [...],
+    "optimum": the point with the fewest defects per nm², "settings"}``.
+    """
     from common.fileio import atomic_write_json
     from common.sweep import JsonDirStore, run_tasks
 

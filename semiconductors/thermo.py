@@ -150,8 +150,10 @@ def lambda_grid(n_lambda: int) -> tuple[np.ndarray, np.ndarray]:
 
 # -- springs and harmonic free energies ---------------------------------------------------
 def per_atom_springs(atoms: Atoms, spring_eV_per_A2) -> np.ndarray:
-    """Spring constant of each atom, eV/Å², from one value, a dict by element symbol, or one
-    value per atom."""
+    """Return the spring constant of each atom, eV/Å².
+
+    From one value, a dict by element symbol, or one value per atom.
+    """
     syms = atoms.get_chemical_symbols()
     if isinstance(spring_eV_per_A2, Mapping):
         missing = sorted(set(syms) - set(spring_eV_per_A2))
@@ -173,8 +175,11 @@ def per_atom_springs(atoms: Atoms, spring_eV_per_A2) -> np.ndarray:
 
 def _free_energy_from_modes(atoms: Atoms, sum_log_omega2: float, temperature_K: float,
                             energy_eV: float) -> float:
-    """E0 − kT[ln(V/Λ_M³) + Σ_a ln(kT/ħω_a)] per atom, eV, over the 3N−3 internal modes
-    (``sum_log_omega2``: Σ_a ln ω_a², ω in 1/ASE time)."""
+    """Return the harmonic free energy per atom, eV, from the mode frequencies.
+
+    E0 − kT[ln(V/Λ_M³) + Σ_a ln(kT/ħω_a)] per atom, eV, over the 3N−3 internal modes
+    (``sum_log_omega2``: Σ_a ln ω_a², ω in 1/ASE time).
+    """
     kt = KB_EV_PER_K * float(temperature_K)
     mass = float(atoms.get_masses().sum())
     lam_m = H_EV_ASE / np.sqrt(2.0 * np.pi * mass * kt)
@@ -185,8 +190,10 @@ def _free_energy_from_modes(atoms: Atoms, sum_log_omega2: float, temperature_K: 
 
 def einstein_free_energy(atoms: Atoms, spring_eV_per_A2, temperature_K: float,
                          energy_eV: float = 0.0) -> float:
-    """Free energy per atom (eV) of the Einstein crystal with springs on the displacements
-    from the centre of mass, the centre of mass free (see the module docstring).
+    """Return the free energy per atom (eV) of the Einstein crystal.
+
+    Springs on the displacements from the centre of mass, the centre of mass free (see the
+    module docstring).
 
     Parameters
     ----------
@@ -204,9 +211,11 @@ def einstein_free_energy(atoms: Atoms, spring_eV_per_A2, temperature_K: float,
 
 def harmonic_free_energy(atoms: Atoms, hessian_eV_per_A2: np.ndarray, temperature_K: float,
                          energy_eV: float = 0.0) -> float:
-    """Free energy per atom (eV) of the harmonic crystal with this Hessian (3N × 3N, eV/Å²),
-    the centre of mass free: the 3 softest modes of the mass-weighted Hessian (the
-    translations) are dropped, the others must be > 0."""
+    """Return the free energy per atom (eV) of the harmonic crystal with this Hessian.
+
+    Hessian 3N × 3N, eV/Å²; the centre of mass free: the 3 softest modes of the mass-weighted
+    Hessian (the translations) are dropped, the others must be > 0.
+    """
     check_crystal(atoms)
     t = float(check_temperatures(temperature_K)[0])
     n3 = 3 * len(atoms)
@@ -226,8 +235,10 @@ def harmonic_free_energy(atoms: Atoms, hessian_eV_per_A2: np.ndarray, temperatur
 
 def hessian(atoms: Atoms, potential: BatchedPotential, delta_A: float = 0.005, *,
             device: str = "cpu", chunk: int = 48) -> np.ndarray:
-    """Hessian (3N × 3N, eV/Å²) by central differences of the forces, symmetrised; the 6N
-    displaced structures are evaluated in batches of ``chunk``."""
+    """Hessian (3N × 3N, eV/Å²) by central differences of the forces, symmetrised.
+
+    The 6N displaced structures are evaluated in batches of ``chunk``.
+    """
     n = len(atoms)
     frames = []
     for i in range(n):
@@ -247,9 +258,12 @@ def hessian(atoms: Atoms, potential: BatchedPotential, delta_A: float = 0.005, *
 
 def einstein_springs(atoms: Atoms, potential: BatchedPotential, *, device: str = "cpu"
                      ) -> dict[str, float]:
-    """Default Einstein springs, eV/Å²: per element, the mean over its atoms of the Hessian's
-    diagonal self-block (1/3 of its trace) — the force constant of one atom moved alone.
-    Temperature independent and deterministic (no extra MD run)."""
+    """Return default Einstein springs, eV/Å², from the Hessian.
+
+    Per element, the mean over its atoms of the Hessian's diagonal self-block (1/3 of its trace)
+    — the force constant of one atom moved alone. Temperature independent and deterministic (no
+    extra MD run).
+    """
     h = hessian(atoms, potential, device=device)
     diag = np.diagonal(h).reshape(-1, 3).mean(1)
     syms = np.array(atoms.get_chemical_symbols())
@@ -264,11 +278,12 @@ def einstein_springs(atoms: Atoms, potential: BatchedPotential, *, device: str =
 
 # -- the Einstein crystal and the λ-mixing term -------------------------------------------
 class EinsteinCrystal(BatchedPotential):
-    """Springs tying each atom to its lattice site, on displacements from the centre of mass:
+    """Springs tying each atom to its lattice site, on displacements from the centre of mass.
+
     ``E = E0 + ½ Σ_i k_i |u_i − Σ_j m_j u_j / M|²`` (translation invariant), for any batch of
     copies of one (3D-periodic) structure. Displacements are taken relative to atom 0 by the
-    minimum image, so neither a drift of the whole crystal nor positions wrapped back into
-    the cell change them.
+    minimum image, so neither a drift of the whole crystal nor positions wrapped back into the
+    cell change them.
 
     Parameters
     ----------
@@ -290,11 +305,12 @@ class EinsteinCrystal(BatchedPotential):
     @classmethod
     def for_atoms(cls, atoms: Atoms, spring_eV_per_A2, energy_eV: float = 0.0
                   ) -> EinsteinCrystal:
-        """The Einstein crystal of ``atoms`` (sites at its positions)."""
+        """Build the Einstein crystal of ``atoms`` (sites at its positions)."""
         return cls(atoms.positions, atoms.get_masses(), per_atom_springs(atoms, spring_eV_per_A2),
                    energy_eV)
 
     def params(self) -> dict:
+        """Return the springs and the lattice energy (checkpoints, run.json)."""
         return {"k": self.k.tolist(), "energy_eV": self.energy_eV}
 
     def springs(self, state) -> tuple[torch.Tensor, torch.Tensor]:
@@ -320,15 +336,18 @@ class EinsteinCrystal(BatchedPotential):
         return 0.5 * (kd * d).sum((1, 2)), forces.reshape(-1, 3)
 
     def forward(self, state, neighbors=None, compute_stress: bool = False) -> dict:
+        """Return E0 + spring energy per system (eV) and the forces (eV/Å)."""
         energy, forces = self.springs(state)
         return {"energy": energy + self.energy_eV, "forces": forces}
 
 
 class PotentialRecorder:
-    """Pass-through wrapper of the potential that keeps its last energy and forces, so the
-    λ-mixing term reuses them instead of evaluating the potential a second time. It reports
-    no stress (the mixture has none worth logging). Deep copies share it (it holds no state
-    of the run)."""
+    """Pass-through wrapper of the potential that keeps its last energy and forces.
+
+    The λ-mixing term so reuses them instead of evaluating the potential a second time. It
+    reports no stress (the mixture has none worth logging). Deep copies share it (it holds no
+    state of the run).
+    """
 
     has_stress = False
 
@@ -362,8 +381,10 @@ class PotentialRecorder:
         return {"energy": out["energy"], "forces": out["forces"]}
 
     def last(self, state, neighbors) -> tuple[torch.Tensor, torch.Tensor]:
-        """(energy, forces) of the potential at ``state``: the cached ones if this state was
-        the last one evaluated, else freshly computed."""
+        """Return (energy, forces) of the potential at ``state``.
+
+        The cached ones if this state was the last one evaluated, else freshly computed.
+        """
         if self._last is None or self._key != self.key(state):
             out = self.inner(state, neighbors, compute_stress=False)
             return out["energy"], out["forces"]
@@ -371,8 +392,10 @@ class PotentialRecorder:
 
 
 class FrenkelLaddTerm:
-    """Extra force term turning the engine's potential U_pot into
-    ``U(λ) = λ U_pot + (1 − λ) U_Ein``: it adds ``(1 − λ)(U_Ein − U_pot)``, one λ per system.
+    """Extra force term turning the engine's potential into a λ-mixture.
+
+    The engine's potential U_pot becomes ``U(λ) = λ U_pot + (1 − λ) U_Ein``: the term adds
+    ``(1 − λ)(U_Ein − U_pot)``, one λ per system.
 
     It records dU/dλ = U_pot − U_Ein (eV, per system) at every production step (after
     ``equilibration_steps``) into a store shared with the terms :meth:`select` makes for each
@@ -407,16 +430,19 @@ class FrenkelLaddTerm:
         return self.store["samples"]
 
     def select(self, idx) -> FrenkelLaddTerm:
+        """Return the term for the systems ``idx`` only, sharing the sample store."""
         return FrenkelLaddTerm(self.recorder, self.einstein, self.lambdas[list(idx)],
                                self.equilibration_steps, self.production_steps,
                                _store=self.store, _systems=[self.systems[i] for i in idx])
 
     def params(self) -> dict:
+        """Return the λ values, the Einstein crystal and the step counts."""
         return {"lambdas": self.lambdas.tolist(), "einstein": self.einstein.params(),
                 "equilibration_steps": self.equilibration_steps,
                 "production_steps": self.production_steps}
 
     def __call__(self, state, neighbors) -> dict:
+        """Return (1 − λ)(U_Ein − U_pot) per system and its forces, and record dU/dλ."""
         e_pot, f_pot = self.recorder.last(state, neighbors)
         e_spring, f_spring = self.einstein.springs(state)
         e0 = self.einstein.energy_eV
@@ -429,21 +455,27 @@ class FrenkelLaddTerm:
                 "forces": w[state.system_idx][:, None] * (f_spring - f_pot)}
 
     def after_step(self, state, out, step: int) -> None:
+        """Store this step's dU/dλ of each system once production has begun."""
         j = step - self.equilibration_steps - 1
         if 0 <= j < self.production_steps and self._dudl is not None:
             self.store["samples"][self.systems, j] = self._dudl
 
     def state_dict(self) -> dict:
+        """Return the dU/dλ samples of its systems for a checkpoint."""
         return {"samples": self.store["samples"][self.systems].copy()}
 
     def load_state_dict(self, d: dict) -> None:
+        """Restore the samples saved by :meth:`state_dict`."""
         self.store["samples"][self.systems] = np.asarray(d["samples"])
 
 
 # -- statistics ---------------------------------------------------------------------------
 def block_standard_error(x: np.ndarray, min_blocks: int = MIN_BLOCKS) -> float:
-    """Standard error of the mean of a correlated series: the largest block-average estimate
-    over block lengths 1, 2, 4, ... that leave at least ``min_blocks`` blocks."""
+    """Return the standard error of the mean of a correlated series.
+
+    The largest block-average estimate over block lengths 1, 2, 4, ... that leave at least
+    ``min_blocks`` blocks.
+    """
     x = np.asarray(x, dtype=float)
     best, b = x.std(ddof=1) / np.sqrt(len(x)), 1
     while len(x) // (2 * b) >= min_blocks:
@@ -455,8 +487,11 @@ def block_standard_error(x: np.ndarray, min_blocks: int = MIN_BLOCKS) -> float:
 
 
 def statistical_inefficiency(x: np.ndarray, c: float = 5.0) -> float:
-    """g = 1 + 2 Σ_t ρ(t) (samples per independent sample), the sum cut at the first M with
-    M >= c·g(M) (Sokal's automatic window); autocorrelation by FFT."""
+    """Return the statistical inefficiency g of a series.
+
+    g = 1 + 2 Σ_t ρ(t) (samples per independent sample), the sum cut at the first M with M >=
+    c·g(M) (Sokal's automatic window); autocorrelation by FFT.
+    """
     x = np.asarray(x, dtype=float) - np.mean(x)
     n = len(x)
     if n < 2 or not np.any(x):
@@ -469,9 +504,11 @@ def statistical_inefficiency(x: np.ndarray, c: float = 5.0) -> float:
 
 
 def window_statistics(x: np.ndarray) -> dict:
-    """One window's dU/dλ series (eV): mean, block standard error, statistical inefficiency
-    (and so the number of independent samples) and the drift between its halves (second −
-    first, in standard errors of the difference)."""
+    """Summarise one window's dU/dλ series (eV).
+
+    Mean, block standard error, statistical inefficiency (and so the number of independent samples)
+    and the drift between its halves (second − first, in standard errors of the difference).
+    """
     se = block_standard_error(x)
     half = len(x) // 2
     a, b = x[:half], x[half:]
@@ -491,8 +528,9 @@ def frenkel_ladd(atoms: Atoms, potential: BatchedPotential, temperatures_K: Sequ
                  batch_size: int | str = "auto", checkpoint_every: int = 0,
                  restart: bool = False, progress: bool = False, plot: bool = True,
                  potential_label: str = "") -> dict:
-    """Classical Helmholtz free energy per atom of ``atoms`` at its cell, by Frenkel–Ladd
-    thermodynamic integration at each temperature (centre of mass free, atoms
+    """Compute the classical Helmholtz free energy per atom of ``atoms`` at its cell.
+
+    By Frenkel–Ladd thermodynamic integration at each temperature (centre of mass free, atoms
     distinguishable; see the module docstring).
 
     Parameters
@@ -561,8 +599,10 @@ def frenkel_ladd(atoms: Atoms, potential: BatchedPotential, temperatures_K: Sequ
 
 def _reference(atoms: Atoms, potential, spring_eV_per_A2, device: str
                ) -> tuple[float, np.ndarray, list[str]]:
-    """The lattice energy E0 (eV), the springs per atom (eV/Å²) and a note if the structure
-    is not relaxed."""
+    """Return the lattice energy E0 (eV) and the springs per atom (eV/Å²).
+
+    With a note if the structure is not relaxed.
+    """
     lattice = evaluate(potential, [atoms], device=device, dtype=torch.float64)
     fmax = float(lattice["forces"].detach().norm(dim=-1).max())
     notes = [f"the structure is not relaxed (max force {fmax:.3g} eV/Å): the result is still "
@@ -625,8 +665,10 @@ def _result(atoms: Atoms, temperature_K: float, lambdas: np.ndarray, weights: np
 
 
 def mbar_estimate(lambdas: np.ndarray, samples: np.ndarray, temperature_K: float) -> dict:
-    """MBAR (pymbar) over the same λ windows: ΔF from the Einstein crystal (λ = 0) to the
-    potential (λ = 1), eV per cell, as a cross-check of the quadrature.
+    """MBAR (pymbar) over the same λ windows.
+
+    ΔF from the Einstein crystal (λ = 0) to the potential (λ = 1), eV per cell, as a cross-check of
+    the quadrature.
 
     Only dU/dλ = ΔU is stored per sample, and that is enough: the reduced potential of
     state k at sample n is u_k(x_n) = β[U_Ein(x_n) + E0] + β λ_k ΔU(x_n), and the first term,
@@ -701,12 +743,14 @@ def _plot(results: list[dict], n_atoms: int, path: Path) -> None:
 def formation_free_energy(defective: Atoms, defective_result: dict, perfect: Atoms,
                           perfect_result: dict, chemical_potentials_eV: Mapping | None = None
                           ) -> list[dict]:
-    """Defect formation free energy per temperature, eV, with its error:
+    """Return the defect formation free energy per temperature, eV, with its error.
+
     ``ΔF_f = F_def − F_perf − Σ_s Δn_s μ_s`` (Δn_s: atoms of element s added to the perfect
     cell). ``chemical_potentials_eV`` default: for a one-element crystal, μ = the perfect
     crystal's free energy per atom at that temperature (its error propagated); compounds need
     them given (one per element added or removed, eV per atom, e.g. from the elemental phases'
-    own Frenkel–Ladd runs)."""
+    own Frenkel–Ladd runs).
+    """
     def by_t(res):
         return {r["temperature_K"]: r for r in res["results"]}
 
@@ -753,10 +797,10 @@ def thermal_expansion(cell: Atoms, potential: BatchedPotential, temperatures_K: 
                       pressure_bar: float = 1.0, timestep_fs: float = 1.0,
                       barostat_tau_ps: float = 0.5, barostat: str = "anisotropic",
                       seed: int = 0, device: str = "cpu", progress: bool = False) -> dict:
-    """Lattice constants per temperature from NPT MD (one batched run, every temperature a
-    system; stochastic cell rescaling, anisotropic by default, at ``pressure_bar``): the mean
-    cell over the
-    frames after ``equilibration_steps``.
+    """Return lattice constants per temperature from NPT MD.
+
+    One batched run, every temperature a system; stochastic cell rescaling, anisotropic by
+    default, at ``pressure_bar``: the mean cell over the frames after ``equilibration_steps``.
 
     For a hexagonal cell (c along z) repeated ``repeat`` times (default ``cell.info
     ["repeat"]``, else 1,1,1): a = √(|a×b| / (na·nb·√3/2)) from the basal area and c = L_z/nc,
@@ -814,10 +858,12 @@ def thermal_expansion(cell: Atoms, potential: BatchedPotential, temperatures_K: 
 
 # -- Frenkel–Ladd at the NPT lattice of each temperature -------------------------------------
 def at_lattice(atoms: Atoms, a_A: float, c_A: float) -> Atoms:
-    """``atoms`` (a hexagonal cell with c along z, holding its own ``info["a_A"]`` and
-    ``info["c_A"]``, as :func:`semiconductors.systems.wurtzite` and ``supercell`` leave them)
-    strained to the lattice constants a, c: x and y scaled by a/a0, z by c/c0, atoms with the
-    cell; ``info`` updated."""
+    """Return ``atoms`` strained to the lattice constants a, c.
+
+    ``atoms`` is a hexagonal cell with c along z, holding its own ``info["a_A"]`` and
+    ``info["c_A"]``, as :func:`semiconductors.systems.wurtzite` and ``supercell`` leave them: x
+    and y scaled by a/a0, z by c/c0, atoms with the cell; ``info`` updated.
+    """
     a0, c0 = atoms.info.get("a_A"), atoms.info.get("c_A")
     if a0 is None or c0 is None:
         raise ConfigError("the structure does not record its lattice constants (info a_A, c_A)",
