@@ -200,8 +200,7 @@ def reference_trajectory(start_file: str, labeller: dict, out_file: str, *, temp
         a.info = {"time_fs": dyn.nsteps * timestep_fs}
         frames.append(a)
 
-    grab()
-    dyn.attach(grab, interval=frame_every)
+    dyn.attach(grab, interval=frame_every)  # ASE calls it at step 0 too: the start frame
     dyn.run(steps)
     atomic_write_atoms(out_file, frames)
     return {"trajectory": out_file, "n_frames": len(frames)}

@@ -51,3 +51,23 @@ def test_no_events_at_all_does_not_claim_agreement():
 def test_fidelity_configs_load(scale):
     cfg = load_fidelity_config(scale)
     assert cfg["scale"] == scale and cfg["n_reference"] > 0 and cfg["n_mlp"] > 0
+
+
+def test_reference_trajectory_frames_are_evenly_spaced_in_time(tmp_path):
+    """One frame every ``frame_every`` steps from the start, each time once (a repeated start
+    frame made the event analysis refuse the file)."""
+    import ase.io
+    import numpy as np
+    from ase.build import fcc111
+
+    from catalysis.fidelity import reference_trajectory
+
+    start = tmp_path / "start.extxyz"
+    ase.io.write(start, fcc111("Cu", size=(2, 2, 2), vacuum=6.0))
+    out = tmp_path / "traj.extxyz"
+    info = reference_trajectory(str(start), {"name": "emt"}, str(out), temperature_K=300.0,
+                                friction_per_ps=5.0, timestep_fs=1.0, steps=20, frame_every=5,
+                                seed=0)
+    times = [a.info["time_fs"] for a in ase.io.read(out, ":")]
+    assert info["n_frames"] == 5
+    np.testing.assert_allclose(times, [0.0, 5.0, 10.0, 15.0, 20.0])
