@@ -220,6 +220,12 @@ def _kinds(text: str) -> list[str]:
 _Host = Annotated[Path, typer.Argument(
     help="perfect wurtzite GaN supercell (from `build`); its first frame is used",
     metavar="HOST", show_default=False)]
+_GaPhase = Annotated[str, typer.Option(
+    "--ga-phase", metavar="PHASE", help="Ga-rich reservoir: alpha, bcc, fcc or lowest")]
+_ChemPotentials = Annotated[Path | None, typer.Option(
+    "--chemical-potentials", metavar="FILE",
+    help="reuse the chemical_potentials.json of an earlier `defects` run with the same "
+         "potential (else computed: relaxed GaN, Ga metal, N2)")]
 _Lattice = Annotated[str, typer.Option(
     "--lattice", metavar="seed|tersoff|A,C",
     help="wurtzite lattice: seed (a 3.189, c 5.185 Å), tersoff (relaxed with the reference), "
@@ -328,12 +334,8 @@ def defects_cmd(
         help="anneal temperature of the interstitial search, K"),
     anneal_steps: int = typer.Option(1000, "--anneal-steps", min=1, metavar="N",
                                      help="MD steps of each anneal"),
-    ga_phase: str = typer.Option("alpha", "--ga-phase", metavar="PHASE",
-                                 help="Ga-rich reservoir: alpha, bcc, fcc or lowest"),
-    chem: Path | None = typer.Option(
-        None, "--chemical-potentials", metavar="FILE",
-        help="reuse the chemical_potentials.json of an earlier `defects` run with the same "
-             "potential (else computed: relaxed GaN, Ga metal, N2)"),
+    ga_phase: _GaPhase = "alpha",
+    chem: _ChemPotentials = None,
     fmax: float = typer.Option(0.01, "--fmax-eV-A", callback=opt.positive, metavar="EV/A",
                                help="relaxation: largest force, eV/Å"),
     seed: opt.Seed = 0,
@@ -424,12 +426,8 @@ def formation(
         "perfect and the defective cell)") = None,
     n_mu: int = typer.Option(11, "--n-mu", min=2, metavar="N",
                              help="points from the N-rich to the Ga-rich limit"),
-    ga_phase: str = typer.Option("alpha", "--ga-phase", metavar="PHASE",
-                                 help="Ga-rich reservoir: alpha, bcc, fcc or lowest"),
-    chem: Path | None = typer.Option(
-        None, "--chemical-potentials", metavar="FILE",
-        help="reuse the chemical_potentials.json of an earlier `defects` run with the same "
-             "potential (else computed: relaxed GaN, Ga metal, N2)"),
+    ga_phase: _GaPhase = "alpha",
+    chem: _ChemPotentials = None,
     n_lambda: int = typer.Option(8, "--n-lambda", min=2, metavar="N",
                                  help="TI: Gauss-Legendre λ points"),
     steps_per_window: int = typer.Option(10000, "--steps-per-window", min=128, metavar="N",
