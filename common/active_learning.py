@@ -45,6 +45,7 @@ __all__ = [
     "STAGES",
     "ActiveLearning",
     "ActiveLearningResult",
+    "accurate_fraction",
     "select_candidates",
 ]
 
@@ -89,7 +90,13 @@ class ActiveLearningResult:
         Index of its round.
     history
         One dict per explored round: ``round, n_train, n_candidates, n_accurate, n_failed,
-        n_selected, n_labelled, metrics``.
+        n_selected, n_labelled, accurate_fraction, metrics``.
+    stopped
+        Why the loop ended: the rounds asked for were done, an exploration found nothing to
+        label, or the accurate fraction reached the threshold given to :meth:`ActiveLearning.run`.
+    converged
+        True when it ended because the committee agreed: nothing left to label, or the
+        accurate fraction reached the threshold.
     """
 
     model: Any
@@ -97,6 +104,20 @@ class ActiveLearningResult:
     data: list[Atoms]
     rounds: int
     history: list[dict] = field(default_factory=list)
+    stopped: str = ""
+    converged: bool = False
+
+
+def accurate_fraction(entry: dict) -> float | None:
+    """Return the fraction of a round's explored frames below the trust window (accurate).
+
+    ``entry`` is one :attr:`ActiveLearningResult.history` dict; None when nothing was explored.
+    This is DP-GEN's convergence measure: the loop is done when nearly every frame the committee
+    visits is one it agrees on. It is only meaningful when ``explore`` returns every frame it
+    visited with its deviation, not only the flagged ones.
+    """
+    n = entry["n_accurate"] + entry["n_candidates"] + entry["n_failed"]
+    return entry["n_accurate"] / n if n else None
 
 
 def _write_frames(path: Path, frames: Sequence[Atoms]) -> None:
@@ -203,10 +224,11 @@ class ActiveLearning:
         out, r = [], 0
         while "selected" in (st := self.state(r)):
             sel, lab = st["selected"], st.get("labelled", {})
-            out.append({"round": r, "n_train": st["trained"]["n_train"],
-                        "n_candidates": sel["candidate"], "n_accurate": sel["accurate"],
-                        "n_failed": sel["failed"], "n_selected": sel["n_selected"],
-                        "n_labelled": lab.get("n_labelled"),
+            entry = {"round": r, "n_train": st["trained"]["n_train"],
+                     "n_candidates": sel["candidate"], "n_accurate": sel["accurate"],
+                     "n_failed": sel["failed"], "n_selected": sel["n_selected"],
+                     "n_labelled": lab.get("n_labelled")}
+            out.append({**entry, "accurate_fraction": accurate_fraction(entry),
                         "metrics": st["trained"]["metrics"]})
             r += 1
         return out
@@ -225,25 +247,62 @@ class ActiveLearning:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def run(self, rounds: int) -> ActiveLearningResult:
+    def run(self, rounds: int, accurate_fraction: float | None = None) -> ActiveLearningResult:
         """Run (or continue) the loop: ``rounds`` rounds of exploration, then a final training.
 
-        Stops early when a round labels nothing (the committee agrees everywhere it went).
+        Stops early when a round labels nothing (the committee agrees everywhere it went), or,
+        with ``accurate_fraction`` given, when a round's explored frames are at least that
+        fraction accurate (below the trust window; DP-GEN stops at e.g. 0.99): that round's
+        labels are still merged and the next round's model trained on them is the result.
+        ``stopped`` says which; rerunning with a larger ``rounds`` continues a loop that
+        stopped because the rounds ran out, not one that converged.
         """
         if int(rounds) < 0:
             raise ConfigError(f"rounds must be >= 0, got {rounds}", where="rounds",
                               fix="give the number of exploration rounds, e.g. 3")
+        if accurate_fraction is not None and not 0.0 < float(accurate_fraction) <= 1.0:
+            raise ConfigError(f"accurate_fraction must be in (0, 1], got {accurate_fraction}",
+                              where="accurate_fraction",
+                              fix="give the fraction of accurate frames to stop at, e.g. 0.95")
         self._claim()
         r = 0
         while True:
             if r < rounds and self._went_on(r):
+                if self._reached(r, accurate_fraction):
+                    return self._result(r + 1, self._converged_why(r, accurate_fraction), True)
                 r += 1  # a finished round: its model is not needed again
                 continue
             data = self.training_data(r)
             model, metrics = self._trained(r, data)
-            if r >= rounds or self._merged(r, model, len(data)) == 0:
-                return ActiveLearningResult(model, metrics, data, r, self.history())
+            if r >= rounds:
+                return self._result(r, f"{rounds} rounds done", False, model, metrics, data)
+            if self._merged(r, model, len(data)) == 0:
+                return self._result(r, f"round {r}'s exploration found nothing to label", True,
+                                    model, metrics, data)
+            if self._reached(r, accurate_fraction):
+                return self._result(r + 1, self._converged_why(r, accurate_fraction), True)
             r += 1
+
+    def _reached(self, r: int, threshold: float | None) -> bool:
+        """Round ``r``'s exploration was at least ``threshold`` accurate."""
+        if threshold is None:
+            return False
+        frac = next((h["accurate_fraction"] for h in self.history() if h["round"] == r), None)
+        return frac is not None and frac >= float(threshold)
+
+    def _converged_why(self, r: int, threshold: float | None) -> str:
+        frac = next(h["accurate_fraction"] for h in self.history() if h["round"] == r)
+        return f"round {r}'s exploration was {frac:.3f} accurate (>= {threshold})"
+
+    def _result(self, r: int, stopped: str, converged: bool, model: Any = None,
+                metrics: dict | None = None, data: list[Atoms] | None = None
+                ) -> ActiveLearningResult:
+        """Return the result with the model of round ``r`` (trained or loaded if not given)."""
+        if model is None:
+            data = self.training_data(r)
+            model, metrics = self._trained(r, data)
+        return ActiveLearningResult(model, dict(metrics or {}), list(data or []), r,
+                                    self.history(), stopped, converged)
 
     def _went_on(self, r: int) -> bool:
         """Round ``r`` is merged and added labels, so the loop continued after it."""

@@ -42,7 +42,7 @@ from ase import Atoms
 from common.config import ConfigSchema
 from common.errors import ConfigError
 
-__all__ = ["ALSettings", "explored_fraction", "lowest_energies", "plot_history",
+__all__ = ["ALSettings", "lowest_energies", "plot_history",
            "refuse_absurd", "run_active_learning"]
 
 REFUSED_FILE = "refused.json"
@@ -112,12 +112,6 @@ class ALSettings(ConfigSchema):
         need(self.committee_size >= 2, f"committee_size must be >= 2 (got "
              f"{self.committee_size})", "a deviation needs two models; DP-GEN uses 4")
         return self
-
-
-def explored_fraction(entry: dict) -> float | None:
-    """Fraction of an iteration's explored frames below the trust window (accurate)."""
-    n = entry["n_accurate"] + entry["n_candidates"] + entry["n_failed"]
-    return entry["n_accurate"] / n if n else None
 
 
 def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Sequence[Atoms],
@@ -204,25 +198,13 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
     loop = ActiveLearning(workdir, list(initial), train=train, load=load, explore=explore,
                           label=label, lo=s.trust_lo_eV_A, hi=s.trust_hi_eV_A,
                           max_new=s.max_new)
-    stopped = f"{s.iterations} iterations done"
-    res = loop.run(0) if s.iterations == 0 else None
-    for k in range(1, s.iterations + 1):
-        res = loop.run(k)
-        if res.rounds < k:
-            stopped = "an exploration found nothing to label"
-            break
-        frac = explored_fraction(res.history[-1])
-        if frac is not None and frac >= s.accurate_fraction:
-            stopped = (f"accurate fraction {frac:.3f} >= {s.accurate_fraction} after "
-                       f"iteration {k}")
-            break
-    history = [{**h, "accurate_fraction": explored_fraction(h),
-                **_refused(loop.round_dir(h["round"]))} for h in res.history]
+    res = loop.run(s.iterations, accurate_fraction=s.accurate_fraction)
+    history = [{**h, **_refused(loop.round_dir(h["round"]))} for h in res.history]
     plot = plot_history(history, workdir / "active_learning.png", s)
     committee, members = res.model
     return {"model": loop.round_dir(res.rounds) / "model", "members": members,
             "committee": committee, "metrics": res.metrics, "data": res.data,
-            "history": history, "stopped": stopped, "plot": plot, "rounds": res.rounds}
+            "history": history, "stopped": res.stopped, "plot": plot, "rounds": res.rounds}
 
 
 def lowest_energies(frames: Sequence[Atoms]) -> dict[str, float]:

@@ -208,3 +208,26 @@ def test_other_settings_are_refused(tmp_path):
         make_loop(tmp_path / "al", FakeDomain(tmp_path / "log"), max_new=7).run(0)
     with pytest.raises(ConfigError, match="lo < hi"):
         make_loop(tmp_path / "x", FakeDomain(tmp_path / "log"), lo=1.0, hi=0.5)
+
+
+def test_accurate_fraction_stops_the_loop_and_a_rerun_only_loads(tmp_path):
+    # 37 explored dimers; a trained length makes the frame at that length accurate (deviation
+    # 0 < lo) and each round adds MAX_NEW = 3 trained lengths, so the accurate fraction of
+    # round r is (3 + 3 r) / 37: 0.081, 0.162, 0.243, ...
+    log = tmp_path / "calls.log"
+    result = make_loop(tmp_path / "al", FakeDomain(log)).run(ROUNDS, accurate_fraction=0.15)
+    fractions = [h["accurate_fraction"] for h in result.history]
+    assert fractions == pytest.approx([3 / 37, 6 / 37])
+    assert result.rounds == 2 and result.converged
+    assert "round 1" in result.stopped and "0.162" in result.stopped
+    assert len(result.data) == 3 + sum(h["n_labelled"] for h in result.history)
+    calls = log.read_text().split("\n")
+    again = make_loop(tmp_path / "al", FakeDomain(log)).run(ROUNDS, accurate_fraction=0.15)
+    new_calls = [c for c in log.read_text().split("\n")[len(calls) - 1:] if c]
+    assert new_calls == ["load 2"] and summary(again) == summary(result)
+    assert again.stopped == result.stopped
+    # without the threshold the same folder goes on to the rounds asked for
+    more = make_loop(tmp_path / "al", FakeDomain(log)).run(ROUNDS)
+    assert more.rounds == ROUNDS and not more.converged and more.stopped == f"{ROUNDS} rounds done"
+    with pytest.raises(ConfigError, match="accurate_fraction"):
+        make_loop(tmp_path / "al", FakeDomain(log)).run(ROUNDS, accurate_fraction=1.5)
