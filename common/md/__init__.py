@@ -36,6 +36,7 @@ _EXPORTS = {
     "BAR_EV_PER_A3": "common.md.barostat",
     "pressure": "common.md.barostat",
     "maxwell_boltzmann": "common.md.noise",
+    "thermalize": "common.md.thermalize",
     "Reporter": "common.md.reporters",
     "ThermoLog": "common.md.reporters",
     "ExtxyzTrajectory": "common.md.reporters",
