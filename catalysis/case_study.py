@@ -70,7 +70,12 @@ class CaseConfig(ConfigSchema):
     ``production_system`` (optional) is the production MD's own system,
     ``{"slab": [nx, ny, layers], "n_water": n, "adsorbates": [species, ...]}`` (the seed's
     200 Cu + 50 H2O + CO2 in the paper config); empty: the coupling-capable starting
-    structures.
+    structures. ``al_accurate_fraction`` (optional; 0: off) stops active learning once that
+    fraction of a round's explored frames is below the trust window (DP-GEN's criterion; the
+    report says whether it was reached). ``thermalize`` (optional;
+    ``{"steps": n, "friction_per_ps": g}``) runs each production system at the target
+    temperature with friction ``g`` first and starts the production run (the seed's weak
+    friction) from where that ended, velocities included (:func:`common.md.thermalize`).
     """
 
     scale: str
@@ -90,9 +95,11 @@ class CaseConfig(ConfigSchema):
     schnet_overrides: dict[str, Any] = field(default_factory=dict)
     library: str = ""
     production_system: dict[str, Any] = field(default_factory=dict)
+    al_accurate_fraction: float = 0.0
+    thermalize: dict[str, Any] = field(default_factory=dict)
 
 
-_OPTIONAL_KEYS = ("library", "production_system")
+_OPTIONAL_KEYS = ("library", "production_system", "al_accurate_fraction", "thermalize")
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
@@ -122,6 +129,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from common.errors import SimulationError
     from common.labels import LabellerSpec, label_structures, labelled_frames
     from common.md.runner import run_md
+    from common.md.thermalize import thermalize
     from common.potential.calculator import BatchedPotentialCalculator
     from common.potential.committee import Committee, train_committee
     from common.potential.model_folder import META
@@ -182,8 +190,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
                     timestep_fs=cfg["md"]["timestep_fs"], steps=cfg["al_md_steps"],
                     seed=seed + 1000 * (r + 1), traj_every=cfg["md"]["frame_every"],
                     checkpoint_every=cfg["al_md_steps"],
-                    flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress,
-                    on_blowup="stop_system")
+                    # every frame with its deviation, so the accurate fraction is measured
+                    flag_deviation_eV_A=0.0, progress=progress, on_blowup="stop_system")
         path = md.get("flagged_frames")
         return ase.io.read(path, ":") if path else []
 
@@ -198,7 +206,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
                           hi=10.0 * cfg["al_flag_deviation_eV_A"],
                           max_new=cfg["al_max_new_frames"])
     with clock("train_and_active_learning_s"):
-        al = loop.run(cfg["active_learning_rounds"])
+        al = loop.run(cfg["active_learning_rounds"],
+                      accurate_fraction=cfg["al_accurate_fraction"] or None)
     committee, members = al.model
     metrics = al.metrics
 
@@ -210,6 +219,16 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
                        for k in range(n_traj)]
     else:
         prod_starts = [coupling_starts[k % len(coupling_starts)] for k in range(n_traj)]
+    therm = None
+    if cfg["thermalize"]:
+        th = cfg["thermalize"]
+        with clock("thermalize_s"):
+            prod_starts, therm = thermalize(
+                prod_starts, committee, out / "thermalize", steps=int(th["steps"]),
+                temperature_K=md_cfg["temperature_K"],
+                friction_per_ps=float(th.get("friction_per_ps", 10.0)),
+                timestep_fs=md_cfg["timestep_fs"], seed=seed + 17, progress=progress,
+                on_blowup="stop_system")
     with clock("production_md_s"):
         md = run_md(prod_starts, committee, out / "md", ensemble="nvt",
                     restart=(out / "md" / "run.json").exists(),
@@ -223,6 +242,8 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     # a trajectory that blew up is unphysical before it crossed the guard's limits: the
     # analysis uses the trajectories that finished, and the report says how many did not
     failed = {int(k) for k in md["failed"]}
+    if therm is not None:  # a system that blew up while thermalising starts broken
+        failed |= {int(k) for k in therm["failed"]}
     good = [p for k, p in enumerate(md["trajectories"]) if k not in failed]
     simulated_ps = len(good) * md_cfg["steps"] * md_cfg["timestep_fs"] / 1000.0
 
@@ -261,8 +282,20 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         "model": {"framework": "schnetpack SchNet", "config": schnet_cfg,
                   "committee_size": cfg["committee_size"], "metrics": metrics},
         "active_learning": al.history,
+        "active_learning_stop": {"stopped": al.stopped, "converged": al.converged,
+                                 "accurate_fraction_threshold":
+                                     cfg["al_accurate_fraction"] or None,
+                                 "last_accurate_fraction":
+                                     (al.history[-1]["accurate_fraction"] if al.history
+                                      else None)},
+        "thermalize": ({"steps": int(cfg["thermalize"]["steps"]),
+                        "friction_per_ps": float(cfg["thermalize"].get("friction_per_ps", 10.0)),
+                        "mean_temperature_K": therm.get("mean_temperature_K"),
+                        "failed": therm.get("failed")} if therm is not None else None),
         "md": {**{k: md.get(k) for k in ("replicas", "steps", "timestep_fs",
-                                         "mean_temperature_K", "replica_steps_per_s",
+                                         "mean_temperature_K",
+                                         "temperature_std_between_replicas_K",
+                                         "replica_steps_per_s",
                                          "batch_size", "n_flagged", "failed")},
                "n_finished": len(good)},
         "simulated_ps": simulated_ps,
@@ -376,6 +409,34 @@ def _lifetime_row(name: str, d: dict | None, seed_ps: float) -> str:
     return f"| {name} mean lifetime | {ours} | {seed_ps:g} ps |"
 
 
+def _temperature_row(s: dict) -> str:
+    """Format the report row of the temperature the production MD held (and the thermalisation)."""
+    md, th = s["md"], s.get("thermalize")
+    spread = md.get("temperature_std_between_replicas_K")
+    held = (f"{fmt(md.get('mean_temperature_K'), '.0f')} K"
+            + (f" (± {spread:.0f} K between trajectories)" if spread is not None else ""))
+    how = ("after thermalising at " f"{fmt(th.get('mean_temperature_K'), '.0f')} K "
+           f"({th['steps']} steps at {th['friction_per_ps']:g} ps⁻¹)"
+           if th else "no thermalisation stage")
+    return f"| production temperature held | {held}, {how} | 300 K (target) |"
+
+
+def _active_learning_line(s: dict) -> str:
+    """Say how active learning ended: converged by the accurate fraction or not."""
+    st = s.get("active_learning_stop") or {}
+    thr, last = st.get("accurate_fraction_threshold"), st.get("last_accurate_fraction")
+    frac = (f"last exploration {fmt(last, '.2f')} accurate (deviation below the trust window)"
+            if last is not None else "no exploration")
+    if thr is None:
+        verdict = "no accurate-fraction threshold set"
+    elif st.get("converged"):
+        verdict = f"converged (threshold {thr:g})"
+    else:
+        verdict = (f"**did not reach the threshold {thr:g}**: the MLP still leaves its data in "
+                   "the MD it drives; more rounds (`active_learning_rounds`) are needed")
+    return f"Active learning: {st.get('stopped', '?')}; {frac}; {verdict}."
+
+
 def report_markdown(s: dict) -> str:
     """Return ``report.md`` for the summary ``s``: our numbers beside the seed's, with caveats."""
     seed = s["seed_results"]
@@ -400,6 +461,7 @@ def report_markdown(s: dict) -> str:
         "|---|---|---|",
         f"| trajectories finished / run | {s['md']['n_finished']} / {s['md']['replicas']} | "
         "10 / 10 |",
+        _temperature_row(s),
         f"| simulated time | {s['simulated_ps']:.1f} ps | {seed['simulated_us']:g} µs "
         f"({seed['n_trajectories']} × {seed['trajectory_us']:g} µs) |",
         f"| reaction events | {s['events']['n_events']} | {seed['n_reaction_events']} |",
@@ -409,6 +471,8 @@ def report_markdown(s: dict) -> str:
         f"(n = {b['n']}) | {seed['barrier_mean_eV']:.2f} ± {seed['barrier_std_eV']:.2f} |",
         *[_lifetime_row(name, s["events"]["lifetimes"].get(name), ps)
           for name, ps in seed["lifetime_ps"].items()],
+        "",
+        _active_learning_line(s),
         "",
         "Species lifetimes (completed lifetimes; 95 % t interval, clipped at 0):",
         "",

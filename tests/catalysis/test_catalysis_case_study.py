@@ -16,6 +16,7 @@ def test_case_study_runs_end_to_end(tmp_path):
     cfg.update({"n_rattled": 16, "schnet_overrides": {"max_epochs": 4, "patience": 4},
                 "al_md_steps": 40, "al_max_new_frames": 4, "committee_size": 2})
     cfg["md"].update({"trajectories": 3, "steps": 100})
+    cfg["thermalize"] = {"steps": 60, "friction_per_ps": 20.0}
     cfg["barriers"].update({"max_events": 1, "steps": 20})
     path = tmp_path / "case.json"
     path.write_text(json.dumps(cfg))
@@ -28,4 +29,11 @@ def test_case_study_runs_end_to_end(tmp_path):
     assert s["md"]["replicas"] == 3 and s["md"]["steps"] == 100
     assert set(s["events"]["pathways"]) == {"A", "B", "C", "other"}
     assert s["model"]["metrics"]["test"]["force_mae_eV_A"] > 0
-    assert "| C–C coupling events |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| C–C coupling events |" in report
+    assert s["thermalize"]["steps"] == 60 and s["thermalize"]["mean_temperature_K"] > 0
+    assert "| production temperature held |" in report and "after thermalising" in report
+    stop = s["active_learning_stop"]
+    assert stop["accurate_fraction_threshold"] == 0.9 and stop["stopped"]
+    assert 0.0 <= stop["last_accurate_fraction"] <= 1.0
+    assert "Active learning: " in report

@@ -78,3 +78,19 @@ def test_estimate_projects_the_measured_step_time(tmp_path):
         est["seconds_per_step_all_trajectories"] * cfg["md"]["steps"] / 3600.0)
     assert est["seed_gpu_wall_time_h"] == pytest.approx(360.0)
     assert "not modelled" in est["note"]
+
+
+def test_report_says_the_temperature_held_and_how_active_learning_ended():
+    s = _summary({})
+    s["md"].update({"mean_temperature_K": 306.4, "temperature_std_between_replicas_K": 12.0})
+    s["thermalize"] = {"steps": 300, "friction_per_ps": 20.0, "mean_temperature_K": 297.0}
+    s["active_learning_stop"] = {"stopped": "1 rounds done", "converged": False,
+                                 "accurate_fraction_threshold": 0.9,
+                                 "last_accurate_fraction": 0.41}
+    text = report_markdown(s)
+    assert ("| production temperature held | 306 K (± 12 K between trajectories), after "
+            "thermalising at 297 K (300 steps at 20 ps⁻¹) | 300 K (target) |") in text
+    assert "last exploration 0.41 accurate" in text
+    assert "did not reach the threshold 0.9" in text
+    s["active_learning_stop"].update({"converged": True, "last_accurate_fraction": 0.95})
+    assert "converged (threshold 0.9)" in report_markdown(s)
