@@ -7,8 +7,11 @@ both from the same starting structures under the same conditions and compare wha
    one sweep task each (:func:`common.sweep.run_tasks`), each saved as it finishes (resumable);
 2. **the MLP**: a SchNet committee trained by the pipeline's own active learning
    (:class:`common.active_learning.ActiveLearning`: rattled configurations labelled with the
-   reference, then rounds of committee MD at the same conditions whose disagreeing frames are
-   labelled and added);
+   reference -- plus, with ``n_reference_training`` > 0, frames of that many further direct
+   reference trajectories with their own seeds, never the ones compared against, as DP-GEN
+   starts from ab initio MD -- then rounds of committee MD at the same conditions whose
+   disagreeing frames are labelled and added, until ``al_accurate_fraction`` of the explored
+   frames are accurate or the rounds run out);
 3. **MLP-MD**: as many trajectories in the batched engine (:func:`common.md.run_md`), same
    temperature, friction, time step, length and frame interval;
 4. **events** in both sets by the same code (:func:`catalysis.events.analyze_trajectories`);
@@ -51,6 +54,10 @@ class FidelityConfig(ConfigSchema):
     ``system``: ``{"slab": [nx, ny, layers], "adsorbates": [species, ...]}``; ``labeller``:
     a :mod:`common.labels` preset with options; the MD keys are shared by both sides; the
     ``al_*`` and ``n_rattled`` keys set the MLP's training; ``schnet`` names a SchNet config.
+    Optional: ``al_accurate_fraction`` (0: off) stops active learning once that fraction of a
+    round's explored frames is accurate; ``n_reference_training`` direct reference
+    trajectories (own seeds) whose frames, one every ``training_frame_every`` steps (0: every
+    saved frame), join the initial training data.
     """
 
     scale: str
@@ -73,6 +80,9 @@ class FidelityConfig(ConfigSchema):
     al_md_steps: int
     al_flag_deviation_eV_A: float
     al_max_new_frames: int
+    al_accurate_fraction: float = 0.0
+    n_reference_training: int = 0
+    training_frame_every: int = 0
 
 
 def load_fidelity_config(scale: str | Path) -> dict[str, Any]:
@@ -206,6 +216,25 @@ def reference_trajectory(start_file: str, labeller: dict, out_file: str, *, temp
     return {"trajectory": out_file, "n_frames": len(frames)}
 
 
+def reference_md_frames(trajectories: list[str], every_steps: int, timestep_fs: float
+                        ) -> list:
+    """Return frames of direct reference trajectories for training, one every ``every_steps``.
+
+    ``every_steps`` 0 keeps every saved frame; the start frame (shared by all trajectories) is
+    left out. The frames carry no labels: they are labelled like any other training frame.
+    """
+    import ase.io
+
+    out = []
+    for path in trajectories:
+        for a in ase.io.read(path, ":"):
+            step = int(round(float(a.info.get("time_fs", 0.0)) / timestep_fs))
+            if step > 0 and (not every_steps or step % int(every_steps) == 0):
+                a.info = {}
+                out.append(a)
+    return out
+
+
 def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_emt", *,
                  seed: int = 0, progress: bool = True, cluster: Any = None) -> dict[str, Any]:
     """Run (or resume) the whole check; returns ``fidelity.json``'s content."""
@@ -231,14 +260,22 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
     length_ps = cfg["steps"] * cfg["timestep_fs"] / 1000.0
     md_kw = {k: cfg[k] for k in ("temperature_K", "friction_per_ps", "timestep_fs", "steps")}
 
-    # 1. reference MD, one sweep task per trajectory
-    ref_dir = out / "reference"
+    # 1. reference MD, one sweep task per trajectory: the compared ones, and (own seeds, own
+    # folder) the ones whose frames are training data
+    ref_dir, train_dir = out / "reference", out / "reference_training"
     ref_dir.mkdir(exist_ok=True)
-    tasks = {f"ref_{k:04d}": (reference_trajectory, {
-        "start_file": str(start_file.resolve()), "labeller": cfg["labeller"],
-        "out_file": str((ref_dir / f"traj_{k:04d}.extxyz").resolve()),
-        "frame_every": cfg["frame_every"], "seed": seed * 100_003 + k, **md_kw})
-        for k in range(cfg["n_reference"])}
+
+    def ref_task(folder: Path, k: int, seed_k: int):
+        folder.mkdir(exist_ok=True)
+        return (reference_trajectory, {
+            "start_file": str(start_file.resolve()), "labeller": cfg["labeller"],
+            "out_file": str((folder / f"traj_{k:04d}.extxyz").resolve()),
+            "frame_every": cfg["frame_every"], "seed": seed_k, **md_kw})
+
+    tasks = {f"ref_{k:04d}": ref_task(ref_dir, k, seed * 100_003 + k)
+             for k in range(cfg["n_reference"])}
+    tasks.update({f"train_{k:04d}": ref_task(train_dir, k, seed * 100_003 + 50_000 + k)
+                  for k in range(cfg["n_reference_training"])})
     store = JsonDirStore(out / "reference_tasks")
     report = run_tasks(tasks, store, cluster=cluster, progress=progress,
                        description="reference MD")
@@ -248,7 +285,10 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
         raise SimulationError(f"{report.n_failed} reference trajectories failed "
                               f"(first: {next(iter(report.failures.values()))})",
                               where=str(out / "reference"), fix="rerun to retry them")
-    ref_trajs = [r["trajectory"] for r in store.results().values()]
+    results = store.results()
+    ref_trajs = [results[f"ref_{k:04d}"]["trajectory"] for k in range(cfg["n_reference"])]
+    train_trajs = [results[f"train_{k:04d}"]["trajectory"]
+                   for k in range(cfg["n_reference_training"])]
 
     # 2. the MLP, by the pipeline's own active learning on reference labels
     lab = dict(cfg["labeller"])
@@ -261,6 +301,7 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
 
     sampled = systems.sample_configurations([start], cfg["n_rattled"],
                                             rattle_A=tuple(cfg["rattle_A"]), seed=seed)
+    sampled += reference_md_frames(train_trajs, cfg["training_frame_every"], cfg["timestep_fs"])
     data = Dataset.from_frames(label(sampled)).validate(max_force_eV_A=100.0)
     train0, valid, test = data.split((0.8, 0.1, 0.1), seed=seed)
     schnet_cfg = load_config(cfg["schnet"], **cfg["schnet_overrides"])
@@ -279,8 +320,8 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
         md = run_md([start], pot, folder, restart=(folder / "run.json").exists(),
                     replicas=4, steps=cfg["al_md_steps"], seed=seed + 1000 * (r + 1),
                     traj_every=cfg["frame_every"], checkpoint_every=cfg["al_md_steps"],
-                    flag_deviation_eV_A=cfg["al_flag_deviation_eV_A"], progress=progress,
-                    on_blowup="stop_system",
+                    # every frame with its deviation, so the accurate fraction is measured
+                    flag_deviation_eV_A=0.0, progress=progress, on_blowup="stop_system",
                     **{k: v for k, v in md_kw.items() if k != "steps"})
         path = md.get("flagged_frames")
         return ase.io.read(path, ":") if path else []
@@ -294,7 +335,8 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
                           explore=explore, label=label_new, lo=cfg["al_flag_deviation_eV_A"],
                           hi=10.0 * cfg["al_flag_deviation_eV_A"],
                           max_new=cfg["al_max_new_frames"])
-    al = loop.run(cfg["active_learning_rounds"])
+    al = loop.run(cfg["active_learning_rounds"],
+                  accurate_fraction=cfg["al_accurate_fraction"] or None)
     committee = al.model
 
     # 3. MLP-MD, same conditions, one batch
@@ -318,6 +360,10 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
               "mlp_md_mean_temperature_K": md.get("mean_temperature_K"),
               "model_test_metrics": al.metrics,
               "active_learning": al.history,
+              "active_learning_stop": {"stopped": al.stopped, "converged": al.converged,
+                                       "accurate_fraction_threshold":
+                                           cfg["al_accurate_fraction"] or None},
+              "n_reference_training_trajectories": len(train_trajs),
               "n_training_frames": len(al.data)}
     atomic_write_json(out / "fidelity.json", result)
     try:

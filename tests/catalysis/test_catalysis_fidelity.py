@@ -71,3 +71,9 @@ def test_reference_trajectory_frames_are_evenly_spaced_in_time(tmp_path):
     times = [a.info["time_fs"] for a in ase.io.read(out, ":")]
     assert info["n_frames"] == 5
     np.testing.assert_allclose(times, [0.0, 5.0, 10.0, 15.0, 20.0])
+    # the same file as training data: one frame every 10 steps, the shared start left out
+    from catalysis.fidelity import reference_md_frames
+
+    frames = reference_md_frames([str(out), str(out)], 10, 1.0)
+    assert len(frames) == 4 and all(a.info == {} for a in frames)
+    assert len(reference_md_frames([str(out)], 0, 1.0)) == 4  # 0: every saved frame
