@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigError, DataError
-from common.fileio import atomic_path, atomic_write_json, atomic_write_text
+from common.fileio import atomic_write_json, atomic_write_text
 
 __all__ = [
     "ArrheniusFit",
@@ -291,10 +291,9 @@ def plot_arrhenius(path: str | Path, temperatures_K: Sequence[float], rates: Seq
     ``channels``: ``{name: (temperatures_K, rates, errors, fit)}`` drawn beside the total.
     Written atomically (PNG, or the format of ``path``'s suffix).
     """
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.0, 3.8))
     series = {"total": (temperatures_K, rates, rate_errors, fit), **(channels or {})}
@@ -314,12 +313,7 @@ def plot_arrhenius(path: str | Path, temperatures_K: Sequence[float], rates: Seq
     if title:
         ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=150)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=150)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from catalysis.barriers import event_barriers
     from catalysis.events import analyze_trajectories
     from catalysis.model import SchNetAdapter, load_config
-    from common.active_learning import ActiveLearning
+    from common.active_learning import ActiveLearning, plot_history
     from common.data import Dataset
     from common.errors import SimulationError
     from common.labels import LabellerSpec, label_structures, labelled_frames
@@ -210,6 +210,11 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
                       accurate_fraction=cfg["al_accurate_fraction"] or None)
     committee, members = al.model
     metrics = al.metrics
+    try:
+        plot_history(al.history, out / "active_learning.png", lo=loop.lo, hi=loop.hi,
+                     accurate_fraction=cfg["al_accurate_fraction"] or None)
+    except Exception as exc:  # a figure must never cost the numbers
+        print(f"warning: no active-learning figure ({exc})")
 
     # 6. production MD: N trajectories over the coupling-capable starting structures
     md_cfg = cfg["md"]
@@ -494,7 +499,7 @@ def report_markdown(s: dict) -> str:
         "With few or no events the fractions and their 95 % (Wilson) intervals say exactly "
         "that. " + ELECTRODE_POTENTIAL_NOTE,
         "",
-        "Figures: `event_timeline.png`, "
+        "Figures: `event_timeline.png`, `active_learning.png`, "
         "`active_learning/round_*/model/member_0/parity_test.png`.",
         f"Timings (s): {json.dumps(s['timings_s'])}",
         "",

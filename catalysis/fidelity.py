@@ -243,7 +243,7 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
     from catalysis import systems
     from catalysis.events import analyze_trajectories
     from catalysis.model import SchNetAdapter, load_config
-    from common.active_learning import ActiveLearning
+    from common.active_learning import ActiveLearning, plot_history
     from common.data import Dataset
     from common.labels import LabellerSpec, label_structures, labelled_frames
     from common.md import run_md
@@ -338,6 +338,11 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
     al = loop.run(cfg["active_learning_rounds"],
                   accurate_fraction=cfg["al_accurate_fraction"] or None)
     committee = al.model
+    try:
+        plot_history(al.history, out / "active_learning.png", lo=loop.lo, hi=loop.hi,
+                     accurate_fraction=cfg["al_accurate_fraction"] or None)
+    except Exception as exc:  # noqa: BLE001 - a figure must never cost the numbers
+        print(f"warning: no active-learning figure ({exc})")
 
     # 3. MLP-MD, same conditions, one batch
     md = run_md([start], committee, out / "mlp_md", restart=(out / "mlp_md" / "run.json").exists(),
@@ -377,13 +382,10 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
 def plot_first_event(path: str | os.PathLike, reference: dict, mlp: dict, n_reference: int,
                      n_mlp: int, length_ps: float) -> Path:
     """Kaplan-Meier curves of the time to the first event, reference vs MLP."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from common.events import kaplan_meier
-    from common.fileio import atomic_path
+    from common.plots import pyplot, save_figure
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, ev, n in (("reference", reference, n_reference), ("MLP", mlp, n_mlp)):
@@ -396,12 +398,7 @@ def plot_first_event(path: str | os.PathLike, reference: dict, mlp: dict, n_refe
     ax.set_ylabel("no event yet (fraction)")
     ax.set_ylim(0, 1.05)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_lines(result: dict) -> list[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "ActiveLearning",
     "ActiveLearningResult",
     "accurate_fraction",
+    "plot_history",
     "select_candidates",
 ]
 
@@ -345,3 +346,44 @@ class ActiveLearning:
         selected = _read_frames(d / "selected.extxyz")
         _write_frames(d / "labelled.extxyz", self.label(selected) if selected else [])
         return {"n_labelled": len(_read_frames(d / "labelled.extxyz"))}
+
+
+def plot_history(history: list[dict], path: str | Path, *, lo: float | None = None,
+                 hi: float | None = None, accurate_fraction: float | None = None
+                 ) -> Path | None:
+    """Plot the outcome of the explorations and the training-set size per round.
+
+    Per round of ``history`` (:attr:`ActiveLearningResult.history`): the fractions of explored
+    frames accurate / candidate / failed (stacked), with the stop threshold
+    ``accurate_fraction`` and the trust window [``lo``, ``hi``) when given, and the
+    training-set size; saved atomically. None when nothing was explored.
+    """
+    if not history:
+        return None
+    from common.plots import pyplot, save_figure
+
+    plt = pyplot()
+    its = [h["round"] for h in history]
+    n = [max(1, h["n_accurate"] + h["n_candidates"] + h["n_failed"]) for h in history]
+    acc = [h["n_accurate"] / k for h, k in zip(history, n, strict=True)]
+    cand = [h["n_candidates"] / k for h, k in zip(history, n, strict=True)]
+    fail = [h["n_failed"] / k for h, k in zip(history, n, strict=True)]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax.bar(its, acc, label="accurate", color="tab:green")
+    ax.bar(its, cand, bottom=acc, label="candidate", color="tab:orange")
+    ax.bar(its, fail, bottom=[a + c for a, c in zip(acc, cand, strict=True)], label="failed",
+           color="tab:red")
+    if accurate_fraction:
+        ax.axhline(accurate_fraction, color="k", ls="--", lw=1, label="stop threshold")
+    if lo is not None and hi is not None:
+        ax.set_title(f"trust window [{lo:g}, {hi:g}) eV/Å", fontsize=9)
+    ax.set_xlabel("round")
+    ax.set_ylabel("fraction of explored frames")
+    ax.set_xticks(its)
+    ax.legend(fontsize=8)
+    ax2.plot(its, [h["n_train"] for h in history], "o-", label="training frames")
+    ax2.plot(its, [h["n_labelled"] or 0 for h in history], "s--", label="labelled this round")
+    ax2.set_xlabel("round")
+    ax2.set_xticks(its)
+    ax2.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -60,10 +60,9 @@ def error_metrics(potential, frames, device: str = "cpu") -> dict[str, float]:
 def parity_plot(potential, frames, path: str | Path, title: str = "", device: str = "cpu"
                 ) -> Path:
     """Predicted vs reference energy per atom and force components, saved as an image."""
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     frames = list(frames)
     e_ref, f_ref, n = reference_arrays(frames)
@@ -79,12 +78,7 @@ def parity_plot(potential, frames, path: str | Path, title: str = "", device: st
         ax.set_ylabel(f"predicted {name} ({unit})")
         ax.set_title(f"{name}: MAE {mae:.3g} {unit}")
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def seed_everything(seed: int) -> None:

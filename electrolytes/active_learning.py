@@ -42,7 +42,7 @@ from ase import Atoms
 from common.config import ConfigSchema
 from common.errors import ConfigError
 
-__all__ = ["ALSettings", "lowest_energies", "plot_history",
+__all__ = ["ALSettings", "lowest_energies",
            "refuse_absurd", "run_active_learning"]
 
 REFUSED_FILE = "refused.json"
@@ -132,7 +132,7 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
     """
     import ase.io
 
-    from common.active_learning import ActiveLearning
+    from common.active_learning import ActiveLearning, plot_history
     from common.data import Dataset
     from common.fileio import atomic_write_json
     from common.labels import label_structures, labelled_frames
@@ -200,7 +200,8 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
                           max_new=s.max_new)
     res = loop.run(s.iterations, accurate_fraction=s.accurate_fraction)
     history = [{**h, **_refused(loop.round_dir(h["round"]))} for h in res.history]
-    plot = plot_history(history, workdir / "active_learning.png", s)
+    plot = plot_history(history, workdir / "active_learning.png", lo=s.trust_lo_eV_A,
+                        hi=s.trust_hi_eV_A, accurate_fraction=s.accurate_fraction)
     committee, members = res.model
     return {"model": loop.round_dir(res.rounds) / "model", "members": members,
             "committee": committee, "metrics": res.metrics, "data": res.data,
@@ -289,50 +290,3 @@ def _mean_metrics(members) -> dict:
     mean = {k: sum(p[part][k] for p in per) / len(per) for k in keys
             if all(k in p.get(part, {}) for p in per)}
     return {"set": part, **mean, "members": per}
-
-
-def plot_history(history: list[dict], path: str | Path, settings: ALSettings | None = None
-                 ) -> Path | None:
-    """Plot the outcome of the explorations and the training-set size per iteration.
-
-    Per iteration: fractions of explored frames accurate / candidate / failed (stacked) and the
-    training-set size; saved atomically. None when nothing was explored.
-    """
-    if not history:
-        return None
-    import matplotlib
-
-    from common.fileio import atomic_path
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    its = [h["round"] for h in history]
-    n = [max(1, h["n_accurate"] + h["n_candidates"] + h["n_failed"]) for h in history]
-    acc = [h["n_accurate"] / k for h, k in zip(history, n, strict=True)]
-    cand = [h["n_candidates"] / k for h, k in zip(history, n, strict=True)]
-    fail = [h["n_failed"] / k for h, k in zip(history, n, strict=True)]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax.bar(its, acc, label="accurate", color="tab:green")
-    ax.bar(its, cand, bottom=acc, label="candidate", color="tab:orange")
-    ax.bar(its, fail, bottom=[a + c for a, c in zip(acc, cand, strict=True)], label="failed",
-           color="tab:red")
-    if settings is not None:
-        ax.axhline(settings.accurate_fraction, color="k", ls="--", lw=1,
-                   label="stop threshold")
-        ax.set_title(f"trust window [{settings.trust_lo_eV_A:g}, "
-                     f"{settings.trust_hi_eV_A:g}) eV/Å", fontsize=9)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("fraction of explored frames")
-    ax.set_xticks(its)
-    ax.legend(fontsize=8)
-    ax2.plot(its, [h["n_train"] for h in history], "o-", label="training frames")
-    ax2.plot(its, [h["n_labelled"] or 0 for h in history], "s--", label="labelled this it.")
-    ax2.set_xlabel("iteration")
-    ax2.set_xticks(its)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path, keep_suffix=True) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    return Path(path)

@@ -682,22 +682,15 @@ def arrhenius_fit(temperatures_K: Sequence[float], values: Sequence[float],
 
 
 def _pyplot():
-    import matplotlib
+    from common.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    from common.fileio import atomic_path
+    from common.plots import save_figure
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=150)
-    _pyplot().close(fig)
-    return path
+    return save_figure(fig, path, dpi=150, tight=False)
 
 
 def plot_msd(run: TransportRun, path: str | os.PathLike) -> Path:

@@ -516,12 +516,9 @@ def _growth(g: dict, prim, out: Path, seed: int, progress: bool) -> dict:
 
 
 def _plot_free_energy(ti: dict, path: Path) -> None:
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.fileio import atomic_path
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for k, (name, p) in enumerate(ti["potentials"].items()):
@@ -534,10 +531,7 @@ def _plot_free_energy(ti: dict, path: Path) -> None:
     ax.set_xlabel("temperature (K)")
     ax.set_ylabel("formation free energy (eV)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # -- report ---------------------------------------------------------------------------------------

@@ -253,12 +253,9 @@ def plot_formation(results: dict[str, dict], path: str | Path) -> None:
 
     One line style per result (e.g. MACE solid, Tersoff dashed), one colour per defect.
     """
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.fileio import atomic_path
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     styles = ["-", "--", ":", "-."]
@@ -272,7 +269,4 @@ def plot_formation(results: dict[str, dict], path: str | Path) -> None:
     ax.set_xlabel("Δμ_Ga (eV): N-rich ← → Ga-rich")
     ax.set_ylabel("formation energy (eV)")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

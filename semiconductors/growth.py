@@ -323,12 +323,9 @@ def growth_map(substrate: Atoms, temperatures_K: Sequence[float], flux_ratios: S
 
 def plot_growth_map(result: dict, path: str | Path) -> None:
     """Defects per nm² over (T, Ga/N), the optimum marked."""
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.fileio import atomic_path
+    plt = pyplot()
 
     pts = result["points"]
     temps = sorted({p["temperature_K"] for p in pts})
@@ -348,7 +345,4 @@ def plot_growth_map(result: dict, path: str | Path) -> None:
     ax.set_ylabel("substrate temperature (K)")
     fig.colorbar(im, label="defects per nm²")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

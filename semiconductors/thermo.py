@@ -717,12 +717,9 @@ def mbar_estimate(lambdas: np.ndarray, samples: np.ndarray, temperature_K: float
 
 def _plot(results: list[dict], n_atoms: int, path: Path) -> None:
     """⟨dU/dλ⟩ per atom against λ, one line per temperature."""
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.fileio import atomic_path
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for r in results:
@@ -733,10 +730,7 @@ def _plot(results: list[dict], n_atoms: int, path: Path) -> None:
     ax.set_xlabel("λ (0: Einstein crystal, 1: potential)")
     ax.set_ylabel("⟨dU/dλ⟩ per atom (eV)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # -- formation free energies --------------------------------------------------------------

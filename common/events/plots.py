@@ -75,18 +75,12 @@ def plot_timeline(path: str | os.PathLike, panels: Sequence[TimelinePanel],
                   max_species: int = 8, prefer: Sequence[str] = (),
                   colors: Mapping[str, str] | None = None) -> Path:
     """Save a figure with one timeline panel per trajectory; returns the path written."""
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = max(1, len(panels))
     fig, axes = plt.subplots(n, 1, figsize=(8, 2.6 * n), squeeze=False)
     for ax, panel in zip(axes[:, 0], panels, strict=False):
         draw_timeline(ax, panel, max_species, prefer, colors)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
