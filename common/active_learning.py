@@ -96,8 +96,9 @@ class ActiveLearningResult:
         Why the loop ended: the rounds asked for were done, an exploration found nothing to
         label, or the accurate fraction reached the threshold given to :meth:`ActiveLearning.run`.
     converged
-        True when it ended because the committee agreed: nothing left to label, or the
-        accurate fraction reached the threshold.
+        True when it ended because the committee agreed: no candidate left, or the accurate
+        fraction reached the threshold (not when candidates existed but none of their labels
+        could be kept).
     """
 
     model: Any
@@ -278,7 +279,12 @@ class ActiveLearning:
             if r >= rounds:
                 return self._result(r, f"{rounds} rounds done", False, model, metrics, data)
             if self._merged(r, model, len(data)) == 0:
-                return self._result(r, f"round {r}'s exploration found nothing to label", True,
+                n_cand = self.state(r)["selected"]["candidate"]
+                if n_cand == 0:
+                    return self._result(r, f"round {r}'s exploration found nothing to label",
+                                        True, model, metrics, data)
+                return self._result(r, f"round {r}'s {n_cand} candidates gave no new training "
+                                    "frames (every label failed or was refused)", False,
                                     model, metrics, data)
             if self._reached(r, accurate_fraction):
                 return self._result(r + 1, self._converged_why(r, accurate_fraction), True)

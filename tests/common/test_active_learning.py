@@ -198,6 +198,13 @@ def test_converged_round_stops_and_final_training_only(tmp_path):
     result = loop.run(ROUNDS)
     assert result.rounds == 0 and len(result.data) == 3
     assert result.history[0]["n_selected"] == 0 and loop.state(0)["merged"]["n_train_next"] == 3
+    assert result.converged and result.stopped == "round 0's exploration found nothing to label"
+    # candidates whose labels all fail: the loop stops too, but has not converged
+    failing = FakeDomain(log)
+    failing.label = lambda frames: []
+    stuck = make_loop(tmp_path / "stuck", failing).run(ROUNDS)
+    assert stuck.rounds == 0 and not stuck.converged
+    assert "candidates gave no new training frames" in stuck.stopped
     zero = make_loop(tmp_path / "zero", domain).run(0)
     assert zero.rounds == 0 and zero.history == []
 
