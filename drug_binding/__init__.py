@@ -70,6 +70,7 @@ from drug_binding.metad import (
     standard_state_correction_kJ,
 )
 from drug_binding.validation import (
+    benchmark_files,
     benchmark_set,
     benchmark_sets,
     bootstrap_ci,
@@ -104,6 +105,7 @@ __all__ = [
     "FoldingResult",
     "NativeContacts",
     "analyse_folding",
+    "benchmark_files",
     "benchmark_set",
     "benchmark_sets",
     "bootstrap_ci",
@@ -134,7 +136,7 @@ _LAZY = {
                                    "ligand_from_smiles", "load_ligand", "parametrize_ligand",
                                    "place_ligand")},
     **{n: ("mlmm", n) for n in ("ANICompute", "POTENTIAL_NAME", "ml_system", "mlmm_system",
-                                "simulation")},
+                                "relax_start", "simulation")},
     "register_ani_potential": ("mlmm", "register"),
     "screen": ("screening", "screen"),
     "screen_md": ("screening", "run_md"),

@@ -304,9 +304,10 @@ _Model = Annotated[Path, typer.Option("--model", metavar="FOLDER", show_default=
 
 
 class Solvent(StrEnum):
-    """Solvent model for ``prepare``: implicit GBn2, explicit TIP3P or vacuum."""
+    """Solvent model for ``prepare``: implicit GBn2 or OBC2, explicit TIP3P or vacuum."""
 
     gbn2 = "gbn2"
+    obc2 = "obc2"
     tip3p = "tip3p"
     vacuum = "vacuum"
 
@@ -327,7 +328,8 @@ def prepare_cmd(
     site: str | None = typer.Option(None, "--site-A", metavar="X,Y,Z",
                                     help="where a SMILES ligand's centre goes, Å"),
     solvent: Solvent = typer.Option(Solvent.gbn2, "--solvent",
-                                    help="implicit GBn2, a TIP3P box, or vacuum"),
+                                    help="implicit GBn2 or OBC2 (cheaper for a whole protein on "
+                                         "the CPU), a TIP3P box, or vacuum"),
     ph: float = typer.Option(7.0, "--ph", min=0.0, max=14.0, metavar="PH",
                              help="pH for the receptor's hydrogens"),
     charges: str = typer.Option("bcc", "--charges", metavar="bcc|gas",
@@ -480,7 +482,9 @@ def screen_cmd(
     "mlp-drug-binding case-study --scale tiny --out runs/drug_binding_tiny"))
 def case_study_cmd(
     scale: str = typer.Option("tiny", "--scale", metavar="SCALE",
-                              help="tiny, paper (the seed's settings), or a JSON config"),
+                              help="tiny, paper (the seed's settings), jacs (MCL1 from the "
+                                   "JACS benchmark, hours; jacs_short: its ~25-CPU-minute "
+                                   "reduction), or a JSON config"),
     out: opt.out_option("output folder (summary.json, report.md, figures)",
                         required=False) = Path("runs/drug_binding"),
     seed: opt.Seed = 0,

@@ -44,6 +44,7 @@ __all__ = [
     "ml_system",
     "mlmm_system",
     "register",
+    "relax_start",
     "simulation",
 ]
 
@@ -247,3 +248,43 @@ def simulation(system, topology, positions_nm: np.ndarray, temperature_K: float 
     sim = app.Simulation(topology, system, integ, plat, props)
     sim.context.setPositions(np.asarray(positions_nm) * unit.nanometer)
     return sim
+
+
+#: what :func:`relax_start` minimises on
+START_MINIMIZATION = ("mlmm", "mm")
+
+
+def relax_start(sim, mm_system, max_iterations: int = 200, on: str = "mlmm",
+                tolerance_kJ_per_nm: float = 10.0, threads: int = 1) -> None:
+    """Minimise the start of an ML/MM simulation ``sim`` in place.
+
+    ``on="mlmm"``: L-BFGS on the ML/MM energy itself. ``on="mm"``: on the MM System ``mm_system``
+    (the ligand on GAFF2 as well; same particles) without its implicit-solvent term, and the
+    minimised coordinates become ``sim``'s. The MM route is for ML models trained on little data:
+    such a model has holes (a stretched bond that lowers its energy) that a minimiser on its surface
+    walks straight into -- measured on the MCL1 complex of the JACS set, a tiny ANI trained on 77
+    frames let 200 ML/MM L-BFGS iterations pull one C-H bond of ligand 53 to 3.2 Å -- while GAFF2
+    relaxes the pose's clashes safely. Simplification: the implicit-solvent force is left out of
+    this relaxation (it is clash relief before MD in solvent, not a solvated minimum) since it is
+    most of the cost: for the 2,461-atom MCL1 complex one OBC2 force evaluation takes 0.23 s and
+    200 L-BFGS iterations ~200 s on one thread, against ~0.03 s per evaluation without it.
+    """
+    import openmm as mm
+
+    if on not in START_MINIMIZATION:
+        raise ConfigError(f"start minimisation on {on!r}", where="start_minimization",
+                          fix="give mlmm (the ML/MM energy) or mm (the MM force field)")
+    if not max_iterations:
+        return
+    if on == "mlmm":
+        mm.LocalEnergyMinimizer.minimize(sim.context, tolerance_kJ_per_nm, max_iterations)
+        return
+    gas = mm.XmlSerializer.clone(mm_system)
+    for k in reversed(range(gas.getNumForces())):
+        if isinstance(gas.getForce(k), mm.GBSAOBCForce | mm.CustomGBForce):
+            gas.removeForce(k)
+    plat = mm.Platform.getPlatformByName("CPU")
+    ctx = mm.Context(gas, mm.VerletIntegrator(0.001), plat, {"Threads": str(threads)})
+    ctx.setPositions(sim.context.getState(getPositions=True).getPositions())
+    mm.LocalEnergyMinimizer.minimize(ctx, tolerance_kJ_per_nm, max_iterations)
+    sim.context.setPositions(ctx.getState(getPositions=True).getPositions())

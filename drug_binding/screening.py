@@ -155,14 +155,15 @@ def ligand_bond_guard(topology, ligand_atoms, where=None):
 def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: int,
            out: str | os.PathLike, temperature_K: float = 300.0, timestep_fs: float = 1.0,
            friction_per_ps: float = 1.0, report_every: int = 100, seed: int = 0,
-           threads: int = 1, minimize_steps: int = 200, platform: str = "CPU") -> dict[str, Any]:
+           threads: int = 1, minimize_steps: int = 200, platform: str = "CPU",
+           minimize_on: str = "mlmm") -> dict[str, Any]:
     """Run ML/MM Langevin MD of a prepared complex and return its pocket metrics.
 
-    Minimise, then run ``steps``; writes ``md.pdb`` (frames every ``report_every`` steps, first =
-    minimised start), ``final.pdb`` and ``md.json`` (pocket metrics, timings) in ``out``; returns
-    the metrics dict.
+    Minimise (``minimize_steps`` L-BFGS iterations on the ML/MM energy, or with
+    ``minimize_on="mm"`` on the MM force field: :func:`drug_binding.mlmm.relax_start`), then run
+    ``steps``; writes ``md.pdb`` (frames every ``report_every`` steps, first = minimised start),
+    ``final.pdb`` and ``md.json`` (pocket metrics, timings) in ``out``; returns the metrics dict.
     """
-    import openmm as mm
     from openmm import app, unit
 
     from common.fileio import atomic_path
@@ -177,8 +178,7 @@ def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: 
     mixed = mlmm.mlmm_system(system, top, cx.ligand_atoms, model_dir, threads=threads)
     sim = mlmm.simulation(mixed, top, pos, temperature_K, timestep_fs, friction_per_ps, seed,
                           platform=platform, threads=threads)
-    if minimize_steps:
-        mm.LocalEnergyMinimizer.minimize(sim.context, 10.0, minimize_steps)
+    mlmm.relax_start(sim, system, minimize_steps, on=minimize_on, threads=threads)
     sim.context.setVelocitiesToTemperature(temperature_K * unit.kelvin, int(seed) + 1)
     frames = [sim.context.getState(getPositions=True).getPositions(asNumpy=True)
               .value_in_unit(unit.angstrom)]
@@ -211,7 +211,7 @@ def run_md(complex_dir: str | os.PathLike, model_dir: str | os.PathLike, steps: 
 
 def screen_one(name: str, complex_dir: str, model_dir: str, out: str, steps: int,
                temperature_K: float, timestep_fs: float, report_every: int, seed: int,
-               threads: int = 1) -> dict[str, Any]:
+               threads: int = 1, minimize_on: str = "mlmm") -> dict[str, Any]:
     """Run one screening task (importable by the sweep's workers).
 
     A ligand that falls apart gives ``{"name", "status": "fell_apart", "step", "max_bond_A",
@@ -221,7 +221,8 @@ def screen_one(name: str, complex_dir: str, model_dir: str, out: str, steps: int
     try:
         res = run_md(complex_dir, model_dir, steps, Path(out) / name,
                      temperature_K=temperature_K, timestep_fs=timestep_fs,
-                     report_every=report_every, seed=seed, threads=threads)
+                     report_every=report_every, seed=seed, threads=threads,
+                     minimize_on=minimize_on)
     except LigandBroken as exc:
         return {"name": name, "status": "fell_apart", "step": exc.step,
                 "max_bond_A": None if math.isnan(exc.bond_A) else exc.bond_A,
@@ -251,7 +252,7 @@ def fell_apart(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def screen(complexes: dict[str, str], model_dir: str | os.PathLike, out: str | os.PathLike,
            steps: int, temperature_K: float = 300.0, timestep_fs: float = 1.0,
            report_every: int = 100, seed: int = 0, cluster: Any = "serial",
-           progress: bool = False) -> dict[str, Any]:
+           progress: bool = False, minimize_on: str = "mlmm") -> dict[str, Any]:
     """Screen ``{name: complex folder}`` through :func:`common.sweep.run_tasks`.
 
     Results go to ``out/results/``, one JSON per ligand (a rerun skips the finished ones); writes
@@ -266,7 +267,7 @@ def screen(complexes: dict[str, str], model_dir: str | os.PathLike, out: str | o
                                      "model_dir": str(model_dir), "out": str(out),
                                      "steps": int(steps), "temperature_K": temperature_K,
                                      "timestep_fs": timestep_fs, "report_every": report_every,
-                                     "seed": seed + k})
+                                     "seed": seed + k, "minimize_on": minimize_on})
              for k, (name, cdir) in enumerate(complexes.items())]
     report = run_tasks(tasks, store, cluster=cluster, progress=progress,
                        description="ML/MM screening")

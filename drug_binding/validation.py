@@ -33,6 +33,7 @@ from common.errors import ConfigError, DataError, EnvironmentProblem
 __all__ = [
     "EXPERIMENTAL_COLUMNS",
     "R_KCAL_PER_MOL_K",
+    "benchmark_files",
     "benchmark_set",
     "benchmark_sets",
     "bootstrap_ci",
@@ -470,6 +471,35 @@ def _sdf_records(text: str) -> Iterable[tuple[str, dict[str, str]]]:
             if line.startswith(">") and "<" in line and k + 1 < len(lines):
                 tags[line.split("<", 1)[1].split(">", 1)[0]] = lines[k + 1].strip()
         yield lines[0].strip(), tags
+
+
+def benchmark_files(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Find the files of one JACS benchmark set: its folder, protein PDB and ligand SDF.
+
+    Returns
+    -------
+    dict
+        ``{"folder", "protein_pdb", "ligands_sdf"}``; the SDF holds every ligand's 3-D pose in
+        the protein's pocket (the ``*_shifted.sdf`` copies are the poses moved into the PDB's
+        frame, used where they are the only copy) and the experimental ΔG tags.
+
+    Raises
+    ------
+    ConfigError
+        No such set.
+    DataError
+        The set's folder has no ``*_protein.pdb``.
+    """
+    root = _jacs_root(data_dir)
+    sdf = _set_file(root, str(name).strip().lower())
+    if sdf is None:
+        raise ConfigError(f"no benchmark set {name!r}", where=str(root),
+                          fix=f"choose one of {benchmark_sets(root)}")
+    pdbs = sorted(sdf.parent.glob("*_protein.pdb"))
+    if not pdbs:
+        raise DataError("no *_protein.pdb beside the ligands", where=str(sdf.parent),
+                        fix="use the folders shipped with openmmforcefields")
+    return {"folder": sdf.parent, "protein_pdb": pdbs[0], "ligands_sdf": sdf}
 
 
 def benchmark_set(name: str, data_dir: str | os.PathLike | None = None) -> list[dict]:

@@ -14,9 +14,63 @@ pytest.importorskip("openmmml")
 
 
 def test_configs_load_and_name_their_keys():
+    from drug_binding.case_study import _stamped
+
     tiny, paper = load_case_config("tiny"), load_case_config("paper")
     assert tiny["experimental"] is None and paper["metad"]["steps"] == 1_000_000_000
     assert set(tiny) == set(paper) | ({"ani_overrides"} - set(paper))
+    # unset optional keys stay out of the run folder's stamp: older folders still resume
+    stamp = _stamped(tiny)
+    assert "solvent" not in stamp and "funnel" not in stamp["metad"]
+    assert tiny["solvent"] is None and tiny["metad"]["funnel"] is None
+
+
+def _benchmark_or_skip():
+    from common.errors import EnvironmentProblem
+    from drug_binding.validation import benchmark_set
+
+    try:
+        return benchmark_set("mcl1")
+    except EnvironmentProblem:
+        pytest.skip("openmmforcefields (with its perses_jacs_systems data) is not installed")
+
+
+def test_jacs_configs_take_benchmark_ligands_with_their_poses_and_a_funnel():
+    from drug_binding.case_study import _receptor_file, ligand_inputs
+
+    rows = _benchmark_or_skip()
+    full, short = load_case_config("jacs"), load_case_config("jacs_short")
+    for cfg in (full, short):
+        assert cfg["experimental"] == {"benchmark": "mcl1"} and cfg["solvent"] == "obc2"
+        assert cfg["metad"]["funnel"]["radius_nm"] == 0.2
+        assert _receptor_file(cfg).name == "MCL1_protein.pdb" and _receptor_file(cfg).is_file()
+        # the same run except for its size
+        assert {k: v for k, v in cfg["metad"].items() if k in ("bound_nm", "unbound_nm",
+                                                                "funnel")} == {
+            k: full["metad"][k] for k in ("bound_nm", "unbound_nm", "funnel")}
+    picked = ligand_inputs(short)
+    assert len(picked) == 3 and all(v["sdf"].endswith(".sdf") for v in picked.values())
+    dg = {r["name"]: r["dG_exp_kcal_per_mol"] for r in rows}
+    got = sorted(dg[n] for n in picked)  # spread: the set's weakest, middle and strongest
+    assert got[0] == min(dg.values()) and got[-1] == max(dg.values())
+    assert len(ligand_inputs(full)) == 8 and set(picked) <= set(dg)
+
+
+@pytest.mark.parametrize("ligands, needle", [
+    ({"benchmark": "mcl1", "subset": ["no_such"]}, "not in benchmark set"),
+    ({"benchmark": "mcl1", "n": 0}, "ligands.n"),
+    ({"benchmark": "mcl1", "n": 2, "subset": ["26"]}, "either"),
+    ({"benchmark": "mcl1", "pose": "x"}, "ligands entry"),
+    ({"benzene": 5}, "not a SMILES"),
+])
+def test_bad_ligand_entries_are_one_line_errors(ligands, needle):
+    from common.errors import ConfigError
+    from drug_binding.case_study import ligand_inputs
+
+    if "benchmark" in ligands and "subset" in ligands and "n" not in ligands:
+        _benchmark_or_skip()
+    with pytest.raises(ConfigError, match=needle):
+        ligand_inputs({"ligands": ligands})
 
 
 @pytest.mark.slow
@@ -118,3 +172,120 @@ def test_case_study_report_names_a_broken_ligand():
     assert "| — | benzamide | **fell apart** under the tiny ANI at step 700" in text
     assert "**No ΔG for phenol: every walker stopped** (fell apart at step 600" in text
     assert "| phenol | — ± — | — | 0 × — ps (2 more stopped and left out: fell apart" in text
+
+
+# -- the funnel in the case study's walkers ----------------------------------------------------
+
+_FUNNEL = {"radius_nm": 0.2, "angle_deg": 60.0, "z_cc_nm": 1.0, "z_nm": [-1.5, 2.5],
+           "rim_nm": 2.0, "rim_out_nm": -0.5}
+
+
+@pytest.fixture(scope="module")
+def peptide_complex(tmp_path_factory):
+    """Benzamide over Trp2 of Ac-Trp-Gly-Trp-NMe (Gasteiger charges) and an untrained tiny ANI."""
+    from drug_binding import prepare as P
+    from drug_binding.case_study import _site
+    from drug_binding.model import ANIAdapter
+
+    tmp = tmp_path_factory.mktemp("walker")
+    pep = P.build_peptide("TRP GLY TRP", tmp / "pep.pdb")
+    lig = P.place_ligand(P.ligand_from_smiles("NC(=O)c1ccccc1", seed=0), _site(pep, 2, 4.0),
+                         P._pdb_xyz_A(pep), seed=1)
+    params = P.parametrize_ligand(lig, tmp / "lig", charge_method="gas")
+    cx = P.assemble_complex(pep, params, tmp / "cx", solvent="gbn2")
+    model = ANIAdapter.untrained(tmp / "ani", "tiny", seed=2, elements=["H", "C", "N", "O"])
+    return cx, model.path, tmp
+
+
+def _walker_call(monkeypatch, cx, model_dir, out, funnel):
+    """Run ``metad_walker`` with ``run_metad`` replaced by a recorder; return its arguments."""
+    import openmm as mm
+
+    from drug_binding import metad
+    from drug_binding.case_study import load_case_config, metad_walker
+
+    seen = {}
+
+    def record(system, positions, cv_spec, *args, **kw):
+        seen.update(system=system, positions=positions, cv=cv_spec, **kw)
+        return {"settings": {"steps": 100, "timestep_fs": 2.0}}
+
+    monkeypatch.setattr(metad, "run_metad", record)
+    # an untrained ANI is no potential to minimise on; the start pose is enough here
+    monkeypatch.setattr(mm.LocalEnergyMinimizer, "minimize", staticmethod(lambda *a, **k: None))
+    settings = {**load_case_config("tiny")["metad"], "funnel": funnel}
+    res = metad_walker("benzamide", cx.folder, str(model_dir), str(out), 2, settings, seed=0)
+    assert res["status"] == "ok"
+    return seen
+
+
+def test_walker_builds_the_funnel_force_when_asked(peptide_complex, monkeypatch):
+    import numpy as np
+    import openmm as mm
+
+    from common.cv import parse_cv
+    from common.errors import ConfigError
+    from drug_binding.metad import _check_funnel_start
+
+    cx, model_dir, tmp = peptide_complex
+    off = _walker_call(monkeypatch, cx, model_dir, tmp / "w0", None)
+    assert off["funnel"] is None
+    seen = _walker_call(monkeypatch, cx, model_dir, tmp / "w1", _FUNNEL)
+    fun, system, x = seen["funnel"], seen["system"], np.asarray(seen["positions"])
+    # the funnel's ligand and origin are the CV's groups, so ΔG_bind uses its volume
+    cv = parse_cv(seen["cv"], system.getNumParticles())
+    assert (set(fun.ligand), set(fun.origin)) == (set(cv.groups[0]), set(cv.groups[1]))
+    assert fun.radius_nm == 0.2 and fun.z_cc_nm == 1.0 and (fun.z_min_nm, fun.z_max_nm) == (
+        -1.5, 2.5)
+    assert fun.toward and not set(fun.toward) & set(fun.ligand)
+    _check_funnel_start(system, x, fun)  # the ligand starts inside
+    # the OpenMM force it gives: zero at the start, Limongelli's wall energy off the axis
+    test = mm.System()
+    for i in range(system.getNumParticles()):
+        test.addParticle(system.getParticleMass(i))
+    test.addForce(fun.openmm_force(system))
+    ctx = mm.Context(test, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+
+    def energy(pos):
+        ctx.setPositions(pos)
+        return ctx.getState(getEnergy=True).getPotentialEnergy()._value
+
+    assert energy(x) == pytest.approx(0.0, abs=1e-9)
+    def com(group):  # mass-weighted, as the force's groups
+        m = np.array([system.getParticleMass(i)._value for i in group])
+        return (x[list(group)] * m[:, None]).sum(0) / m.sum()
+
+    a, b = com(fun.origin), com(fun.toward)
+    n = (b - a) / np.linalg.norm(b - a)
+    side = np.cross(n, [1.0, 0.0, 0.0])
+    moved = x.copy()
+    lig = list(cx.ligand_atoms)
+    target = a + 2.0 * n + 0.5 * side / np.linalg.norm(side)  # in the cylinder's range, 0.5 nm out
+    moved[lig] += target - com(fun.ligand)
+    z, rho = fun.axial(target[None], a, b)
+    want = float(fun.energy_kJ(z, rho)[0])
+    assert want > 100.0 and energy(moved) == pytest.approx(want, rel=1e-6)
+    # a receptor with no outer rim for the axis is a one-line error naming the setting
+    with pytest.raises(ConfigError, match="rim"):
+        _walker_call(monkeypatch, cx, model_dir, tmp / "w2", {**_FUNNEL, "rim_nm": 0.01})
+
+
+def test_validation_joins_predictions_with_the_benchmark_by_name(tmp_path):
+    from drug_binding.case_study import _validate
+    from drug_binding.validation import validate_table
+
+    rows = _benchmark_or_skip()[:4]
+    pred = [-7.0, -8.5, -6.1, None]  # the last ligand has no ΔG (its walkers fell apart)
+    metad = [{"name": r["name"], "delta_G_bind_kcal_per_mol": p}
+             for r, p in zip(rows, pred, strict=True)]
+    metad.append({"name": "not_in_the_set", "delta_G_bind_kcal_per_mol": -9.0})
+    v = _validate({"experimental": {"benchmark": "mcl1"}}, tmp_path, metad)
+    want = validate_table([{"name": r["name"], "dG_exp_kcal_per_mol": r["dG_exp_kcal_per_mol"],
+                            "dG_pred_kcal_per_mol": p}
+                           for r, p in zip(rows[:3], pred[:3], strict=True)], 298.15)
+    assert v["n"] == 3 and [r["name"] for r in v["rows"]] == [r["name"] for r in rows[:3]]
+    assert v["r2"] == pytest.approx(want["r2"]) and v["ci95"] == want["ci95"]
+    assert "JACS 2015" in v["experimental_data"]["source"]
+    assert (tmp_path / "validation.png").is_file()
+    few = _validate({"experimental": {"benchmark": "mcl1"}}, tmp_path, metad[:2])
+    assert "only 2 ligand(s)" in few["note"]

@@ -101,3 +101,36 @@ def test_unknown_elements_and_bad_indices_refused(setup, tmp_path):
     with pytest.raises(DataError, match="ML atom indices"):
         mlmm.mlmm_system(system, top, [system.getNumParticles()], setup["model"].path)
 
+
+
+def test_start_minimised_on_mm_lowers_the_mm_energy_and_skips_the_ml_surface(setup):
+    from common.errors import ConfigError
+
+    system, top, pos = P.create_system(setup["cx"])
+    mixed = mlmm.mlmm_system(system, top, setup["cx"].ligand_atoms, setup["model"].path)
+    sim = mlmm.simulation(mixed, top, pos)
+    gas = mm.XmlSerializer.clone(system)  # the MM System less its GBn2 term
+    gb = [k for k in range(gas.getNumForces()) if isinstance(gas.getForce(k), mm.CustomGBForce)]
+    assert len(gb) == 1
+    gas.removeForce(gb[0])
+    ref = mm.Context(gas, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("CPU"),
+                     {"Threads": "1"})
+
+    def e_mm(x):
+        ref.setPositions(x)
+        return ref.getState(getEnergy=True).getPotentialEnergy().value_in_unit(
+            unit.kilojoule_per_mole)
+
+    e0 = e_mm(pos)
+    mlmm.relax_start(sim, system, 100, on="mm")
+    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
+        unit.nanometer)
+    assert np.all(np.isfinite(x)) and e_mm(x) < e0 - 1.0  # kJ/mol: relaxed on the MM surface
+    # the same minimum as minimising the gas-phase MM System alone (ML/MM never entered)
+    ref.setPositions(pos)
+    mm.LocalEnergyMinimizer.minimize(ref, 10.0, 100)
+    alone = ref.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
+        unit.nanometer)
+    np.testing.assert_allclose(x, alone, atol=1e-6)
+    with pytest.raises(ConfigError, match="start minimisation on 'qm'"):
+        mlmm.relax_start(sim, system, 10, on="qm")

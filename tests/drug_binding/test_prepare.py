@@ -98,6 +98,25 @@ def test_am1bcc_charges_sum_to_formal_charge_in_atom_order(tmp_path):
         assert (tmp_path / f"q{q}" / "ligand.mol2").stat().st_mtime_ns == before
 
 
+def test_sdf_record_is_chosen_by_title_with_its_pose(tmp_path):
+    from rdkit import Chem
+
+    path = tmp_path / "set.sdf"
+    mols = {"lig_a": P.ligand_from_smiles("c1ccccc1O", seed=0),
+            "lig_b": P.ligand_from_smiles("c1ccccc1N", seed=1)}
+    with Chem.SDWriter(str(path)) as w:
+        for name, m in mols.items():
+            m.SetProp("_Name", name)
+            w.write(m)
+    first = P.ligand_from_file(path)
+    second = P.load_ligand(path, record="lig_b")
+    assert first.GetProp("_Name") == "lig_a" and second.GetProp("_Name") == "lig_b"
+    np.testing.assert_allclose(second.GetConformer().GetPositions(),
+                               mols["lig_b"].GetConformer().GetPositions(), atol=1e-4)
+    with pytest.raises(DataError, match="no molecule titled 'lig_c' .*lig_a, lig_b"):
+        P.ligand_from_file(path, record="lig_c")
+
+
 def _pdb_lines(path):
     return [ln for ln in path.read_text().splitlines() if ln.startswith(("ATOM", "HETATM"))]
 
@@ -265,3 +284,19 @@ def test_parmchk2_gives_the_same_frcmod_every_time(tmp_path, mol2, improper):
     assert len(outs) == 1
     out = outs.pop()
     assert improper in out  # the majority answer (16 of 24 phenol runs, 10 of 14 aniline)
+
+
+def test_charged_n_terminus_reaches_tleap_and_obc2_uses_its_radii(tmp_path):
+    # OpenMM's PDB reader names an N-terminal H1 "H"; tleap's N-terminal templates need H1
+    bare = P.build_peptide("GLY ALA", tmp_path / "bare.pdb", caps=False)
+    fixed = P.fix_receptor(bare, tmp_path / "fixed.pdb")
+    first = [ln[12:16].strip() for ln in _pdb_lines(fixed) if ln[22:26].strip() == "1"]
+    assert {"H1", "H2", "H3"} <= set(first) and "H" not in first
+    cx = P.assemble_complex(fixed, None, tmp_path / "obc2", solvent="obc2")
+    assert "mbondi2" in open(cx.prmtop).read().split("%FLAG RADIUS_SET")[1][:200]
+    system, _, pos = P.create_system(cx)
+    assert any(isinstance(f, mm.GBSAOBCForce) for f in system.getForces())
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001),
+                     mm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(pos)
+    assert np.isfinite(ctx.getState(getEnergy=True).getPotentialEnergy()._value)

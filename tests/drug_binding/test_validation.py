@@ -14,6 +14,7 @@ from common.errors import ConfigError, DataError, EnvironmentProblem
 from common.events import wilson_interval
 from drug_binding.validation import (
     R_KCAL_PER_MOL_K,
+    benchmark_files,
     benchmark_set,
     benchmark_sets,
     bootstrap_ci,
@@ -278,6 +279,14 @@ def test_benchmark_set_reads_sd_tags(tmp_path):
     assert benchmark_set("p38", root)[0]["dG_exp_kcal_per_mol"] == -11.854
     with pytest.raises(ConfigError, match=r"no benchmark set 'bace'.*\['p38', 'tyk2'\]"):
         benchmark_set("bace", root)
+    (root / "tyk2" / "Tyk2_protein.pdb").write_text("END\n")
+    files = benchmark_files("tyk2", root)
+    assert files["protein_pdb"].name == "Tyk2_protein.pdb"
+    assert files["ligands_sdf"].name == "Tyk2_ligands.sdf" and files["folder"] == root / "tyk2"
+    with pytest.raises(DataError, match="no \\*_protein.pdb"):
+        benchmark_files("p38", root)
+    with pytest.raises(ConfigError, match="no benchmark set 'bace'"):
+        benchmark_files("bace", root)
 
 
 def test_benchmark_set_shipped_with_openmmforcefields():
