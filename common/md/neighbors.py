@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from common.md.state import BatchState, cell_inv
+from common.md.state import BatchState, cell_inv, squared_norms
 
 _PAD_OFFSET = 1.0e4  # Å: puts padding "neighbours" far outside every cutoff
 
@@ -115,7 +115,7 @@ class NeighborList:
             to_ref = cell_inv(safe) @ ref  # h^-1 h0
             pos = torch.einsum("na,nab->nb", pos, to_ref[state.system_idx])
             s_min = 1.0 / (1.0 + torch.linalg.matrix_norm(to_ref - eye))  # <= s_min(h0^-1 h)
-        disp2 = ((pos - self._ref_positions) ** 2).sum(-1)
+        disp2 = squared_norms(pos - self._ref_positions)
         if not any_moved and not bool(disp2.max() > (0.5 * self.skin) ** 2):
             return []  # the common case, with one synchronisation
         max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
@@ -168,7 +168,7 @@ class NeighborList:
         """
         if self._dense is None:
             n = state.n_atoms  # K starts at 1 and grows to the largest neighbour count
-            nbr = torch.arange(n, device=state.device).unsqueeze(1)
+            nbr = torch.arange(n, device=state.device, dtype=torch.int32).unsqueeze(1)
             offs = torch.full((3, n, 1), _PAD_OFFSET, dtype=state.dtype, device=state.device)
             self._dense = (nbr, offs)
             self._dense_shifts = torch.full_like(offs, float("nan"))
@@ -176,31 +176,37 @@ class NeighborList:
         return self._dense
 
     def _update_dense(self, state: BatchState, systems: list[int], off: list[int]) -> None:
+        """Rewrite the rows of ``systems`` (ascending) from their pair lists, in one pass.
+
+        Neighbour indices are int32 (half the memory traffic of int64 in the pair kernel).
+        """
         nbr, offs = self._dense
         shifts = self._dense_shifts
-        for s in systems:
-            i, j, S, o = self._per_system[s]
-            a, b = off[s], off[s + 1]
-            counts = torch.bincount(i - a, minlength=b - a)
-            k_needed = int(counts.max()) if len(i) else 0
-            if k_needed > nbr.shape[1]:  # grow K for everyone (rare)
-                extra = k_needed - nbr.shape[1] + 4
-                n = nbr.shape[0]
-                nbr = torch.cat([nbr, torch.arange(n, device=nbr.device).unsqueeze(1).repeat(
-                    1, extra)], 1)
-                offs = torch.cat([offs, torch.full((3, n, extra), _PAD_OFFSET, dtype=offs.dtype,
-                                                   device=offs.device)], 2)
-                shifts = torch.cat([shifts, torch.full((3, n, extra), float("nan"),
-                                                       dtype=offs.dtype, device=offs.device)], 2)
-            # reset this system's rows to padding, then fill (i sorted: slot = rank within i)
-            nbr[a:b] = torch.arange(a, b, device=nbr.device).unsqueeze(1)
-            offs[:, a:b] = _PAD_OFFSET
-            shifts[:, a:b] = float("nan")
-            starts = torch.cumsum(counts, 0) - counts
-            slot = torch.arange(len(i), device=i.device) - starts[i - a]
-            nbr[i, slot] = j
-            offs[:, i, slot] = o.t()
-            shifts[:, i, slot] = S.t()
+        parts = [self._per_system[s] for s in systems]
+        # pairs are sorted by i within a system and systems ascend, so i is sorted overall
+        i, j, S, o = (torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]
+                      for k in range(4))
+        n = nbr.shape[0]
+        counts = torch.bincount(i, minlength=n)
+        k_needed = int(counts.max()) if len(i) else 0
+        if k_needed > nbr.shape[1]:  # grow K for everyone (rare)
+            extra = k_needed - nbr.shape[1] + 4
+            pad = torch.arange(n, device=nbr.device, dtype=nbr.dtype).unsqueeze(1)
+            nbr = torch.cat([nbr, pad.repeat(1, extra)], 1)
+            offs = torch.cat([offs, torch.full((3, n, extra), _PAD_OFFSET, dtype=offs.dtype,
+                                               device=offs.device)], 2)
+            shifts = torch.cat([shifts, torch.full((3, n, extra), float("nan"),
+                                                   dtype=offs.dtype, device=offs.device)], 2)
+        # reset these systems' rows to padding, then fill (slot = rank of a pair within its i)
+        rows = torch.cat([torch.arange(off[s], off[s + 1], device=nbr.device) for s in systems])
+        nbr[rows] = rows.to(nbr.dtype).unsqueeze(1)
+        offs[:, rows] = _PAD_OFFSET
+        shifts[:, rows] = float("nan")
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(len(i), device=i.device) - starts[i]
+        nbr[i, slot] = j.to(nbr.dtype)
+        offs[:, i, slot] = o.t()
+        shifts[:, i, slot] = S.t()
         self._dense = (nbr, offs)
         self._dense_shifts = shifts
 

@@ -35,8 +35,12 @@ class PairPotential(BatchedPotential):
         """Return energy per system, forces, per-atom ``energies`` and, if asked, the stress."""
         # dense (n_atoms, K) neighbour matrix, structure of arrays: see NeighborList.dense
         nbr, offs = neighbors.dense(state)
-        kernel = self._compiled or self._dense_terms
-        e_atom, forces, d, du_r = kernel(state.positions, nbr, offs)
+        if compute_stress:  # the pair vectors and terms are kept for the virial
+            kernel = self._compiled[1] if self._compiled else self._dense_terms
+            e_atom, forces, d, du_r = kernel(state.positions, nbr, offs)
+        else:  # the MD hot path: nothing per pair leaves the kernel
+            kernel = self._compiled[0] if self._compiled else self._dense_forces
+            e_atom, forces = kernel(state.positions, nbr, offs)
         out = {"energy": sum_per_system(e_atom, state.system_idx, state.n_systems),
                "forces": forces, "energies": e_atom}
         if compute_stress:
@@ -53,29 +57,37 @@ class PairPotential(BatchedPotential):
         e_atom = 0.5 * u.sum(-1) + self.energy_per_atom  # each pair appears twice
         return e_atom, forces, d, du_r
 
-    _compiled = None
+    def _dense_forces(self, positions, nbr, offs):
+        """Per-atom energies and forces only (what MD needs): the kernel ``torch.compile`` fuses."""
+        e_atom, forces, _, _ = self._dense_terms(positions, nbr, offs)
+        return e_atom, forces
+
+    _compiled = None  # (energies+forces kernel, kernel with the pair terms for the virial)
 
     def use_compiled_kernel(self) -> PairPotential:
-        """Use a ``torch.compile``-d kernel; return ``self``.
+        """Use ``torch.compile``-d kernels; return ``self``.
 
         The kernel fuses the gather, the pair terms and the reductions into one loop: about 5x
-        faster on a CPU, after 10-30 s of compilation, cached on disk. It falls back to eager,
-        with a warning, if compilation fails.
+        faster on a CPU, after 10-30 s of compilation, cached on disk. MD without a barostat
+        uses a kernel that writes nothing per pair; the virial (NPT, stress) one that keeps the
+        pair vectors. Either falls back to eager, with a warning, if compilation fails.
         """
-        compiled = torch.compile(self._dense_terms, dynamic=True)
+        def compiled(fn):
+            fast = torch.compile(fn, dynamic=True)
 
-        def kernel(*args):
-            try:
-                return compiled(*args)
-            except Exception as exc:  # no C++ compiler, unsupported platform...
-                import warnings
+            def kernel(*args):
+                try:
+                    return fast(*args)
+                except Exception as exc:  # no C++ compiler, unsupported platform...
+                    import warnings
 
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}); running eager",
-                              stacklevel=2)
-                self._compiled = None
-                return self._dense_terms(*args)
+                    warnings.warn(f"torch.compile failed ({type(exc).__name__}); running eager",
+                                  stacklevel=2)
+                    self._compiled = None
+                    return fn(*args)
+            return kernel
 
-        self._compiled = kernel
+        self._compiled = (compiled(self._dense_forces), compiled(self._dense_terms))
         return self
 
     @staticmethod
