@@ -389,13 +389,9 @@ def plot_folding(result: FoldingResult, path: str | os.PathLike, title: str = ""
 
     Written atomically (PNG/PDF/SVG by suffix).
     """
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.fileio import atomic_path
-
+    plt = pyplot()
     unit, scale = ("ns", 1e6) if result.times_fs[-1] >= 1e6 else ("ps", 1e3)
     t = result.times_fs / scale
     fig, ax = plt.subplots(figsize=(8, 3))
@@ -411,9 +407,4 @@ def plot_folding(result: FoldingResult, path: str | os.PathLike, title: str = ""
     label = "Q" if result.observable == "Q" else "RMSD (Å)"
     ax.set(xlabel=f"time ({unit})", ylabel=label, title=title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=150)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=150)

@@ -65,7 +65,8 @@ import numpy as np
 from common.cv import CVSpec, parse_range
 from common.cv import parse_cv as _parse_cv
 from common.errors import ConfigError, DataError, EnvironmentProblem
-from common.fileio import atomic_path, atomic_write_json, atomic_write_text
+from common.fileio import atomic_write_json, atomic_write_text
+from common.plots import pyplot, save_figure
 
 __all__ = [
     "CVSpec",
@@ -908,29 +909,13 @@ def _write_outputs(outdir: Path, result: dict, trace: _Trace, setup: _Setup) -> 
     return {k: str(v) for k, v in files.items()}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=150)
-    _pyplot().close(fig)
-    return path
-
-
 def plot_profile(path: str | os.PathLike, result: dict) -> Path:
     """Plot F(s) (kcal/mol) with the basins shaded.
 
     For a distance CV also F(s) + 2kT ln s (the profile with the volume term removed, flat where the
     ligand is free).
     """
-    plt = _pyplot()
+    plt = pyplot()
     s = np.asarray(result["profile"]["cv_nm"])
     f = np.asarray(result["profile"]["free_energy_kcal_per_mol"])
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
@@ -947,13 +932,12 @@ def plot_profile(path: str | os.PathLike, result: dict) -> Path:
            title=f"{result['cv_spec']}: ΔG = {dg:.2f} ± {err if err is not None else math.nan:.2f}"
                  " kcal/mol")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_convergence(path: str | os.PathLike, result: dict) -> Path:
     """Plot the running ΔG(t) from the profile, the final value ± error, the second half shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     conv = result["convergence"]
     t, g = np.asarray(conv["time_ps"]), np.asarray(conv["delta_G_kcal_per_mol"], float)
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
@@ -970,8 +954,7 @@ def plot_convergence(path: str | os.PathLike, result: dict) -> Path:
                 label="reweighted ΔG per block")
     ax.set(xlabel="time (ps)", ylabel="ΔG = G(bound) − G(unbound) (kcal/mol)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, path, dpi=150)
 
 
 def plot_walkers(walkers: list[dict[str, Any]], combined: dict[str, Any],
@@ -980,7 +963,7 @@ def plot_walkers(walkers: list[dict[str, Any]], combined: dict[str, Any],
 
     Each profile is shifted so its unbound basin's G is 0: the bound dip reads as ΔG.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for k, w in enumerate(walkers):
         s = np.asarray(w["profile"]["cv_nm"])
@@ -1002,5 +985,4 @@ def plot_walkers(walkers: list[dict[str, Any]], combined: dict[str, Any],
            title=f"ΔG = {dg:.2f} ± {err if err is not None else math.nan:.2f} kcal/mol")
     a1.legend(fontsize=7)
     a2.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, path, dpi=150)

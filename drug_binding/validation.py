@@ -379,13 +379,9 @@ def plot_validation(result: Mapping[str, Any], path: str | os.PathLike,
     Predicted vs experimental ΔG with the identity line and a ±1 kcal/mol band; written atomically
     (PNG/PDF/SVG by suffix).
     """
-    import matplotlib
+    from common.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from common.fileio import atomic_path
-
+    plt = pyplot()
     e = np.array([r["dG_exp_kcal_per_mol"] for r in result["rows"]])
     p = np.array([r["dG_pred_kcal_per_mol"] for r in result["rows"]])
     lo, hi = float(min(e.min(), p.min())) - 1.0, float(max(e.max(), p.max())) + 1.0
@@ -398,12 +394,7 @@ def plot_validation(result: Mapping[str, Any], path: str | os.PathLike,
            xlabel="ΔG experimental (kcal/mol)", ylabel="ΔG predicted (kcal/mol)")
     ax.text(0.03, 0.97, _metrics_text(result), transform=ax.transAxes, va="top", fontsize=8)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=150)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=150)
 
 
 def _metrics_text(result: Mapping[str, Any]) -> str:
