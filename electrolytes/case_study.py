@@ -462,9 +462,9 @@ def report_markdown(s: dict) -> str:
         "a single Li+ gives no error over atoms):",
         "",
         "| T target (K) | T held (K, mean ± SE, deviation) | D(Li) | D(PF6) | σ NE | σ EH | "
-        "Haven | Li–O CN | top shell | committee deviation (eV/Å, median) | "
+        "Haven | Li–O CN | top shell | bonds kept (%) | committee deviation (eV/Å, median) | "
         "E_pot drift (eV) |",
-        "|---:|---:|---|---|---|---|---:|---:|---|---:|---:|",
+        "|---:|---:|---|---|---|---|---:|---:|---|---:|---:|---:|",
         *[f"| {r['temperature_K']:g} | {_held_cell(r)} | "
           f"{_f(r.get('D_Li_cm2_per_s'))} ± "
           f"{_f(r.get('D_Li_err_cm2_per_s'))} | {_f(r.get('D_P_cm2_per_s'))} | "
@@ -473,9 +473,14 @@ def report_markdown(s: dict) -> str:
           f"{_f(_ms(r.get('sigma_einstein_helfand_S_per_cm')))} ± "
           f"{_f(_ms(r.get('sigma_einstein_helfand_err_S_per_cm')))} | "
           f"{_f(r.get('haven_ratio'), '.2f')} | {_f(r.get('li_o_coordination'), '.2f')} | "
-          f"{r.get('top_shell') or '—'} | {_f(r.get('deviation_median_eV_A'), '.3f')} | "
+          f"{r.get('top_shell') or '—'} | {_pct(r.get('bonds_kept_final'))} | "
+          f"{_f(r.get('deviation_median_eV_A'), '.3f')} | "
           f"{_f(r.get('md_epot_drift_eV'), '+.2f')} |"
           for r in rows],
+        "",
+        "'bonds kept' is the share of the start's covalent bonds (Li+ contacts excluded) "
+        "still present at the end of the run: below 100 % the model let molecules fall apart "
+        "or fuse, and the transport and shells in that row describe another liquid.",
         "",
         "Active learning (explored frames by max force deviation):",
         "",
@@ -601,6 +606,10 @@ def _held_text(rows: list[dict]) -> str:
     return (f"held per run (K): {pairs}; {verdict} (within {100 * HELD_TOLERANCE:.0f} %; "
             "with ~50 atoms the kinetic temperature fluctuates by ~15 % frame to frame, and "
             "the mean of a sub-picosecond run has the standard error in the table).")
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.0f}"
 
 
 def _ms(x):

@@ -202,9 +202,10 @@ def screen_composition(composition: dict, temperatures_K: Sequence[float], model
         if k in failed:
             runs.append({"temperature_K": t, "replica": k % reps, "failed": True})
             continue
-        frames = ase.io.read(path, ":")[skip:]
+        every = ase.io.read(path, ":")
         runs.append({"temperature_K": t, "replica": k % reps, "failed": False,
-                     **held.get(k, {}), **_analyse(frames, t, dt, pot)})
+                     **held.get(k, {}), **_analyse(every[skip:], t, dt, pot),
+                     **_bonds(every)})
     known = counts or cell.info.get("counts")
     actual = cell_composition(known, cell.get_volume()) if known else {}
     rows = [_row(comp, t, [r for r in runs if r["temperature_K"] == t]) for t in temps]
@@ -306,6 +307,20 @@ def _analyse(frames, temperature_K: float, dt_fs: float, pot) -> dict:
     return res
 
 
+def _bonds(frames) -> dict:
+    """Return the covalent bonds of the run's first frame kept to its end (the whole run).
+
+    Li+ is left out: its O/F contacts are the solvation shell, not bonds.
+    """
+    from common.events.bonds import bond_retention
+
+    try:
+        heavy = [k for k, z in enumerate(frames[0].numbers) if z != 3]
+        return {"bonds": bond_retention(frames, heavy, where="screen")}
+    except Exception as exc:  # reported, not fatal to the grid
+        return {"bonds_error": str(exc).splitlines()[0]}
+
+
 def _deviation(frames, pot, n: int = 20) -> dict:
     """Return the median and 90th percentile of the committee's max force deviation (eV/Å).
 
@@ -363,6 +378,8 @@ def _row(comp, t: float, runs: list[dict]) -> dict:
                                               for s in sol])[0]
         row["top_shell"] = max(shells, key=shells.get) if shells else None
         row["top_shell_fraction"] = shells.get(row["top_shell"]) if shells else None
+    row["bonds_kept_final"] = _mean_err([(r["bonds"].get("kept_final"), None)
+                                         for r in runs if "bonds" in r])[0]
     devs = [r["deviation"]["median_eV_A"] for r in runs if "deviation" in r]
     row["deviation_median_eV_A"] = float(np.median(devs)) if devs else None
     return row

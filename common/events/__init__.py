@@ -8,6 +8,7 @@ components of the bond graph, named by element-labelled graph isomorphism) -> re
 from common.events.bonds import (
     BondCriteria,
     BondStates,
+    bond_retention,
     bond_series,
     bond_states,
     close_contacts,
@@ -54,6 +55,7 @@ __all__ = [
     "SpeciesInstance",
     "SpeciesLibrary",
     "TimelinePanel",
+    "bond_retention",
     "bond_series",
     "bond_states",
     "close_contacts",

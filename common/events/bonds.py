@@ -40,6 +40,7 @@ from common.errors import ConfigError, DataError
 __all__ = [
     "BondCriteria",
     "BondStates",
+    "bond_retention",
     "bond_series",
     "bond_states",
     "close_contacts",
@@ -583,3 +584,36 @@ def bond_series(frames: Sequence[Atoms], atom_indices: Sequence[int] | None = No
     parameters; apply :func:`persistence_filter` to remove brief recrossings.
     """
     return bond_states(frames, atom_indices, criteria).to_sets()
+
+
+def bond_retention(frames: Sequence[Atoms], atom_indices: Sequence[int] | None = None,
+                   criteria: BondCriteria | None = None, where: str = "trajectory") -> dict:
+    """How many of the first frame's bonds a trajectory keeps: a check that molecules held.
+
+    A potential that lets molecules fall apart (or fuse) in MD gives transport and solvation
+    numbers of some other liquid; this says whether it did and when it started.
+
+    Parameters
+    ----------
+    frames, atom_indices, criteria, where
+        As :func:`bond_states` (hysteresis applies: a bond is broken once past ``r_off``).
+
+    Returns
+    -------
+    dict
+        ``n_bonds`` (in the first frame), ``kept_final`` and ``kept_min`` (fractions of those
+        bonds present in the last frame / in the worst frame), ``first_break_frame`` (first
+        frame missing one of them, None if none), ``new_bonds_final`` (bonds of the last frame
+        that the first did not have).
+    """
+    st = bond_states(frames, atom_indices, criteria, where)
+    start = st.states[0]
+    n = int(start.sum())
+    if n == 0:
+        return {"n_bonds": 0, "kept_final": None, "kept_min": None, "first_break_frame": None,
+                "new_bonds_final": int(st.states[-1].sum())}
+    kept = st.states[:, start].sum(axis=1) / n
+    broken = np.nonzero(kept < 1.0)[0]
+    return {"n_bonds": n, "kept_final": float(kept[-1]), "kept_min": float(kept.min()),
+            "first_break_frame": int(broken[0]) if len(broken) else None,
+            "new_bonds_final": int((st.states[-1] & ~start).sum())}

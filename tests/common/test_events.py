@@ -13,6 +13,7 @@ from common.events import (
     BondCriteria,
     SpeciesLibrary,
     TimelinePanel,
+    bond_retention,
     bond_series,
     close_contacts,
     detect_events,
@@ -105,6 +106,29 @@ def test_hysteresis():
     # first frame: no history, the midpoint (2.0 A) decides
     assert bond_series(_dimer_frames([1.95, 2.1]), criteria=crit)[0] == {(0, 1)}
     assert bond_series(_dimer_frames([2.05, 1.9]), criteria=crit)[0] == frozenset()
+
+
+def test_bond_retention_counts_breaks_and_new_bonds():
+    """Two waters; an H leaves the first O at frame 3 and bonds to the second O from frame 4:
+    3 of the 4 start bonds kept, the first break at frame 3, one new bond at the end."""
+    a = molecule("H2O")
+    b = molecule("H2O")
+    b.translate([6.0, 0.0, 0.0])
+    pair = a + b
+    frames = [pair.copy() for _ in range(6)]
+    h = 1  # an H of the first water
+    frames[3].positions[h] = [3.0, 0.0, 0.0]  # 3 Å from both O: no bond
+    for f in frames[4:]:
+        f.positions[h] = frames[4][3].position + [-0.96, 0.0, 0.0]  # on the second water's O
+    got = bond_retention(frames)
+    assert got["n_bonds"] == 4
+    assert got["first_break_frame"] == 3
+    assert got["kept_final"] == pytest.approx(3 / 4)
+    assert got["kept_min"] == pytest.approx(3 / 4)
+    assert got["new_bonds_final"] == 1
+    intact = bond_retention([pair, pair])
+    assert intact["kept_final"] == 1.0 and intact["first_break_frame"] is None
+    assert bond_retention([frames[0]], atom_indices=[0])["n_bonds"] == 0
 
 
 def test_persistence_filter():

@@ -67,6 +67,7 @@ def test_tiny_case_study_runs_and_resumes(tmp_path):
     assert s["analysis"]["solvation"]["compositions"]  # a Li+ shell name such as Li+(EC)..
     text = (out / "report.md").read_text()
     assert "0.25 ± 0.02" in text and "Li+(EC)3(DEC)1" in text and "tiny run" in text
+    assert "bonds kept" in text and all(0.0 <= r["bonds_kept_final"] <= 1.0 for r in rows)
     n_labels = len(LabelDB(out / "labels.db").done_keys())
 
     t0 = time.perf_counter()

@@ -67,6 +67,7 @@ def test_free_particles_diffuse_as_kT_over_m_gamma(tmp_path, free_committee):
         tm, terr = r["md_temperature_K"], r["md_temperature_err_K"]
         assert 0 < terr < 0.05 * t and abs(tm - t) < 4 * terr + 0.01 * t, (t, tm, terr)
         assert r["n_analysed"] == 1
+        assert "bonds_kept_final" in r  # free particles: no covalent bonds to keep (None)
     # D ∝ T exactly: the Arrhenius fit of D(Li) gives Ea ≈ k<T> (a slope of ln T in 1/T)
     ea = summary["arrhenius"][rows[0]["key"]]["D_Li"]
     t = np.array([250.0, 330.0, 420.0])
