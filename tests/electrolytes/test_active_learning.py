@@ -9,7 +9,12 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from common.errors import ConfigError
-from electrolytes.active_learning import ALSettings, lowest_energies, refuse_absurd
+from electrolytes.active_learning import (
+    ALSettings,
+    lowest_energies,
+    refuse_absurd,
+    retrain_config,
+)
 from electrolytes.case_study import held, temperature_check
 from electrolytes.screening import block_error
 
@@ -49,6 +54,25 @@ def test_refusal_bounds_are_checked():
     assert ALSettings(**base).check().max_energy_above_eV_per_atom == 0.5
     with pytest.raises(ConfigError, match="max_force_eV_A must be > 0"):
         ALSettings(**base, max_force_eV_A=0.0).check()
+
+
+def test_a_continued_member_trains_with_dp_gens_reuse_schedule():
+    """A member continued from the last iteration's weights starts at DP-GEN's reuse learning
+    rate and prefactors, not at the from-scratch schedule's (which let energies drift)."""
+    from electrolytes.model import load_config
+
+    base = load_config("tiny", start_lr=0.002)
+    s = ALSettings(iterations=2, temperatures_K=[300.0], md_steps=10, timestep_fs=0.5,
+                   friction_per_ps=1.0, frame_every=1, trust_lo_eV_A=0.1, trust_hi_eV_A=1.0,
+                   max_new=2, accurate_fraction=0.9, committee_size=2,
+                   retrain_steps=300).check()
+    cfg = retrain_config(base, s)
+    assert cfg["numb_steps"] == 300 and cfg["save_freq"] == 300
+    assert cfg["start_lr"] == max(1e-4, base["stop_lr"]) <= base["start_lr"]
+    assert (cfg["start_pref_e"], cfg["start_pref_f"]) == (0.1, 100.0)
+    assert cfg["limit_pref_e"] == base["limit_pref_e"] and cfg["neuron"] == base["neuron"]
+    with pytest.raises(ConfigError, match="retrain_start_lr"):
+        ALSettings(**{**s.to_dict(), "retrain_start_lr": 0.0}).check()
 
 
 def test_block_error_matches_the_scatter_of_means_of_a_correlated_series():
