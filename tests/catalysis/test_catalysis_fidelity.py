@@ -77,3 +77,31 @@ def test_reference_trajectory_frames_are_evenly_spaced_in_time(tmp_path):
     frames = reference_md_frames([str(out), str(out)], 10, 1.0)
     assert len(frames) == 4 and all(a.info == {} for a in frames)
     assert len(reference_md_frames([str(out)], 0, 1.0)) == 4  # 0: every saved frame
+
+
+def test_a_reduced_emt_fidelity_run_end_to_end(tmp_path):
+    """The whole check at a sub-minute scale: direct EMT MD, the pipeline's own active learning,
+    batched MLP MD, events by the same code; an energy window and the force limit drop strongly
+    rattled initial frames (counted), and the contract keys are there."""
+    import json
+
+    from catalysis.fidelity import run_fidelity
+
+    cfg = load_fidelity_config("emt")
+    cfg.update(n_reference=3, n_mlp=4, steps=60, n_rattled=24, rattle_A=[0.03, 0.35],
+               n_reference_training=1, training_frame_every=10, active_learning_rounds=1,
+               al_md_steps=40, schnet_overrides={"max_epochs": 3, "patience": 3,
+                                                 "batch_size": 8},
+               energy_window_eV=3.0, max_force_eV_A=20.0)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    res = run_fidelity(path, tmp_path / "out", progress=False, cluster="serial")
+    assert res["n_reference_trajectories"] == 3 and res["n_mlp_trajectories"] >= 1
+    assert {"rates", "logrank_p", "agrees"} <= set(res)
+    init = res["initial_data"]
+    assert init["n_sampled"] > 24  # rattled copies and frames of the training trajectory
+    assert init["n_dropped_large_force"] + init["n_dropped_energy_window"] > 0
+    assert init["n_kept"] == init["n_sampled"] - init["n_dropped_large_force"] \
+        - init["n_dropped_energy_window"]
+    saved = json.loads((tmp_path / "out" / "fidelity.json").read_text())
+    assert saved["initial_data"] == init
