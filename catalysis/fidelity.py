@@ -97,9 +97,18 @@ def load_fidelity_config(scale: str | Path) -> dict[str, Any]:
     They are checked against :class:`FidelityConfig`.
     """
     from common.config import load_json_config
+    from common.errors import ConfigError
 
-    return load_json_config(scale, CONFIGS, "fidelity", what="fidelity config",
-                            where="--scale", schema=FidelityConfig).to_dict()
+    cfg = load_json_config(scale, CONFIGS, "fidelity", what="fidelity config",
+                           where="--scale", schema=FidelityConfig).to_dict()
+    window, fmax = cfg["energy_window_eV"], cfg["max_force_eV_A"]
+    if window is not None and not window > 0:
+        raise ConfigError(f"energy_window_eV must be > 0 or null (got {window})",
+                          where=f"{scale}: energy_window_eV", fix="use e.g. 3.0, or null")
+    if not fmax > 0:
+        raise ConfigError(f"max_force_eV_A must be > 0 (got {fmax})",
+                          where=f"{scale}: max_force_eV_A", fix="use e.g. 100.0")
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +319,7 @@ def run_fidelity(scale: str | Path = "emt", outdir: str | Path = "runs/fidelity_
     sampled += reference_md_frames(train_trajs, cfg["training_frame_every"], cfg["timestep_fs"])
     labelled = label(sampled)
     window = None
-    if cfg["energy_window_eV"]:
+    if cfg["energy_window_eV"] is not None:
         labelled, window = systems.energy_window(labelled, window_eV=cfg["energy_window_eV"])
     data = Dataset.from_frames(labelled)
     too_hard = sorted({p.frame for p in data.problems(max_force_eV_A=cfg["max_force_eV_A"])

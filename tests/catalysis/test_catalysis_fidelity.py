@@ -79,6 +79,20 @@ def test_reference_trajectory_frames_are_evenly_spaced_in_time(tmp_path):
     assert len(reference_md_frames([str(out)], 0, 1.0)) == 4  # 0: every saved frame
 
 
+@pytest.mark.parametrize("key,value", [("energy_window_eV", 0.0), ("max_force_eV_A", -1.0)])
+def test_bad_initial_data_limits_are_one_line_config_errors(tmp_path, key, value):
+    import json
+
+    from common.errors import ConfigError
+
+    cfg = load_fidelity_config("emt")
+    cfg[key] = value
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=key):
+        load_fidelity_config(path)
+
+
 def test_a_reduced_emt_fidelity_run_end_to_end(tmp_path):
     """The whole check at a sub-minute scale: direct EMT MD, the pipeline's own active learning,
     batched MLP MD, events by the same code; an energy window and the force limit drop strongly
