@@ -16,7 +16,7 @@ frozen model for the MD engine, a committee of 4; imported on first use
 Pipeline: :mod:`electrolytes.systems` (packmol cells from compositions),
 :mod:`electrolytes.active_learning` (DP-GEN loop on common.active_learning),
 :mod:`electrolytes.screening` (the condition grid on common.sweep) and
-:mod:`electrolytes.case_study` (``mlp-electrolytes case-study --scale tiny|paper``).
+:mod:`electrolytes.case_study` (``mlp-electrolytes case-study --scale tiny|small|paper``).
 """
 
 from electrolytes.solvation import (

@@ -520,18 +520,7 @@ def report_markdown(s: dict) -> str:
         f"The seed trained on {seed['n_final_configurations']:,} DFT configurations of "
         f"{seed['atoms_per_cell']}-atom cells and ran {seed['ns_per_condition']:g} ns at each of "
         f"{seed['n_conditions']:,} conditions. "
-        + ("This tiny run exercises every stage of that workflow on one small cell with "
-           "semi-empirical labels, a committee of tiny networks trained for seconds and MD of "
-           "well under a nanosecond. With one or a few Li+ ions and sub-picosecond runs, D and "
-           "σ are dominated by short-time (ballistic and caging) motion and by statistical "
-           "noise; the activation energies and shells above are what these runs give, not "
-           "estimates of the real electrolyte's, and agreement or disagreement with the seed's "
-           "numbers means nothing at this scale. The committee deviation column says how far "
-           "production MD left the model's trust window."
-           if s["scale"] == "tiny" else
-           "This run uses the seed's settings; differences remain from the reference method "
-           "(GFN1-xTB, not DFT) and from anything listed as a simplification in the modules' "
-           "docstrings."),
+        + _scale_text(s, rows),
         "",
         "Simplifications, named: GFN1-xTB labels instead of DFT; cell density from ideal "
         "mixing plus 63 cm³/mol for LiPF6 (no NPT equilibration unless `pressure_bar` is "
@@ -594,6 +583,32 @@ def held(row: dict, tolerance: float = HELD_TOLERANCE) -> bool | None:
     if t is None:
         return None
     return abs(t - row["temperature_K"]) <= tolerance * row["temperature_K"]
+
+
+def _scale_text(s: dict, rows: list[dict]) -> str:
+    """Say what a run at this scale can show: the seed's settings, or a small-cell run."""
+    if s["scale"] == "paper":
+        return ("This run uses the seed's settings; differences remain from the reference method "
+                "(GFN1-xTB, not DFT) and from anything listed as a simplification in the modules' "
+                "docstrings.")
+    kept = [r.get("bonds_kept_final") for r in rows]
+    steps = s["model"]["config"].get("numb_steps")
+    per = s["simulated_ps"] / max(1, s["production"]["n_conditions"])
+    if kept and all(k is not None and k >= 0.999 for k in kept):
+        holds = ("Its model keeps every covalent bond of the start to the end of every run "
+                 "(bonds kept), so the runs describe the liquid it started from; ")
+    else:
+        holds = ("Its model lets molecules fall apart or fuse (bonds kept below 100 %), so those "
+                 "rows describe another liquid; ")
+    return (f"This {s['scale']} run exercises every stage of that workflow on one small cell "
+            f"with semi-empirical labels, a committee of networks trained for "
+            f"{_f(steps, ',')} steps and {_f(per, '.2g')} ps of MD per condition. " + holds
+            + "with one or a few Li+ ions and picosecond runs, D and σ are dominated by "
+            "short-time (ballistic and caging) motion and by statistical noise; the activation "
+            "energies and shells above are what these runs give, not estimates of the real "
+            "electrolyte's, and agreement or disagreement with the seed's numbers means nothing "
+            "at this scale. The committee deviation column says how far production MD left the "
+            "model's trust window.")
 
 
 def _held_text(rows: list[dict]) -> str:

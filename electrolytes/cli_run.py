@@ -103,8 +103,8 @@ def train(
     out: opt.out_option("model folder (a committee folder with member_k/ for --committee "
                         "> 1); it appears only when training has finished"),
     config: str = typer.Option("tiny", "--config", metavar="NAME|FILE",
-                               help="tiny, paper (the seed's se_e2_a) or a JSON file of "
-                                    "DeePMD settings"),
+                               help="tiny, small (holds bonds; ~20 min per model), paper "
+                                    "(the seed's se_e2_a) or a JSON file of DeePMD settings"),
     committee: int = typer.Option(
         4, "--committee", min=1, metavar="N",
         help="models with seeds seed..seed+N-1 (DP-GEN's 4); their force spread drives "
@@ -225,7 +225,7 @@ def active_learn(
     committee: int = typer.Option(4, "--committee", min=2, metavar="N",
                                   help="models per committee (DP-GEN's 4)"),
     config: str = typer.Option("tiny", "--config", metavar="NAME|FILE",
-                               help="DeePMD settings: tiny, paper or a JSON file"),
+                               help="DeePMD settings: tiny, small, paper or a JSON file"),
     method: str = typer.Option("GFN1-xTB", "--method", metavar="NAME",
                                help="xtb method of the labels: GFN1-xTB or GFN2-xTB"),
     db: Path | None = typer.Option(None, "--db", metavar="FILE",
@@ -333,7 +333,8 @@ def screen(
 
 def case_study_cmd(
     scale: Annotated[str, typer.Option("--scale", metavar="SCALE",
-                                       help="tiny, paper, or a JSON config")] = "tiny",
+                                       help="tiny (minutes), small (about an hour; its model holds "
+                                       "the molecules), paper, or a JSON config")] = "tiny",
     out: opt.out_option("output folder (summary.json, report.md, figures); a rerun "
                         "continues it", required=False) = Path("runs/electrolytes"),
     seed: opt.Seed = 0,

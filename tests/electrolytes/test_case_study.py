@@ -27,6 +27,38 @@ def test_configs_hold_the_seeds_settings():
     assert len(tiny["screen"]["temperatures_K"]) == 3
 
 
+def test_small_scale_trains_longer_and_larger_than_tiny():
+    """The small scale (the one whose model holds bonds) differs from tiny only where measured:
+    the DeePMD nets and steps, the retraining steps and the production length."""
+    from electrolytes.model import load_config
+
+    tiny, small = case_study.load_case_config("tiny"), case_study.load_case_config("small")
+    assert small["scale"] == "small" and small["cells"] == tiny["cells"]
+    dt, ds = load_config(tiny["deepmd"], **tiny["deepmd_overrides"]), load_config(small["deepmd"])
+    assert ds["numb_steps"] >= 20 * dt["numb_steps"]
+    assert ds["fitting_neuron"] > dt["fitting_neuron"] and ds["neuron"] > dt["neuron"]
+    assert ds["zbl"] and ds["descriptor"] == dt["descriptor"]
+    assert small["screen"]["steps"] > tiny["screen"]["steps"]
+
+
+def _summary(scale: str, kept: list[float | None]) -> dict:
+    return {"scale": scale, "model": {"config": {"numb_steps": 20000}}, "simulated_ps": 6.0,
+            "production": {"n_conditions": 3}}
+
+
+@pytest.mark.parametrize("kept, says", [
+    ([1.0, 1.0, 1.0], "keeps every covalent bond"),
+    ([1.0, 0.98, 1.0], "fall apart or fuse"),
+    ([1.0, None, 1.0], "fall apart or fuse"),  # a failed run cannot vouch for its bonds
+])
+def test_report_says_whether_the_model_held_the_liquid(kept, says):
+    rows = [{"bonds_kept_final": k} for k in kept]
+    text = case_study._scale_text(_summary("small", kept), rows)
+    assert says in text and "small run" in text and "20,000 steps" in text
+    assert "2 ps of MD per condition" in text
+    assert "seed's settings" in case_study._scale_text(_summary("paper", kept), rows)
+
+
 def test_a_config_with_an_unknown_key_is_refused(tmp_path):
     cfg = json.loads((case_study.CONFIGS / "case_tiny.json").read_text())
     cfg["active_learning"]["trust"] = 1.0
