@@ -103,7 +103,7 @@ def train(
     out: opt.out_option("model folder (a committee folder with member_k/ for --committee "
                         "> 1); it appears only when training has finished"),
     config: str = typer.Option("tiny", "--config", metavar="NAME|FILE",
-                               help="tiny, small (holds bonds; ~20 min per model), paper "
+                               help="tiny, small (~20 min per model), paper "
                                     "(the seed's se_e2_a) or a JSON file of DeePMD settings"),
     committee: int = typer.Option(
         4, "--committee", min=1, metavar="N",
@@ -333,8 +333,8 @@ def screen(
 
 def case_study_cmd(
     scale: Annotated[str, typer.Option("--scale", metavar="SCALE",
-                                       help="tiny (minutes), small (about an hour; its model holds "
-                                       "the molecules), paper, or a JSON config")] = "tiny",
+                                       help="tiny (minutes), small (~40 min; keeps most bonds), "
+                                       "paper, or a JSON config")] = "tiny",
     out: opt.out_option("output folder (summary.json, report.md, figures); a rerun "
                         "continues it", required=False) = Path("runs/electrolytes"),
     seed: opt.Seed = 0,
