@@ -333,7 +333,7 @@ def screen(
 
 def case_study_cmd(
     scale: Annotated[str, typer.Option("--scale", metavar="SCALE",
-                                       help="tiny (minutes), small (~40 min; keeps most bonds), "
+                                       help="tiny (minutes), small (~1 h; keeps the bonds), "
                                        "paper, or a JSON config")] = "tiny",
     out: opt.out_option("output folder (summary.json, report.md, figures); a rerun "
                         "continues it", required=False) = Path("runs/electrolytes"),
