@@ -41,7 +41,7 @@ def test_small_scale_trains_longer_and_larger_than_tiny():
     assert small["screen"]["steps"] > tiny["screen"]["steps"]
 
 
-def _summary(scale: str, kept: list[float | None]) -> dict:
+def _summary(scale: str) -> dict:
     return {"scale": scale, "model": {"config": {"numb_steps": 20000}}, "simulated_ps": 6.0,
             "production": {"n_conditions": 3}}
 
@@ -53,10 +53,10 @@ def _summary(scale: str, kept: list[float | None]) -> dict:
 ])
 def test_report_says_whether_the_model_held_the_liquid(kept, says):
     rows = [{"bonds_kept_final": k} for k in kept]
-    text = case_study._scale_text(_summary("small", kept), rows)
+    text = case_study._scale_text(_summary("small"), rows)
     assert says in text and "small run" in text and "20,000 steps" in text
     assert "2 ps of MD per condition" in text
-    assert "seed's settings" in case_study._scale_text(_summary("paper", kept), rows)
+    assert "seed's settings" in case_study._scale_text(_summary("paper"), rows)
 
 
 def test_a_config_with_an_unknown_key_is_refused(tmp_path):
