@@ -40,6 +40,7 @@ import numpy as np
 from common.case_study import StageClock, claim_outdir, fmt, json_plain
 from common.config import ConfigSchema
 from common.fileio import atomic_write_atoms, atomic_write_json, atomic_write_text
+from drug_binding.active_learning import ALSettings
 from drug_binding.metad import combine_walkers, plot_walkers
 
 __all__ = ["combine_walkers", "ligand_inputs", "load_case_config", "metad_walker",
@@ -151,7 +152,7 @@ class FunnelSettings(ConfigSchema):
 
 #: optional keys left out of the run folder's stamp while unset, so that folders made before
 #: they existed still resume (as catalysis.case_study does)
-_OPTIONAL_KEYS = ("solvent", "start_minimization")
+_OPTIONAL_KEYS = ("solvent", "start_minimization", "active_learning")
 _OPTIONAL_METAD_KEYS = ("funnel",)
 
 
@@ -175,6 +176,9 @@ class CaseConfig(ConfigSchema):
     ``start_minimization``: what the screening MD and the metadynamics walkers minimise their
     start on, ``mlmm`` (default: the ML/MM energy) or ``mm`` (the MM force field; for a model
     trained on little data, see :func:`drug_binding.mlmm.relax_start`).
+    ``active_learning``: refine the model by a committee's active learning on each ligand's own
+    MD (:mod:`drug_binding.active_learning`; null: one model trained on the sampled conformers).
+    With it, the screening and metadynamics use the final committee's first member.
     """
 
     scale: str
@@ -193,6 +197,7 @@ class CaseConfig(ConfigSchema):
     ani_overrides: dict[str, Any] = field(default_factory=dict)
     solvent: str | None = None
     start_minimization: str | None = None
+    active_learning: ALSettings | None = None
 
 
 def load_case_config(scale: str | Path) -> dict[str, Any]:
@@ -210,6 +215,8 @@ def load_case_config(scale: str | Path) -> dict[str, Any]:
     if cfg["metad"].get("funnel") is not None:
         cfg["metad"]["funnel"] = FunnelSettings.from_dict(
             cfg["metad"]["funnel"], where=str(scale), section="metad.funnel").to_dict()
+    if cfg.get("active_learning") is not None:
+        ALSettings.from_dict(cfg["active_learning"]).check()
     if cfg.get("solvent") not in (None, "gbn2", "obc2"):
         raise ConfigError(f"solvent {cfg['solvent']!r}", where="solvent",
                           fix="give gbn2 or obc2 (implicit solvents of the case study)")
@@ -299,8 +306,14 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/drug_binding", seed: int
         complexes = _prepare(cfg, out, seed)
     with clock("label_s"):
         data, label_report = _label(cfg, out, complexes, seed, progress)
+    starts = data.pop("starts")
+    al = None
     with clock("train_s"):
-        model = _train(cfg, out, data, seed)
+        if cfg.get("active_learning"):
+            al = _active_learning(cfg, out, data, starts, seed, progress)
+            model = al["members"][0]
+        else:
+            model = _train(cfg, out, data, seed)
     with clock("screen_s"):
         scr = _screen(cfg, out, complexes, model.path, seed, progress)
     with clock("metad_s"):
@@ -313,7 +326,10 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/drug_binding", seed: int
         "labels": label_report,
         "dataset": {k: len(v) for k, v in data.items()},
         "model": {"framework": "torchani (ANI-2x architecture, trained here)",
-                  "config": cfg["ani"], "metrics": model.meta.get("metrics", {})},
+                  "config": cfg["ani"], "metrics": model.meta.get("metrics", {}),
+                  "folder": str(model.path)},
+        "active_learning": None if al is None else {
+            k: al[k] for k in ("history", "stopped", "converged", "rounds", "n_train", "plot")},
         "screening": [{k: r[k] for k in ("rank", "name", "mean_rmsd_A", "sem_rmsd_A",
                                          "max_rmsd_A", "residence_time_ps", "escaped",
                                          "contacts", "steps_per_s")}
@@ -474,9 +490,11 @@ def _label(cfg: dict, out: Path, complexes: dict, seed: int, progress: bool):
 
     s = cfg["sampling"]
     frames = []
+    starts = []
     for k, cx in enumerate(complexes.values()):
         frames += _sample_ligand(cx, s["frames_per_ligand"], s["temperature_K"],
                                  s["every_steps"], seed + 17 * k)
+        starts.append(frames[-s["frames_per_ligand"]].copy())
     levels = s["rattle_A"] if isinstance(s["rattle_A"], list) else [s["rattle_A"]]
     md_frames = list(frames)
     for k, sigma in enumerate(levels):  # level k: its own stream (level 0 as before)
@@ -496,7 +514,7 @@ def _label(cfg: dict, out: Path, complexes: dict, seed: int, progress: bool):
     report["n_dropped_large_force"] = len(done) - len(kept)
     data = Dataset.from_frames(kept).validate(max_force_eV_A=MAX_FORCE_EV_A)
     train, valid, test = data.split((0.8, 0.1, 0.1), seed=seed)
-    return {"train": train, "valid": valid, "test": test}, report
+    return {"train": train, "valid": valid, "test": test, "starts": starts}, report
 
 
 def _train(cfg: dict, out: Path, data: dict, seed: int):
@@ -516,6 +534,22 @@ def _train(cfg: dict, out: Path, data: dict, seed: int):
                      test=data["test"])
     os.replace(tmp, folder)  # the finished model appears whole
     return ANIAdapter.load(folder)
+
+
+def _active_learning(cfg: dict, out: Path, data: dict, starts: list, seed: int,
+                     progress: bool) -> dict:
+    """Refine the ANI model by a committee's active learning on the ligands' own MD."""
+    from common.labels import LabellerSpec
+    from drug_binding.active_learning import run_active_learning
+    from drug_binding.model import load_config
+
+    lab = dict(cfg["labeller"])
+    spec = LabellerSpec(lab.pop("name"), lab)
+    return run_active_learning(
+        starts, data["train"], data["valid"], data["test"], out / "active_learning",
+        settings=cfg["active_learning"], ani_config=load_config(cfg["ani"], **cfg["ani_overrides"]),
+        labeller=spec, db=out / "labels.db", max_force_eV_A=MAX_FORCE_EV_A, seed=seed,
+        progress=progress)
 
 
 def _screen(cfg: dict, out: Path, complexes: dict, model_dir: Path, seed: int,
@@ -851,6 +885,7 @@ def report_markdown(s: dict) -> str:
         f"{fmt(test.get('force_mae_eV_A'), '.3f')} eV/Å). ML/MM: ligand on ANI, receptor "
         "ff14SB, ligand–receptor GAFF2/AM1-BCC nonbonded, implicit "
         f"{ {'gbn2': 'GBn2', 'obc2': 'OBC2'}.get(s.get('solvent') or 'gbn2')} solvent.",
+        *_active_learning_lines(s.get("active_learning")),
         "",
         "## Screening (ML/MM MD per ligand, ranked by ligand RMSD in the pocket)",
         "",
@@ -901,6 +936,22 @@ def report_markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _active_learning_lines(al: dict | None) -> list[str]:
+    """Say what the active learning did, round by round (nothing when it did not run)."""
+    if not al:
+        return []
+    rounds = "; ".join(
+        f"round {h['round']}: {h['n_train']} training frames, "
+        f"{fmt(h['accurate_fraction'], '.0%')} of the explored frames accurate, "
+        f"{h['n_failed']} beyond the trust window, {h['n_labelled']} labelled"
+        for h in al["history"])
+    verdict = ("it converged" if al["converged"] else
+               "it did **not** converge, so the model still meets frames it has not learnt")
+    return ["", f"Active learning (committee MD of each ligand alone, the DP-GEN loop): "
+            f"{rounds or 'no exploration'}. Final model: round {al['rounds']}, "
+            f"{al['n_train']} training frames; stopped because {al['stopped']}: {verdict}."]
+
+
 def _ligand_text(s: dict) -> str:
     bench = _benchmark(s)
     if not bench:
@@ -937,6 +988,7 @@ def _validation_lines(v: dict) -> list[str]:
 
 
 def _benchmark_caveats(s: dict) -> list[str]:
+    al = s.get("active_learning")
     return [
         "What this run can and cannot show: every stage of the seed's pipeline runs on a real "
         "protein–ligand set (the benchmark's crystal-derived receptor and ligand poses, AM1-BCC, "
@@ -948,7 +1000,9 @@ def _benchmark_caveats(s: dict) -> list[str]:
         "these ligands alone (GAFF2 MD conformers and rattled copies), not ANI-2x's data; in "
         "ML/MM the ANI model gives only the ligand's internal energy, so the ligand–protein "
         "interaction is GAFF2/ff14SB with implicit solvent (mechanical embedding); "
-        f"{_solvent_note(s)}one screening run per ligand; no active learning.",
+        f"{_solvent_note(s)}one screening run per ligand; "
+        + ("active learning explores each ligand alone in vacuum, not in the pocket." if al
+           else "no active learning."),
         "",
         "A ligand whose bond passes 2 Å under the ML potential is stopped and reported as "
         "fallen apart (screening table, walker failures), not ranked and not in ΔG. With a "
@@ -958,7 +1012,8 @@ def _benchmark_caveats(s: dict) -> list[str]:
         "bond passes 2 Å within 0.2–0.3 ps even at a 0.25 fs step, while a single C–C stretch "
         "costs it +2.1 eV at 1.95 Å (GFN2-xTB +2.2 eV): the learned surface runs downhill "
         "along combined distortions away from its data, which only frames of its own MD "
-        "(active learning, not done here) would fill.",
+        + ("fill (the active learning above)." if al else
+           "(active learning, not done in this run) would fill."),
     ]
 
 

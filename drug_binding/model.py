@@ -215,8 +215,8 @@ class ANIAdapter:
     # -- training -----------------------------------------------------------------------
     @classmethod
     def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
-              seed: int = 0, test=None, device: str = "cpu", progress: bool = False
-              ) -> ANIAdapter:
+              seed: int = 0, test=None, device: str = "cpu", progress: bool = False,
+              init_from: str | Path | None = None) -> ANIAdapter:
         """Train an ANI model on ``train`` (early stopping on ``valid``), score it on ``test``.
 
         Parameters
@@ -229,6 +229,9 @@ class ANIAdapter:
         seed : seeds the initial weights and the batch order (same seed on CPU, same model).
         device : ``cpu``/``cuda``/``cuda:N``, checked before anything is written.
         progress : draw a progress bar over epochs.
+        init_from : a model folder to continue from (its weights and self energies; same
+            elements and architecture), as an active-learning round refines the last round's
+            model instead of starting over.
         """
         from common.md.runner import check_device
         from common.training import check_training_data, seed_everything
@@ -238,8 +241,11 @@ class ANIAdapter:
         check_training_data(train, valid, test)
         symbols = elements_of(train)
         seed_everything(seed)
-        saes = fit_self_energies(train, symbols)
-        model = build_model(cfg, symbols, saes).to(device)
+        if init_from is None:
+            saes = fit_self_energies(train, symbols)
+            model = build_model(cfg, symbols, saes).to(device)
+        else:
+            model, saes = _continued(init_from, cfg, symbols, device)
         state, log = _fit(model, train, valid, cfg, seed, device, progress)
         model.load_state_dict(state)
         workdir = Path(workdir).resolve()
@@ -248,7 +254,8 @@ class ANIAdapter:
         meta = {"framework": cls.name, "config": cfg, "seed": seed, "elements": symbols,
                 "self_energies_Ha": dict(zip(symbols, saes, strict=True)),
                 "epochs": len(log), "best_epoch": int(np.nanargmin([r[2] for r in log])) + 1,
-                "model_file": MODEL_FILE, "n_train": len(train), "n_valid": len(valid)}
+                "model_file": MODEL_FILE, "n_train": len(train), "n_valid": len(valid),
+                "continued_from": None if init_from is None else str(init_from)}
         adapter = cls(workdir, model.eval(), meta, device)
         adapter.meta["metrics"] = _metrics(adapter, valid, test, workdir, device)
         adapter.save(workdir)
@@ -601,6 +608,32 @@ def _fit(model, train, valid, cfg: dict[str, Any], seed: int, device: str, progr
         raise DataError("training diverged: the validation loss was never finite",
                         where="training", fix="lower lr, or check the labels (Dataset.validate)")
     return best_state, log
+
+
+def _continued(folder: str | Path, cfg: dict[str, Any], symbols: list[str], device: str
+               ) -> tuple[torch.nn.Module, list[float]]:
+    """Return a copy of the trained model in ``folder`` and its self energies, checked.
+
+    Its elements must be the training data's and its architecture ``cfg``'s.
+    """
+    prev = ANIAdapter.load(folder)
+    if prev.meta.get("pretrained") or prev.elements is None:
+        raise ConfigError("init_from must be a model trained here, not a pretrained one",
+                          where=str(folder), fix="give a folder written by ANIAdapter.train")
+    if list(prev.elements) != list(symbols):
+        raise ConfigError(f"the model knows {list(prev.elements)} but the training data has "
+                          f"{symbols}", where=str(folder),
+                          fix="continue only on data of the same elements, or train anew")
+    saes = [float(prev.meta["self_energies_Ha"][e]) for e in symbols]
+    model = build_model(cfg, symbols, saes)
+    try:
+        model.load_state_dict(prev.model.state_dict())
+    except RuntimeError as exc:
+        raise ConfigError("the model to continue from has another architecture "
+                          f"({str(exc).splitlines()[0][:120]})", where=str(folder),
+                          fix="use the same AEV and hidden_layers settings, or train anew"
+                          ) from None
+    return model.to(device), saes
 
 
 def _write_log(log, path: Path) -> None:
