@@ -880,7 +880,7 @@ def report_markdown(s: dict) -> str:
         f"Receptor: {s['receptor']}. Ligands: {_ligand_text(s)}.",
         f"Reference labels: GFN2-xTB ({s['labels'].get('n_labelled', '?')} new, "
         f"{s['labels'].get('n_cached', '?')} cached); model: ANI-2x architecture trained here "
-        f"on {s['dataset']['train']} frames (test: energy MAE "
+        f"on {_n_train(s)} frames (test: energy MAE "
         f"{fmt(test.get('energy_mae_eV_per_atom'), '.4f')} eV/atom, force MAE "
         f"{fmt(test.get('force_mae_eV_A'), '.3f')} eV/Å). ML/MM: ligand on ANI, receptor "
         "ff14SB, ligand–receptor GAFF2/AM1-BCC nonbonded, implicit "
@@ -934,6 +934,14 @@ def report_markdown(s: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _n_train(s: dict) -> str:
+    """Return the final model's training-set size as the report says it."""
+    al = s.get("active_learning")
+    if al:
+        return f"{al['n_train']} ({s['dataset']['train']} sampled + active learning's)"
+    return str(s["dataset"]["train"])
 
 
 def _active_learning_lines(al: dict | None) -> list[str]:

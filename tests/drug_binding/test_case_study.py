@@ -48,6 +48,10 @@ def test_jacs_configs_take_benchmark_ligands_with_their_poses_and_a_funnel():
         assert {k: v for k, v in cfg["metad"].items() if k in ("bound_nm", "unbound_nm",
                                                                 "funnel")} == {
             k: full["metad"][k] for k in ("bound_nm", "unbound_nm", "funnel")}
+    # the reduced run refines its model by active learning (measured: without it, 2 of the 3
+    # ligands fell apart)
+    assert short["active_learning"]["committee_size"] >= 2
+    assert short["active_learning"]["rounds"] >= 1
     picked = ligand_inputs(short)
     assert len(picked) == 3 and all(v["sdf"].endswith(".sdf") for v in picked.values())
     dg = {r["name"]: r["dG_exp_kcal_per_mol"] for r in rows}
@@ -172,6 +176,14 @@ def test_case_study_report_names_a_broken_ligand():
     assert "| — | benzamide | **fell apart** under the tiny ANI at step 700" in text
     assert "**No ΔG for phenol: every walker stopped** (fell apart at step 600" in text
     assert "| phenol | — ± — | — | 0 × — ps (2 more stopped and left out: fell apart" in text
+    assert "trained here on 10 frames" in text and "Active learning" not in text
+    # with active learning, the final model's data and the loop's record are what is reported
+    h = {"round": 0, "n_train": 10, "accurate_fraction": 0.25, "n_failed": 0, "n_labelled": 5}
+    s["active_learning"] = {"history": [h], "rounds": 1, "n_train": 15, "converged": False,
+                            "stopped": "1 rounds done"}
+    text = report_markdown(s)
+    assert "trained here on 15 (10 sampled + active learning's) frames" in text
+    assert "round 0: 10 training frames, 25% of the explored frames accurate" in text
 
 
 # -- the funnel in the case study's walkers ----------------------------------------------------
