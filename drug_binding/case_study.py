@@ -494,6 +494,7 @@ def _label(cfg: dict, out: Path, complexes: dict, seed: int, progress: bool):
     for k, cx in enumerate(complexes.values()):
         frames += _sample_ligand(cx, s["frames_per_ligand"], s["temperature_K"],
                                  s["every_steps"], seed + 17 * k)
+        # the ligand's first GAFF2 frame starts its active-learning exploration, if any
         starts.append(frames[-s["frames_per_ligand"]].copy())
     levels = s["rattle_A"] if isinstance(s["rattle_A"], list) else [s["rattle_A"]]
     md_frames = list(frames)
