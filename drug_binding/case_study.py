@@ -989,7 +989,8 @@ def _validation_lines(v: dict) -> list[str]:
             f"{fmt(r['dG_pred_kcal_per_mol'])} |" for r in v.get("rows", [])]
     return [f"Validation against {v['experimental_data'].get('source', '?')} (n = {v['n']}; "
             "95 % bootstrap intervals over compounds in brackets): R² "
-            f"{cell('r2')}, RMSE {cell('rmse_kcal_per_mol')} kcal/mol, Kendall τ "
+            f"{cell('r2')} (Pearson r {cell('pearson_r')}: R² alone hides the sign), RMSE "
+            f"{cell('rmse_kcal_per_mol')} kcal/mol, Kendall τ "
             f"{cell('kendall_tau')}, MAE {cell('mae_kcal_per_mol')} kcal/mol. Parity plot: "
             "`validation.png`.", "",
             "| ligand | ΔG exp (kcal/mol) | ΔG_bind predicted (kcal/mol) |", "|---|---|---|",

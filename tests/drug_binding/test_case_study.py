@@ -301,3 +301,15 @@ def test_validation_joins_predictions_with_the_benchmark_by_name(tmp_path):
     assert (tmp_path / "validation.png").is_file()
     few = _validate({"experimental": {"benchmark": "mcl1"}}, tmp_path, metad[:2])
     assert "only 2 ligand(s)" in few["note"]
+
+
+def test_validation_lines_give_the_sign_that_r2_hides():
+    from drug_binding.case_study import _validation_lines
+
+    v = {"experimental_data": {"source": "JACS mcl1"}, "n": 3, "r2": 0.233, "pearson_r": -0.483,
+         "kendall_tau": -0.333, "rmse_kcal_per_mol": 4.35, "mae_kcal_per_mol": 3.94,
+         "ci95": {"pearson_r": [-1.0, 1.0]},
+         "rows": [{"name": "53", "dG_exp_kcal_per_mol": -9.96, "dG_pred_kcal_per_mol": -3.73}]}
+    text = "\n".join(_validation_lines(v))
+    assert "R² 0.23" in text and "Pearson r -0.48 [-1.00, 1.00]" in text
+    assert "| 53 | -9.96 | -3.73 |" in text
