@@ -154,16 +154,11 @@ def run_active_learning(starts: list[Atoms], initial, valid, test, workdir: str 
     def train(frames, folder, r):
         folder = Path(folder)
         data = Dataset.from_frames(frames)
-        if r == 0 or retrain_cfg is None:
-            _, members = train_committee(ANIAdapter, data, valid_ds, folder, s.committee_size,
-                                         config=ani_config, seed=seed + 100 * r, test=test)
-        else:  # each member continues its namesake of the last round
-            prev = loop.round_dir(r - 1) / "model"
-            members = [ANIAdapter.train(data, valid_ds, folder / f"member_{k}", config=retrain_cfg,
-                                        seed=seed + 100 * r + k, test=test,
-                                        init_from=prev / f"member_{k}")
-                       for k in range(s.committee_size)]
-            _record_committee(folder, members)
+        go_on = r > 0 and retrain_cfg is not None  # each member continues its namesake
+        _, members = train_committee(
+            ANIAdapter, data, valid_ds, folder, s.committee_size,
+            config=retrain_cfg if go_on else ani_config, seed=seed + 100 * r, test=test,
+            init_from=loop.round_dir(r - 1) / "model" if go_on else None)
         return (Committee([m.batched() for m in members]), members), \
             members[0].meta.get("metrics", {})
 
@@ -207,11 +202,3 @@ def run_active_learning(starts: list[Atoms], initial, valid, test, workdir: str 
             "converged": res.converged, "rounds": res.rounds, "n_train": len(res.data),
             "plot": None if plot is None else str(plot)}
 
-
-def _record_committee(folder: Path, members) -> None:
-    """Write the committee record for members trained one by one (as train_committee does)."""
-    from common.potential.committee import save_committee_folder
-
-    save_committee_folder(folder, [m.path for m in members], framework="ani",
-                          extra={"metrics": [m.meta.get("metrics") for m in members],
-                                 "elements": list(members[0].elements or [])})

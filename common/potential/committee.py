@@ -103,12 +103,14 @@ def load_committee_folder(path, device: str = "cpu") -> Committee:
 
 
 def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=None,
-                   seed: int = 0, **train_kw):
+                   seed: int = 0, init_from=None, **train_kw):
     """Train a committee of ``n_models`` members into ``workdir``; return (folder, members).
 
     The members are trained with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
     ``workdir/member_k``, and the committee folder records them, their metrics and their common
-    elements.
+    elements. ``init_from``: a committee folder written here before (e.g. the last
+    active-learning round's); member k continues from its ``member_k`` through the adapter's
+    ``train(init_from=...)``.
     """
     from pathlib import Path
 
@@ -116,6 +118,8 @@ def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=No
     members, dirs = [], []
     for k in range(n_models):
         d = workdir / f"member_{k}"
+        if init_from is not None:
+            train_kw = {**train_kw, "init_from": Path(init_from) / f"member_{k}"}
         members.append(adapter_cls.train(train, valid, d, config=config, seed=seed + k,
                                          **train_kw))
         dirs.append(d)
