@@ -23,6 +23,7 @@ close to the vacuum ones at the same temperature, but not the same ensemble).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ def run_active_learning(starts: list[Atoms], initial, valid, test, workdir: str 
         _, members = train_committee(
             ANIAdapter, data, valid_ds, folder, s.committee_size,
             config=retrain_cfg if go_on else ani_config, seed=seed + 100 * r, test=test,
-            init_from=loop.round_dir(r - 1) / "model" if go_on else None)
+            init_from=loop.round_dir(r - 1) / "model" if go_on else None,
+            parallel=min(s.committee_size, os.cpu_count() or 1))  # members side by side
         return (Committee([m.batched() for m in members]), members), \
             members[0].meta.get("metrics", {})
 

@@ -128,3 +128,28 @@ def test_report_says_whether_the_loop_converged():
     assert "did **not** converge" in text
     assert "converged" in " ".join(_active_learning_lines({**al, "converged": True}))
     assert _active_learning_lines(None) == []
+
+
+def test_members_trained_side_by_side_equal_members_trained_one_by_one(tmp_path):
+    """train_committee(parallel=2): each member in its own process, the same weights."""
+    from common.data import Dataset
+    from common.potential.committee import train_committee
+
+    frames = _frames(12, seed=3)
+    train, valid = Dataset.from_frames(frames[:9]), Dataset.from_frames(frames[9:])
+    cfg = load_config("tiny", max_epochs=3, patience=3)
+    _, one = train_committee(ANIAdapter, train, valid, tmp_path / "one", 2, config=cfg, seed=4)
+    _, two = train_committee(ANIAdapter, train, valid, tmp_path / "two", 2, config=cfg, seed=4,
+                             parallel=2)
+    def energy_forces(model):
+        a = frames[0].copy()
+        a.calc = model.calculator()
+        return a.get_potential_energy(), a.get_forces()
+
+    for a, b in zip(one, two, strict=True):
+        (ea, fa), (eb, fb) = energy_forces(a), energy_forces(b)
+        assert ea == pytest.approx(eb, abs=1e-9)
+        np.testing.assert_allclose(fa, fb, atol=1e-9)
+    meta = json.loads((tmp_path / "two" / "mlp-cases-model.json").read_text())
+    assert meta["members"] == ["member_0", "member_1"]
+    assert energy_forces(one[0])[0] != pytest.approx(energy_forces(one[1])[0], abs=1e-9)
