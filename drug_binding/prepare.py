@@ -17,7 +17,9 @@
   lists residues that have no coordinates, or whose chain is broken (peptide C-N > 2 Å), is
   refused: building a missing loop is modelling, not preparation. Or a short capped peptide
   built by ``tleap``'s ``sequence`` (extended chain, relaxed with ff14SB/GBn2; nothing
-  downloaded) for small test systems.
+  downloaded) for small test systems. Or a host molecule (host--guest binding, e.g. a
+  cyclodextrin) from a MOL2 file with its partial charges: GAFF2 types by antechamber, the file's
+  charges kept (:func:`host_from_file`, ``charge_method="given"``), residue ``HST``.
 * **Complex.** ``tleap``: ff14SB for the protein, GAFF2 for the ligand, mbondi3 radii (the
   radii GBn2 was fitted with); implicit GBn2 solvent (``AmberPrmtopFile.createSystem(
   implicitSolvent=GBn2)``, no cutoff), or implicit OBC2 with mbondi2 radii (a cheaper GB for a
@@ -51,6 +53,11 @@ from common.fileio import atomic_path, atomic_write_json
 #: elements of ANI-2x (the offline model is trained on the same set or a subset)
 ANI_ELEMENTS = ("H", "C", "N", "O", "F", "S", "Cl")
 LIGAND_RESNAME = "LIG"
+#: residue name of a GAFF2 host receptor (host--guest complexes)
+HOST_RESNAME = "HST"
+#: elements a GAFF2 host may have (it is MM only: ANI's element set does not apply)
+HOST_ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
+CHARGE_METHODS = ("bcc", "gas", "given")
 SOLVENTS = ("gbn2", "obc2", "tip3p", "vacuum")
 
 __all__ = [
@@ -62,6 +69,7 @@ __all__ = [
     "check_ligand",
     "create_system",
     "fix_receptor",
+    "host_from_file",
     "ligand_from_file",
     "ligand_from_smiles",
     "ligand_to_atoms",
@@ -366,23 +374,30 @@ def _parmchk2(tmp: Path) -> None:
     (tmp / "ligand.frcmod").write_text(min(outs)[2])  # tmp: moved into place afterwards
 
 
-def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bcc"
-                       ) -> LigandParams:
-    """Parametrise a ligand: GAFF2 types and charges by antechamber, missing terms by parmchk2.
+def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bcc",
+                       resname: str = LIGAND_RESNAME) -> LigandParams:
+    """Parametrise a molecule: GAFF2 types and charges by antechamber, missing terms by parmchk2.
 
-    The charges are AM1-BCC (``charge_method="bcc"``) or Gasteiger (``"gas"``, for quick tests
-    only); parmchk2 adds the missing parameters. Cached in ``workdir`` by the ligand's atoms,
-    coordinates and charge method.
+    The charges are AM1-BCC (``charge_method="bcc"``), Gasteiger (``"gas"``, for quick tests
+    only) or the molecule's own (``"given"``: each atom's ``_TriposPartialCharge``, as RDKit reads
+    a MOL2 file's charge column -- e.g. a host's published charges, see :func:`host_from_file`);
+    parmchk2 adds the missing parameters. ``resname``: the residue name in the MOL2 (``LIG`` for
+    the ligand, :data:`HOST_RESNAME` for a host). Cached in ``workdir`` by the molecule's atoms,
+    coordinates, charges and charge method.
     """
     Chem = _chem()
-    if charge_method not in ("bcc", "gas"):
+    if charge_method not in CHARGE_METHODS:
         raise ConfigError(f"charge_method={charge_method!r}", where="charge_method",
-                          fix="use bcc (AM1-BCC) or gas (Gasteiger, tests only)")
+                          fix="use bcc (AM1-BCC), gas (Gasteiger, tests only) or given (the "
+                              "MOL2 file's charges)")
+    given = _given_charges(mol) if charge_method == "given" else None
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     block = Chem.MolToMolBlock(mol)
     charge = int(Chem.GetFormalCharge(mol))
-    key = _digest(block, charge, charge_method)
+    extra = [] if resname == LIGAND_RESNAME and given is None else [
+        resname, None if given is None else np.round(given, 6).tolist()]
+    key = _digest(block, charge, charge_method, *extra)  # a ligand's key as before
     stamp = workdir / "ligand.json"
     params = LigandParams(str(workdir), str(workdir / "ligand.mol2"),
                           str(workdir / "ligand.frcmod"), str(workdir / "ligand.sdf"), charge,
@@ -393,16 +408,63 @@ def parametrize_ligand(mol, workdir: str | os.PathLike, charge_method: str = "bc
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".antechamber-") as tmp:
         tmp = Path(tmp)
         (tmp / "ligand.sdf").write_text(block + "$$$$\n")
+        method = "gas" if given is not None else charge_method  # given: replaced below
         _run_tool([_amber("antechamber"), "-i", "ligand.sdf", "-fi", "sdf", "-o", "ligand.mol2",
-                   "-fo", "mol2", "-c", charge_method, "-at", "gaff2", "-nc", str(charge),
-                   "-rn", LIGAND_RESNAME, "-pf", "y", "-dr", "no"], tmp,
+                   "-fo", "mol2", "-c", method, "-at", "gaff2", "-nc", str(charge),
+                   "-rn", resname, "-pf", "y", "-dr", "no"], tmp,
                   "antechamber (GAFF2 types, AM1-BCC charges)", log="antechamber.log")
-        _parmchk2(tmp)
         _check_mol2_order(tmp / "ligand.mol2", params.symbols)
+        if given is not None:
+            _set_mol2_charges(tmp / "ligand.mol2", given)
+        _parmchk2(tmp)
         for name in ("ligand.sdf", "ligand.mol2", "ligand.frcmod", "antechamber.log"):
             os.replace(tmp / name, workdir / name)
     atomic_write_json(stamp, {"key": key, **params.to_dict()})
     return params
+
+
+def _given_charges(mol) -> np.ndarray:
+    """Return the per-atom partial charges a MOL2 file gave ``mol`` (DataError when missing)."""
+    Chem = _chem()
+    atoms = list(mol.GetAtoms())
+    if not all(a.HasProp("_TriposPartialCharge") for a in atoms):
+        raise DataError("charge_method 'given' but the molecule has no partial charge on every "
+                        "atom", where=mol.GetProp("_Name") if mol.HasProp("_Name") else "molecule",
+                        fix="give a MOL2 file with a charge column (its hydrogens included), or "
+                            "charge_method bcc")
+    q = np.array([a.GetDoubleProp("_TriposPartialCharge") for a in atoms])
+    if abs(q.sum() - Chem.GetFormalCharge(mol)) > 0.01:
+        raise DataError(f"the given partial charges sum to {q.sum():+.3f}, the formal charge is "
+                        f"{Chem.GetFormalCharge(mol):+d}", where=mol.GetProp("_Name")
+                        if mol.HasProp("_Name") else "molecule",
+                        fix="check the MOL2 file's charge column and protonation")
+    return q
+
+
+def _set_mol2_charges(path: Path, charges: np.ndarray) -> None:
+    """Replace the charge column of a MOL2 file's ATOM block (same atom order)."""
+    head, rest = path.read_text().split("@<TRIPOS>ATOM\n", 1)
+    head = head.replace("\ngas\n", "\nUSER_CHARGES\n", 1)  # the MOLECULE record's charge type
+    block, tail = rest.split("@<TRIPOS>", 1)
+    lines = block.rstrip("\n").splitlines()
+    out = [f"{line.rsplit(None, 1)[0]} {q: .6f}" for line, q in zip(lines, charges, strict=True)]
+    path.write_text(head + "@<TRIPOS>ATOM\n" + "\n".join(out) + "\n@<TRIPOS>" + tail)
+
+
+def host_from_file(path: str | os.PathLike):
+    """Read a host molecule (a MOL2 file with its partial charges), pose kept.
+
+    For host--guest complexes: the host is treated by MM only (GAFF2 types, the file's charges,
+    ``parametrize_ligand(mol, ..., charge_method="given", resname=HOST_RESNAME)``), so any
+    element GAFF2 knows is allowed.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".mol2":
+        raise DataError(f"a host is read from a MOL2 file with charges, not {path.suffix!r}",
+                        where=str(path), fix="give the host as .mol2 with a charge column")
+    mol = ligand_from_file(path, elements=HOST_ELEMENTS)
+    _given_charges(mol)
+    return mol
 
 
 def _check_mol2_order(path: Path, symbols: tuple[str, ...]) -> None:
@@ -616,7 +678,7 @@ class Complex:
 
 
 def _leap_script(receptor_pdb: Path | None, lig: LigandParams | None, solvent: str,
-                 padding_A: float) -> str:
+                 padding_A: float, host: LigandParams | None = None) -> str:
     radii = "mbondi2" if solvent == "obc2" else "mbondi3"  # OBC2's / GBn2's own radii
     lines = ["source leaprc.protein.ff14SB", "source leaprc.gaff2",
              "source leaprc.water.tip3p", f"set default PBRadii {radii}"]
@@ -624,6 +686,9 @@ def _leap_script(receptor_pdb: Path | None, lig: LigandParams | None, solvent: s
     if receptor_pdb is not None:
         lines.append(f"REC = loadpdb {receptor_pdb.name}")
         parts.append("REC")
+    if host is not None:
+        lines += ["loadamberparams host.frcmod", f"{HOST_RESNAME} = loadmol2 host.mol2"]
+        parts.append(HOST_RESNAME)
     if lig is not None:
         lines += ["loadamberparams ligand.frcmod", f"{LIGAND_RESNAME} = loadmol2 ligand.mol2"]
         parts.append(LIGAND_RESNAME)
@@ -638,20 +703,25 @@ def _leap_script(receptor_pdb: Path | None, lig: LigandParams | None, solvent: s
 
 def assemble_complex(receptor_pdb: str | os.PathLike | None, ligand: LigandParams | None,
                      workdir: str | os.PathLike, solvent: str = "gbn2",
-                     padding_A: float = 10.0) -> Complex:
-    """Assemble receptor (ff14SB) and ligand (GAFF2) with tleap in ``workdir``.
+                     padding_A: float = 10.0, host: LigandParams | None = None) -> Complex:
+    """Assemble receptor (ff14SB protein, or a GAFF2 ``host``) and ligand (GAFF2) with tleap.
 
     ``solvent`` is ``gbn2`` (implicit, mbondi3 radii in the prmtop), ``obc2`` (implicit, mbondi2
     radii), ``tip3p`` (a box with
     ``padding_A`` of water around the solute, neutralised) or ``vacuum``. Either part may be None
-    (ligand alone, receptor alone). Cached by the inputs' contents.
+    (ligand alone, receptor alone). ``host``: a parametrised host molecule (residue ``HST``,
+    :func:`host_from_file`) as the receptor instead of a protein PDB. Cached by the inputs'
+    contents, in ``workdir``.
     """
     if solvent not in SOLVENTS:
         raise ConfigError(f"unknown solvent {solvent!r}", where="solvent",
                           fix=f"use one of {', '.join(SOLVENTS)}")
-    if receptor_pdb is None and ligand is None:
+    if receptor_pdb is None and ligand is None and host is None:
         raise ConfigError("neither a receptor nor a ligand", where="receptor_pdb/ligand",
                           fix="give at least one")
+    if receptor_pdb is not None and host is not None:
+        raise ConfigError("both a protein PDB and a host molecule", where="receptor_pdb/host",
+                          fix="give one receptor")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     rec = Path(receptor_pdb) if receptor_pdb is not None else None
@@ -659,7 +729,10 @@ def assemble_complex(receptor_pdb: str | os.PathLike | None, ligand: LigandParam
         raise DataError("receptor PDB not found", where=str(rec), fix="check the path")
     lig_text = (Path(ligand.mol2).read_bytes() + Path(ligand.frcmod).read_bytes()
                 if ligand else b"")
-    key = _digest(rec.read_bytes() if rec else b"", lig_text, solvent, padding_A)
+    host_text = (Path(host.mol2).read_bytes() + Path(host.frcmod).read_bytes()
+                 if host else b"")
+    key = _digest(rec.read_bytes() if rec else b"", lig_text, solvent, padding_A,
+                  *([host_text] if host else []))  # without a host: the key as before
     stamp = workdir / "prepare.json"
     if stamp.is_file():
         d = json.loads(stamp.read_text())
@@ -675,7 +748,10 @@ def assemble_complex(receptor_pdb: str | os.PathLike | None, ligand: LigandParam
         if ligand is not None:
             shutil.copy(ligand.mol2, tmp / "ligand.mol2")
             shutil.copy(ligand.frcmod, tmp / "ligand.frcmod")
-        (tmp / "leap.in").write_text(_leap_script(rec_local, ligand, solvent, padding_A))
+        if host is not None:
+            shutil.copy(host.mol2, tmp / "host.mol2")
+            shutil.copy(host.frcmod, tmp / "host.frcmod")
+        (tmp / "leap.in").write_text(_leap_script(rec_local, ligand, solvent, padding_A, host))
         _run_tool([_amber("tleap"), "-f", "leap.in"], tmp, "tleap (complex)", log="leap.log")
         for name in ("complex.prmtop", "complex.inpcrd", "complex.pdb", "leap.log", "leap.in"):
             os.replace(tmp / name, workdir / name)

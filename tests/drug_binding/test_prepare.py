@@ -3,6 +3,8 @@ tleap peptides), complexes in GBn2 or TIP3P -- piece by piece."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -300,3 +302,63 @@ def test_charged_n_terminus_reaches_tleap_and_obc2_uses_its_radii(tmp_path):
                      mm.Platform.getPlatformByName("Reference"))
     ctx.setPositions(pos)
     assert np.isfinite(ctx.getState(getEnergy=True).getPotentialEnergy()._value)
+
+
+# -- a host receptor (host--guest complexes) ----------------------------------------------------
+
+CD_SET = Path(P.__file__).parent / "data" / "cd_set1"
+
+
+def _mol2_charges(path) -> list[float]:
+    block = path.read_text().split("@<TRIPOS>ATOM")[1].split("@<TRIPOS>")[0]
+    return [float(line.split()[-1]) for line in block.strip().splitlines()]
+
+
+def test_host_keeps_its_charges_and_joins_the_guest_in_one_system(tmp_path):
+    host_mol = P.host_from_file(CD_SET / "host-acd.mol2")
+    host = P.parametrize_ligand(host_mol, tmp_path / "host", charge_method="given",
+                                resname=P.HOST_RESNAME)
+    want = _mol2_charges(CD_SET / "host-acd.mol2")
+    # the file's charges, in its atom order, with GAFF2 types beside them
+    assert _mol2_charges(Path(host.mol2)) == pytest.approx(want, abs=1e-6)
+    assert " c6 " in Path(host.mol2).read_text()  # GAFF2 sp3 ring carbon
+    guest = P.parametrize_ligand(P.ligand_from_file(CD_SET / "guest-1.mol2"), tmp_path / "g",
+                                 charge_method="gas")
+    assert guest.charge == 1  # 1-butylammonium: RDKit reads the N.4 cation
+    cx = P.assemble_complex(None, guest, tmp_path / "cx", solvent="gbn2", host=host)
+    assert len(cx.receptor_atoms) == 126 and cx.ligand_atoms == tuple(range(126, 143))
+    system, top, pos = P.create_system(cx)
+    assert [r.name for r in top.residues()] == [P.HOST_RESNAME, P.LIGAND_RESNAME]
+    from openmm import unit
+
+    nb = next(f for f in system.getForces() if isinstance(f, mm.NonbondedForce))
+    q = [nb.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge)
+         for i in range(126)]
+    np.testing.assert_allclose(q, want, atol=1e-5)  # what OpenMM uses is the file's
+    np.testing.assert_allclose(pos[:126] * 10, host_mol.GetConformer().GetPositions(),
+                               atol=2e-3)  # the bound pose is kept, host and guest
+    np.testing.assert_allclose(pos[126:] * 10, P.ligand_from_file(
+        CD_SET / "guest-1.mol2").GetConformer().GetPositions(), atol=2e-3)
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001),
+                     mm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(pos)
+    assert np.isfinite(ctx.getState(getEnergy=True).getPotentialEnergy()._value)
+    with pytest.raises(ConfigError, match="both a protein PDB and a host"):
+        P.assemble_complex(tmp_path / "x.pdb", guest, tmp_path / "cx2", host=host)
+
+
+def test_host_without_charges_is_a_one_line_error(tmp_path):
+    text = (CD_SET / "guest-4.mol2").read_text()
+    block = text.split("@<TRIPOS>ATOM\n")[1].split("@<TRIPOS>")[0]
+    zeroed = "\n".join(line.rsplit(None, 1)[0] + " 0.5000"
+                       for line in block.strip().splitlines()) + "\n"
+    bad = tmp_path / "bad.mol2"
+    bad.write_text(text.replace(block, zeroed))
+    with pytest.raises(DataError, match="sum to"):
+        P.host_from_file(bad)
+    sdf = tmp_path / "host.sdf"
+    sdf.write_text("")
+    with pytest.raises(DataError, match="MOL2 file with charges"):
+        P.host_from_file(sdf)
+    with pytest.raises(DataError, match="no partial charge"):
+        P.parametrize_ligand(P.ligand_from_smiles("CO"), tmp_path / "m", charge_method="given")
