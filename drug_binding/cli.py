@@ -482,8 +482,10 @@ def screen_cmd(
     "mlp-drug-binding case-study --scale tiny --out runs/drug_binding_tiny"))
 def case_study_cmd(
     scale: str = typer.Option("tiny", "--scale", metavar="SCALE",
-                              help="tiny, paper (the seed's settings), jacs (MCL1 from the "
-                                   "JACS benchmark, hours; jacs_short: its ~25-CPU-minute "
+                              help="tiny (alpha-cyclodextrin and three guests with measured "
+                                   "ΔG, minutes), toy (a tripeptide and four aromatics, no "
+                                   "experiment), paper (the seed's settings), jacs (MCL1 from "
+                                   "the JACS benchmark, hours; jacs_short: its ~55-CPU-minute "
                                    "reduction), or a JSON config"),
     out: opt.out_option("output folder (summary.json, report.md, figures)",
                         required=False) = Path("runs/drug_binding"),
