@@ -314,7 +314,8 @@ class Solvent(StrEnum):
 
 @app.command("prepare", epilog=example(
     "mlp-drug-binding prepare --ligand 'NC(=O)c1ccccc1' --peptide 'TRP GLY TRP' --out cx/"))
-@param_flags(receptor_pdb="--receptor", workdir="--out", site_A="--site-A")
+@param_flags(receptor_pdb="--receptor", workdir="--out", site_A="--site-A",
+             **{"receptor_pdb/peptide/host": "--receptor/--peptide/--host"})
 def prepare_cmd(
     ligand: Annotated[str, typer.Option(
         "--ligand", metavar="SMILES|FILE", show_default=False,
@@ -325,6 +326,9 @@ def prepare_cmd(
                                          help="protein PDB (fixed by pdbfixer)"),
     peptide: str | None = typer.Option(None, "--peptide", metavar="'RES RES ...'",
                                        help="or a capped peptide built by tleap"),
+    host: Path | None = typer.Option(None, "--host", metavar="MOL2",
+                                     help="or a host molecule with its partial charges "
+                                          "(GAFF2; host-guest binding, the guest's pose kept)"),
     site: str | None = typer.Option(None, "--site-A", metavar="X,Y,Z",
                                     help="where a SMILES ligand's centre goes, Å"),
     solvent: Solvent = typer.Option(Solvent.gbn2, "--solvent",
@@ -339,8 +343,8 @@ def prepare_cmd(
 ) -> None:
     """Prepare a complex: ligand, GAFF2/AM1-BCC parameters and receptor in solvent.
 
-    Ligand (RDKit) + GAFF2/AM1-BCC (antechamber) + receptor (pdbfixer or a peptide) -> an AMBER
-    complex in implicit or explicit solvent.
+    Ligand (RDKit) + GAFF2/AM1-BCC (antechamber) + receptor (pdbfixer, a peptide, or a GAFF2 host
+    with its own charges) -> an AMBER complex in implicit or explicit solvent.
     """
     from drug_binding.prepare import prepare, summary_text
 
@@ -348,7 +352,7 @@ def prepare_cmd(
     if site is not None:
         site_A = _floats(site, 3, "--site-A")
     cx = prepare(ligand, out, receptor_pdb=receptor, peptide=peptide, site_A=site_A,
-                 solvent=solvent.value, ph=ph, seed=seed, charge_method=charges)
+                 solvent=solvent.value, ph=ph, seed=seed, charge_method=charges, host=host)
     if json_out:
         emit_json(cx.to_dict())
         return

@@ -825,36 +825,41 @@ def prepare(ligand: str | os.PathLike, workdir: str | os.PathLike,
             receptor_pdb: str | os.PathLike | None = None, peptide: str | None = None,
             site_A: np.ndarray | None = None, solvent: str = "gbn2", ph: float = 7.0,
             seed: int = 0, charge_method: str = "bcc", padding_A: float = 10.0,
-            name: str = "ligand") -> Complex:
+            name: str = "ligand", host: str | os.PathLike | None = None) -> Complex:
     """Run the whole preparation of a complex in ``solvent``.
 
-    Ligand (SMILES or file) -> GAFF2/AM1-BCC; receptor (a PDB through pdbfixer, or a peptide
-    sequence built by tleap, or none) -> complex in ``solvent``. A SMILES ligand is placed at
-    ``site_A`` (Å; default: 6 Å beyond the receptor's surface along +x from its centroid); a file
-    ligand keeps its pose.
+    Ligand (SMILES or file) -> GAFF2/AM1-BCC; receptor (a PDB through pdbfixer, a peptide
+    sequence built by tleap, a ``host`` MOL2 with its partial charges -- GAFF2, host--guest --, or
+    none) -> complex in ``solvent``. A SMILES ligand is placed at ``site_A`` (Å; default: 6 Å
+    beyond the receptor's surface along +x from its centroid); a file ligand keeps its pose (a
+    guest's bound pose in its host, e.g.).
     """
     workdir = Path(workdir)
     mol = load_ligand(ligand, seed=seed, name=name)  # bad inputs fail before any file exists
     rec = None
-    if receptor_pdb is not None and peptide is not None:
-        raise ConfigError("both a receptor PDB and a peptide sequence",
-                          where="receptor_pdb/peptide", fix="give one of them")
+    if sum(x is not None for x in (receptor_pdb, peptide, host)) > 1:
+        raise ConfigError("more than one receptor (a PDB, a peptide sequence, a host)",
+                          where="receptor_pdb/peptide/host", fix="give one of them")
     if receptor_pdb is not None and not Path(receptor_pdb).is_file():
         raise DataError("receptor PDB not found", where=str(receptor_pdb), fix="check the path")
+    host_mol = host_from_file(host) if host is not None else None
     workdir.mkdir(parents=True, exist_ok=True)
     if receptor_pdb is not None:
         rec = fix_receptor(receptor_pdb, workdir / "receptor.pdb", ph=ph)
     elif peptide is not None:
         rec = build_peptide(peptide, workdir / "receptor.pdb")
     from_file = Path(str(ligand)).suffix.lower() in (".sdf", ".mol", ".sd", ".mol2")
-    if rec is not None and not from_file:
-        xyz = _pdb_xyz_A(rec)
+    if (rec is not None or host_mol is not None) and not from_file:
+        xyz = _pdb_xyz_A(rec) if rec is not None else host_mol.GetConformer().GetPositions()
         if site_A is None:
             c = xyz.mean(0)
             site_A = c + np.array([np.max(xyz[:, 0] - c[0]) + 6.0, 0.0, 0.0])
         mol = place_ligand(mol, np.asarray(site_A, float), xyz, seed=seed)
     params = parametrize_ligand(mol, workdir / "ligand", charge_method=charge_method)
-    return assemble_complex(rec, params, workdir, solvent=solvent, padding_A=padding_A)
+    host_params = None if host_mol is None else parametrize_ligand(
+        host_mol, workdir / "host", charge_method="given", resname=HOST_RESNAME)
+    return assemble_complex(rec, params, workdir, solvent=solvent, padding_A=padding_A,
+                            host=host_params)
 
 
 def _pdb_xyz_A(pdb: Path) -> np.ndarray:

@@ -310,6 +310,11 @@ ROWS = [
       "--out", "{tmp}/cx", kind="usage"),
     R("prepare-bad-solvent", "prepare", "--ligand", "CO", "--solvent", "octanol",
       "--out", "{tmp}/cx", kind="usage"),
+    R("prepare-host-and-peptide", "prepare", "--ligand", "CO", "--peptide", "TRP",
+      "--host", "{tmp}/h.mol2", "--out", "{tmp}/cx",
+      needles=("--receptor/--peptide/--host", "more than one receptor")),
+    R("prepare-host-not-mol2", "prepare", "--ligand", "CO", "--host", "{tmp}/none.pdb",
+      "--out", "{tmp}/cx", needles=("none.pdb", "MOL2")),
     R("md-not-a-complex", "md", "--complex", "{tmp}", "--model", "{tmp}", "--out",
       "{tmp}/md", needles=("prepare.json",)),
     R("screen-not-a-complex", "screen", "{tmp}", "--model", "{tmp}", "--out", "{tmp}/scr",
@@ -333,3 +338,16 @@ def test_help_ends_with_an_example_and_every_option_has_help():
         assert all(getattr(p, "help", None) for p in cmd.params), path
         assert (cmd.epilog or "").startswith("Example:"), path
         assert len([ln for ln in cmd.epilog.splitlines() if "mlp-" in ln]) == 1, path
+
+
+def test_prepare_a_guest_in_its_host(tmp_path, capsys):
+    """`prepare --host`: alpha-cyclodextrin (its charges) + 1-butylammonium in its bound pose."""
+    from drug_binding.case_study import DATA
+
+    code, out, err = _run(["prepare", "--ligand", DATA / "cd_set1" / "guest-1.mol2", "--host",
+                           DATA / "cd_set1" / "host-acd.mol2", "--charges", "gas", "--out",
+                           tmp_path / "cx", "--json"], capsys)
+    assert code == 0, err
+    cx = json.loads(out)
+    assert cx["receptor_atoms"] == list(range(126)) and cx["ligand_atoms"] == list(range(126, 143))
+    assert cx["solvent"] == "gbn2" and (tmp_path / "cx" / "host" / "ligand.mol2").is_file()
