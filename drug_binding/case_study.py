@@ -18,9 +18,10 @@ the ΔG (counted in ``n_walkers_failed``).
 The tiny scale is a host--guest system with measured affinities, so that the whole chain down to
 the validation table runs in minutes: alpha-cyclodextrin (GAFF2 with the benchmark set's
 charges) and three 1-alkylammonium guests in their bound poses (``data/cd_set1``: Mobley and
-Gilson's CD Set 1, ITC ΔG of Rekharsky et al. 1997), a tiny ANI trained on GFN2-xTB frames of
-the guests, 4 metadynamics walkers of 6 ps per guest where the seed ran a microsecond; its
-report says what such short walkers can and cannot measure. The ``toy`` scale is the earlier
+Gilson's CD Set 1, calorimetric ΔG of Rekharsky et al. 1997), a tiny ANI trained on GFN2-xTB
+frames of the guests and refined by two rounds of active learning, implicit OBC2, 3
+metadynamics walkers of 6 ps per guest where the seed ran a microsecond; its report says what
+such short walkers can and cannot measure. The ``toy`` scale is the earlier
 tiny system (a capped tripeptide, four aromatic ligands, no experiment). The seed's published
 numbers are printed beside ours for orientation only. Every stage is resumable: a rerun with
 the same ``outdir`` reuses the complexes, labels, model, screening results and metadynamics.
