@@ -1,4 +1,4 @@
-"""Verlet neighbour lists with a skin, per system, from vesin-torch.
+"""Verlet neighbour lists with a skin, per system, from vesin-torch (or, for small cells, C).
 
 Pairs are found within ``cutoff + skin`` and reused until some atom of a system has moved more
 than ``skin / 2`` since that system's list was built; then only that system's list is rebuilt
@@ -19,15 +19,24 @@ pair beyond rc + skin at the build is beyond rc now as long as
 (rc + skin - 2 d) * s_min(h0^-1 h) >= rc, s_min the smallest singular value, bounded from below
 (cheaply, and tightly for small strains) by 1 / (1 + |h^-1 h0 - 1|_F). Without a cell change this
 is the usual d <= skin / 2.
+
+A small system (up to ~2 million pair-image checks: ~250 atoms in a cell as wide as the cutoff)
+is searched by brute force in C (``neighbors.c`` in :mod:`common.md.native`): ~25 µs for 32
+atoms where vesin's cell list pays ~500 µs of setup per call. Both give the same pairs (tested);
+vesin takes the larger systems, and all of them where no C compiler is found.
 """
 
 from __future__ import annotations
+
+import ctypes
 
 import torch
 
 from common.md.state import BatchState, cell_inv, squared_norms
 
 _PAD_OFFSET = 1.0e4  # Å: puts padding "neighbours" far outside every cutoff
+#: largest brute-force search (pairs x periodic images tried) left to ``neighbors.c``
+MAX_BRUTE_FORCE_CHECKS = 2_000_000
 
 
 class NeighborList:
@@ -51,16 +60,19 @@ class NeighborList:
 
     # -- building -----------------------------------------------------------------------
     def _build_system(self, state: BatchState, s: int, start: int, stop: int) -> tuple:
-        if self._vesin is None:
-            from vesin_torch import NeighborList as VesinNL
-
-            self._vesin = VesinNL(cutoff=self.cutoff + self.skin, full_list=True, sorted=True,
-                                  n_threads=1)
         pbc = state.pbc[s].cpu()
         box = state.cells[s].detach().cpu() if bool(pbc.any()) else torch.zeros(
             3, 3, dtype=state.dtype)
-        i, j, S = self._vesin.compute(points=state.positions[start:stop].detach().cpu(),
-                                      box=box, periodic=pbc, quantities="ijS")
+        points = state.positions[start:stop].detach().cpu()
+        found = _small_system_pairs(points, box, pbc, self.cutoff + self.skin)
+        if found is None:
+            if self._vesin is None:
+                from vesin_torch import NeighborList as VesinNL
+
+                self._vesin = VesinNL(cutoff=self.cutoff + self.skin, full_list=True,
+                                      sorted=True, n_threads=1)
+            found = self._vesin.compute(points=points, box=box, periodic=pbc, quantities="ijS")
+        i, j, S = found
         dev, dt = state.device, state.dtype
         S = S.to(dev, dt)
         return (i.to(dev, torch.long) + start, j.to(dev, torch.long) + start, S,
@@ -73,7 +85,6 @@ class NeighborList:
         ``follow_cell`` is off.
         """
         n_sys = state.n_systems
-        off = state.offsets().tolist()
         cells_changed = self._cells is not None and not torch.equal(self._cells, state.cells)
         if (force or self._ref_positions is None or len(self._per_system) != n_sys
                 or self._ref_positions.shape != state.positions.shape
@@ -90,6 +101,7 @@ class NeighborList:
             todo = self._stale_systems(state)
             if not todo:
                 return []
+        off = state.offsets().tolist()
         for s in todo:
             self._per_system[s] = self._build_system(state, s, off[s], off[s + 1])
             self._ref_positions[off[s]:off[s + 1]] = state.positions[off[s]:off[s + 1]].detach()
@@ -134,7 +146,8 @@ class NeighborList:
             nbr, _ = self._dense
             offs = torch.einsum("anK,nab->bnK", self._dense_shifts,
                                 self._cells[state.system_idx])
-            self._dense = (nbr, torch.nan_to_num(offs, nan=_PAD_OFFSET))
+            # contiguous: the C kernels read the (3, n, K) layout as laid out in memory
+            self._dense = (nbr, torch.nan_to_num(offs, nan=_PAD_OFFSET).contiguous())
 
     # -- flat edge list -----------------------------------------------------------------
     def pairs(self) -> tuple[torch.Tensor, ...]:
@@ -176,10 +189,14 @@ class NeighborList:
         return self._dense
 
     def _update_dense(self, state: BatchState, systems: list[int], off: list[int]) -> None:
-        """Rewrite the rows of ``systems`` (ascending) from their pair lists, in one pass.
+        """Rewrite the rows of ``systems`` (ascending) from their pair lists.
 
-        Neighbour indices are int32 (half the memory traffic of int64 in the pair kernel).
+        Neighbour indices are int32 (half the memory traffic of int64 in the pair kernel). On a
+        CPU each system's rows are rewritten by ``dense_rows`` in ``neighbors.c``; elsewhere by
+        the torch code below, all systems in one pass.
         """
+        if self._update_dense_native(systems, off):
+            return
         nbr, offs = self._dense
         shifts = self._dense_shifts
         parts = [self._per_system[s] for s in systems]
@@ -190,13 +207,9 @@ class NeighborList:
         counts = torch.bincount(i, minlength=n)
         k_needed = int(counts.max()) if len(i) else 0
         if k_needed > nbr.shape[1]:  # grow K for everyone (rare)
-            extra = k_needed - nbr.shape[1] + 4
-            pad = torch.arange(n, device=nbr.device, dtype=nbr.dtype).unsqueeze(1)
-            nbr = torch.cat([nbr, pad.repeat(1, extra)], 1)
-            offs = torch.cat([offs, torch.full((3, n, extra), _PAD_OFFSET, dtype=offs.dtype,
-                                               device=offs.device)], 2)
-            shifts = torch.cat([shifts, torch.full((3, n, extra), float("nan"),
-                                                   dtype=offs.dtype, device=offs.device)], 2)
+            self._grow(k_needed)
+            nbr, offs = self._dense
+            shifts = self._dense_shifts
         # reset these systems' rows to padding, then fill (slot = rank of a pair within its i)
         rows = torch.cat([torch.arange(off[s], off[s + 1], device=nbr.device) for s in systems])
         nbr[rows] = rows.to(nbr.dtype).unsqueeze(1)
@@ -207,8 +220,44 @@ class NeighborList:
         nbr[i, slot] = j.to(nbr.dtype)
         offs[:, i, slot] = o.t()
         shifts[:, i, slot] = S.t()
+
+    def _grow(self, k_needed: int) -> None:
+        """Widen the dense matrix to at least ``k_needed`` columns (with a little room)."""
+        nbr, offs = self._dense
+        shifts = self._dense_shifts
+        n = nbr.shape[0]
+        extra = k_needed - nbr.shape[1] + 4
+        pad = torch.arange(n, device=nbr.device, dtype=nbr.dtype).unsqueeze(1)
+        nbr = torch.cat([nbr, pad.repeat(1, extra)], 1)
+        offs = torch.cat([offs, torch.full((3, n, extra), _PAD_OFFSET, dtype=offs.dtype,
+                                           device=offs.device)], 2)
+        shifts = torch.cat([shifts, torch.full((3, n, extra), float("nan"),
+                                               dtype=offs.dtype, device=offs.device)], 2)
         self._dense = (nbr, offs)
         self._dense_shifts = shifts
+
+    def _update_dense_native(self, systems: list[int], off: list[int]) -> bool:
+        """Rewrite the systems' rows with ``dense_rows`` (C); False where it cannot run."""
+        nbr, offs = self._dense
+        fn = _native_fn("dense_rows_f64" if offs.dtype == torch.float64 else
+                        "dense_rows_f32" if offs.dtype == torch.float32 else "")
+        if (fn is None or nbr.device.type != "cpu" or not nbr.is_contiguous()
+                or not offs.is_contiguous() or not self._dense_shifts.is_contiguous()):
+            return False
+        for s in systems:
+            i, j, S, o = self._per_system[s]
+            if not all(t.is_contiguous() for t in (i, j, S, o)):
+                return False
+            while True:
+                nbr, offs = self._dense
+                n, k = nbr.shape
+                k_needed = fn(n, k, off[s], off[s + 1], len(i), i.data_ptr(), j.data_ptr(),
+                              S.data_ptr(), o.data_ptr(), nbr.data_ptr(), offs.data_ptr(),
+                              self._dense_shifts.data_ptr(), _PAD_OFFSET)
+                if k_needed <= k:
+                    break
+                self._grow(k_needed)
+        return True
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -236,3 +285,45 @@ class NeighborList:
         self._dense_shifts = None if shifts is None else shifts.to(dev)
         if self._dense is not None and self._dense_shifts is None:  # an older checkpoint
             self._dense = None
+
+
+def _small_system_pairs(points: torch.Tensor, box: torch.Tensor, pbc: torch.Tensor,
+                        cutoff: float) -> tuple | None:
+    """(i, j, S) of one small system by the C brute-force search, or None (use vesin then).
+
+    None when the system is too large for brute force (:data:`MAX_BRUTE_FORCE_CHECKS`), its
+    cell is singular along a periodic direction, or there is no native library. The tensors are
+    int32 views into a buffer that the next call overwrites: convert (copy) them at once.
+    """
+    fn = _native_fn("pairs_small")
+    if fn is None:
+        return None
+    n = points.shape[0]
+    pos = points.to(torch.float64).contiguous()
+    cell = box.to(torch.float64).contiguous()
+    per = pbc.to(torch.int32).contiguous()
+    cap = n * 160  # room for a dense liquid or solid at a cutoff of ~10 Å
+    while True:
+        if _SCRATCH is None or _SCRATCH.shape[0] < cap:  # kept: fresh memory faults its pages
+            globals()["_SCRATCH"] = torch.empty(cap, 5, dtype=torch.int32)
+        count = fn(n, pos.data_ptr(), cell.data_ptr(), per.data_ptr(), float(cutoff),
+                   float(MAX_BRUTE_FORCE_CHECKS), _SCRATCH.data_ptr(), _SCRATCH.shape[0])
+        if count == -1:
+            raise MemoryError("the native pair search ran out of memory")
+        if count < 0:  # too large for brute force, or a singular cell: vesin decides
+            return None
+        if count <= _SCRATCH.shape[0]:
+            rows = _SCRATCH[:count]
+            return rows[:, 0], rows[:, 1], rows[:, 2:]
+        cap = int(count)
+
+
+_SCRATCH: torch.Tensor | None = None
+def _native_fn(name: str):
+    """Return the ctypes function ``name`` of ``neighbors.c`` (None without a native library)."""
+    from common.md import native
+
+    p, i64, d = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+    sig = (i64, p, p, p, d, d, p, i64) if name == "pairs_small" else \
+        (i64, i64, i64, i64, i64, p, p, p, p, p, p, p, d)
+    return native.function("neighbors", name, sig, i64) if name else None

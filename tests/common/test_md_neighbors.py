@@ -1,4 +1,5 @@
-"""Neighbour lists (common.md.neighbors.NeighborList, vesin-torch) against ASE's, and the skin.
+"""Neighbour lists (common.md.neighbors.NeighborList: C brute force for small cells, vesin-torch
+for large ones) against ASE's, and the skin.
 
 Pairs are compared as exact sets of (i, j, cell shift): both libraries find every image within
 the cutoff, so for random positions (no distance within ~1e-12 Å of the cutoff) the sets must
