@@ -87,8 +87,10 @@ def _check(label: str, dist: str, importer: str) -> Component:
 
 
 def device_info() -> dict:
-    """Return torch's version, the CUDA device (if any), CPU count, threads and Python version."""
+    """Return torch's version, the CUDA device, CPU count, threads, Python, native kernels."""
     import torch
+
+    from common.md import native
 
     cuda = torch.cuda.is_available()
     return {
@@ -99,6 +101,7 @@ def device_info() -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
+        "native_kernels": native.status(),
     }
 
 

@@ -40,6 +40,7 @@ def doctor(
             + (f" ({d['cuda_device']})" if d["cuda_available"] else "")
             + f", torch {d['torch']}, {d['cpu_count']} CPU cores, python {d['python']}"
         )
+        con.print(f"native CPU kernels: {d['native_kernels']}")
         if "pip_check" in rep:
             for line in rep["pip_check"]["unexpected"]:
                 con.print(f"[red]unexpected pip conflict:[/] {line}")

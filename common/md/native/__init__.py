@@ -130,6 +130,22 @@ def function(library: str, name: str, argtypes: tuple, restype=None):
     return fn
 
 
+LIBRARIES = ("pair_lj", "neighbors")
+
+
+def status() -> str:
+    """One line: whether the native kernels load here (compiling them if needed), and from where.
+
+    ``mlp-cases doctor`` prints it; without them MD runs on the torch kernels, only slower.
+    """
+    failed = {name: why_not(name) for name in LIBRARIES if load(name) is None}
+    if not failed:
+        return f"on ({', '.join(LIBRARIES)}; cached in {cache_dir()})"
+    name, why = next(iter(failed.items()))
+    return (f"off, MD runs on torch kernels ({name}: {why}); a C compiler on PATH (cc, or $CC) "
+            "turns them on")
+
+
 def reset() -> None:
     """Forget loaded libraries and failures (tests; after changing ``$CC`` or the cache)."""
     load.cache_clear()
