@@ -4,8 +4,8 @@ The hot loops of MD on many small systems -- the pair loop of an analytic potent
 integrator's per-atom updates -- cost a CPU far less as one C loop than as a chain of torch
 operations (each of which pays ~10-20 µs of dispatch on a 6,000-element tensor). Each kernel
 here is a plain C file next to this module, with no torch headers: it compiles in well under a
-second with ``cc -O3 -fopenmp`` (``$CC`` if set) and is called through ``ctypes`` on the tensors'
-memory. OpenMP threads come from the runtime torch itself has loaded, so the kernels share
+second with ``cc -O3 -fopenmp`` (``$CC`` if set; without OpenMP where the compiler lacks it)
+and is called through ``ctypes`` on the tensors' memory. OpenMP threads come from the runtime torch itself has loaded, so the kernels share
 torch's thread count (``torch.get_num_threads()``, passed on each call).
 
 Compiled libraries are cached under ``$MLP_CASES_CACHE/native`` (default
@@ -70,8 +70,10 @@ def _build(name: str) -> Path:
     if cc is None:
         raise OSError("no C compiler (cc, or $CC) on PATH")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    base = ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=c99"]
-    attempts = [base + ["-march=native"], base]
+    base = ["-O3", "-fPIC", "-shared", "-std=c99"]
+    # OpenMP and this CPU's vector instructions where the compiler has them; serial otherwise
+    # (Apple's clang has no -fopenmp: the pragmas are then ignored, the results the same)
+    attempts = [base + ["-fopenmp", "-march=native"], base + ["-fopenmp"], base]
     key = hashlib.sha256("\0".join([src.read_text(), version, _cpu_id(), repr(attempts)])
                          .encode()).hexdigest()[:20]
     target = cache_dir() / f"{name}-{key}.so"
