@@ -152,6 +152,54 @@ def test_autograd_through_positions_uses_torch():
     assert torch.allclose(-g, f, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_guard_fast_path_in_c_agrees_with_torch(dtype):
+    """Fine, and each way of not being fine (a position NaN, a force over the limit, a system
+    too hot, an energy NaN), with a fixed atom in the degrees of freedom; the C pass and the
+    torch expressions must agree, and the guard must name the right system either way."""
+    from ase.constraints import FixAtoms
+
+    from common.md.guard import BlowUpGuard
+
+    frames = batch(3)
+    frames[2].set_constraint(FixAtoms(indices=[0, 1]))
+    st = BatchState.from_atoms(frames, dtype=dtype)
+    forces = torch.randn(st.n_atoms, 3, dtype=dtype) * 0.01
+    energy = torch.zeros(3, dtype=dtype)
+    guard = BlowUpGuard(max_force_eV_A=1.0, max_temperature_K=400.0)
+    t = guard._temperature_K(st)
+    assert float(t.max()) < 400 and float(t.min()) > 5  # the starting replicas: fine
+
+    def torch_fine(st, f, e):
+        temp = guard._temperature_K(st)
+        return bool((f.abs().max() <= guard.max_force_eV_A) & torch.isfinite(st.positions.sum())
+                    & torch.isfinite(e.sum()) & (temp.max() <= guard.max_temperature_K))
+
+    cases = {"fine": (None, None)}
+    cases["position NaN"] = ("pos", 40)
+    cases["force"] = ("force", 70)
+    cases["hot"] = ("hot", 1)
+    cases["energy NaN"] = ("energy", 2)
+    for name, (what, k) in cases.items():
+        s2 = BatchState.from_atoms(frames, dtype=dtype)
+        f2, e2 = forces.clone(), energy.clone()
+        if what == "pos":
+            s2.positions[k, 1] = float("nan")
+        elif what == "force":
+            f2[k, 2] = -3.0
+        elif what == "hot":
+            s2.velocities[s2.system_idx == k] *= 10.0  # 100x the temperature
+        elif what == "energy":
+            e2[k] = float("inf")
+        got = guard._native_fine(s2, f2, e2)
+        assert got is not None
+        assert got == torch_fine(s2, f2, e2) == (what is None), name
+        bad = guard.check(s2, f2, e2)
+        assert (bad is None) == (what is None), name
+        if what is not None:
+            assert bad[0] == (k if what in ("hot", "energy") else int(s2.system_idx[k])), name
+
+
 def run_md(steps=40, seed=0):
     st = BatchState.from_atoms(batch(4, seed=seed))
     eng = MDEngine(LennardJones(epsilon=0.0104, sigma=3.4, rc=8.5), st, ensemble="nvt",
@@ -196,7 +244,8 @@ def test_libraries_are_compiled_once_into_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("MLP_CASES_CACHE", str(tmp_path))
     native.reset()
     try:
-        assert native.status().startswith(f"on (pair_lj, neighbors; cached in {tmp_path}")
+        libs = ", ".join(native.LIBRARIES)
+        assert native.status().startswith(f"on ({libs}; cached in {tmp_path}")
         built = list((tmp_path / "native").glob("pair_lj-*.so"))
         assert len(built) == 1
         stamp = built[0].stat().st_mtime_ns

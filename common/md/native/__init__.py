@@ -1,12 +1,16 @@
 """Native CPU kernels: small C files compiled on first use with the system's C compiler.
 
-The hot loops of MD on many small systems -- the pair loop of an analytic potential, the
-integrator's per-atom updates -- cost a CPU far less as one C loop than as a chain of torch
-operations (each of which pays ~10-20 µs of dispatch on a 6,000-element tensor). Each kernel
-here is a plain C file next to this module, with no torch headers: it compiles in well under a
-second with ``cc -O3 -fopenmp`` (``$CC`` if set; without OpenMP where the compiler lacks it)
-and is called through ``ctypes`` on the tensors' memory. OpenMP threads come from the runtime torch itself has loaded, so the kernels share
-torch's thread count (``torch.get_num_threads()``, passed on each call).
+The hot loops of MD on many small systems -- the pair loop of an analytic potential, the pair
+search of a small cell, the blow-up guard's checks -- cost a CPU far less as one C loop than as
+a chain of torch operations (each of which pays ~10-20 µs of dispatch on a 6,000-element
+tensor). Each kernel here is a plain C file next to this module, with no torch headers: it
+compiles in well under a second with ``cc -O3 -fopenmp`` (``$CC`` if set; without OpenMP where
+the compiler lacks it) and is called through ``ctypes`` on the tensors' memory. OpenMP threads
+come from the runtime torch itself has loaded, so the kernels share torch's thread count
+(``torch.get_num_threads()``, passed on each call).
+
+Files: ``pair_lj.c`` (:class:`common.potential.pair.LennardJones`), ``neighbors.c``
+(:class:`common.md.neighbors.NeighborList`), ``guard.c`` (:class:`common.md.guard.BlowUpGuard`).
 
 Compiled libraries are cached under ``$MLP_CASES_CACHE/native`` (default
 ``~/.cache/mlp-cases/native``), keyed by the source, the flags, the compiler and the CPU, so a
@@ -132,7 +136,7 @@ def function(library: str, name: str, argtypes: tuple, restype=None):
     return fn
 
 
-LIBRARIES = ("pair_lj", "neighbors")
+LIBRARIES = ("pair_lj", "neighbors", "guard")
 
 
 def status() -> str:
