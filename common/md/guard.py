@@ -57,15 +57,14 @@ class BlowUpGuard:
             return None
         self._temperature_K(state, dof_only=True)  # the cached 1 / (kB dof) per system
         n_sys = state.n_systems
-        if getattr(self, "_scratch", None) is None or self._scratch.shape[0] < n_sys:
-            self._scratch = torch.empty(n_sys, dtype=torch.float64)
+        scratch = torch.empty(n_sys, dtype=torch.float64)  # per call: a guard may be shared
         sys_idx = state.system_idx
         if sys_idx.dtype != torch.int64 or not sys_idx.is_contiguous():
             return None
         return bool(fn(state.n_atoms, n_sys, state.positions.data_ptr(),
                        state.velocities.data_ptr(), forces.data_ptr(), state.masses.data_ptr(),
                        sys_idx.data_ptr(), self._inv_dof.data_ptr(), energy.data_ptr(),
-                       self.max_force_eV_A, self.max_temperature_K, self._scratch.data_ptr()))
+                       self.max_force_eV_A, self.max_temperature_K, scratch.data_ptr()))
 
     def check(self, state: BatchState, forces: torch.Tensor, energy: torch.Tensor,
               active: torch.Tensor | None = None) -> tuple[int, str] | None:

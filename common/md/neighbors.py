@@ -29,6 +29,7 @@ vesin takes the larger systems, and all of them where no C compiler is found.
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import torch
 
@@ -304,21 +305,24 @@ def _small_system_pairs(points: torch.Tensor, box: torch.Tensor, pbc: torch.Tens
     per = pbc.to(torch.int32).contiguous()
     cap = n * 160  # room for a dense liquid or solid at a cutoff of ~10 Å
     while True:
-        if _SCRATCH is None or _SCRATCH.shape[0] < cap:  # kept: fresh memory faults its pages
-            globals()["_SCRATCH"] = torch.empty(cap, 5, dtype=torch.int32)
+        # kept between calls (fresh memory faults its pages), one per thread (the C call
+        # releases the GIL, so engines in threads may search at the same time)
+        buf = getattr(_SCRATCH, "rows", None)
+        if buf is None or buf.shape[0] < cap:
+            buf = _SCRATCH.rows = torch.empty(cap, 5, dtype=torch.int32)
         count = fn(n, pos.data_ptr(), cell.data_ptr(), per.data_ptr(), float(cutoff),
-                   float(MAX_BRUTE_FORCE_CHECKS), _SCRATCH.data_ptr(), _SCRATCH.shape[0])
+                   float(MAX_BRUTE_FORCE_CHECKS), buf.data_ptr(), buf.shape[0])
         if count == -1:
             raise MemoryError("the native pair search ran out of memory")
         if count < 0:  # too large for brute force, or a singular cell: vesin decides
             return None
-        if count <= _SCRATCH.shape[0]:
-            rows = _SCRATCH[:count]
+        if count <= buf.shape[0]:
+            rows = buf[:count]
             return rows[:, 0], rows[:, 1], rows[:, 2:]
         cap = int(count)
 
 
-_SCRATCH: torch.Tensor | None = None
+_SCRATCH = threading.local()
 def _native_fn(name: str):
     """Return the ctypes function ``name`` of ``neighbors.c`` (None without a native library)."""
     from common.md import native

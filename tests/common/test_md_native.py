@@ -68,6 +68,29 @@ def test_brute_force_pairs_equal_vesin(cutoff):
         assert np.all(np.diff(i) >= 0)  # sorted by i, as the dense rewrite needs
 
 
+def test_pair_searches_in_threads_do_not_share_a_buffer():
+    """The C search releases the GIL; engines running in threads must each get their own pairs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = systems()
+    states = [BatchState.from_atoms([at]) for at in frames]
+
+    def search(k):
+        st = states[k]
+        box = st.cells[0] if frames[k].pbc.any() else torch.zeros(3, 3, dtype=torch.float64)
+        out = []
+        for _ in range(30):
+            i, j, S = nbmod._small_system_pairs(st.positions, box, st.pbc[0], 6.0)
+            out.append(as_set(i.clone(), j.clone(), S.clone()))
+        return out
+
+    alone = [search(k)[0] for k in range(len(frames))]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(search, range(len(frames))))
+    for k, runs in enumerate(together):
+        assert all(r == alone[k] for r in runs), k
+
+
 def test_large_or_singular_systems_are_left_to_vesin():
     big = bulk("Ar", "fcc", a=5.26, cubic=True).repeat((8, 8, 8))  # 2,048 atoms: 4.2M checks
     st = BatchState.from_atoms([big])
