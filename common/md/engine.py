@@ -256,7 +256,7 @@ class MDEngine:
         done_steps, replica_steps = 0, 0
         with torch.no_grad():
             for _ in range(n_steps):
-                n_active = int(self.active.sum())
+                n_active = self._n_active()
                 if n_active == 0:
                     break
                 self._want_stress = self.npt or (self._stress_possible
@@ -285,6 +285,15 @@ class MDEngine:
         return {"steps": done_steps, "replica_steps": replica_steps, "wall_s": wall,
                 "replica_steps_per_s": replica_steps / wall if wall > 0 else float("nan"),
                 "neighbor_rebuilds": self.neighbors.n_builds}
+
+    def _n_active(self) -> int:
+        """Systems still running (recounted only when ``active`` changed: a sync per step less)."""
+        key = (self.active, self.active._version)
+        cached = getattr(self, "_active_key", None)
+        if cached is None or cached[0] is not key[0] or cached[1] != key[1]:
+            self._active_count = int(self.active.sum())
+            self._active_key = key
+        return self._active_count
 
     def _apply_stop(self) -> bool:
         hit = self.stop(self.state, self.out, self.step).to(torch.bool) & self.active

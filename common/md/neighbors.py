@@ -128,9 +128,9 @@ class NeighborList:
             to_ref = cell_inv(safe) @ ref  # h^-1 h0
             pos = torch.einsum("na,nab->nb", pos, to_ref[state.system_idx])
             s_min = 1.0 / (1.0 + torch.linalg.matrix_norm(to_ref - eye))  # <= s_min(h0^-1 h)
+        if not any_moved and not self._moved_beyond_half_skin(pos):
+            return []  # the common case: one C pass on a CPU, one synchronisation elsewhere
         disp2 = squared_norms(pos - self._ref_positions)
-        if not any_moved and not bool(disp2.max() > (0.5 * self.skin) ** 2):
-            return []  # the common case, with one synchronisation
         max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
                                 ).scatter_reduce_(0, state.system_idx, disp2, "amax")
         stale = max_disp2 > (0.5 * self.skin) ** 2
@@ -138,6 +138,17 @@ class NeighborList:
             reach = (self.cutoff + self.skin - 2.0 * torch.sqrt(max_disp2)) * s_min
             stale = torch.where(moved, ~(reach >= self.cutoff), stale)  # NaN: rebuild
         return torch.nonzero(stale).flatten().tolist()
+
+    def _moved_beyond_half_skin(self, pos: torch.Tensor) -> bool:
+        """Whether any atom moved more than skin/2 since its system's list was built."""
+        ref = self._ref_positions
+        dt = pos.dtype
+        fn = _native_fn("max_sq_disp_f64" if dt == torch.float64 else
+                        "max_sq_disp_f32" if dt == torch.float32 else "")
+        if (fn is not None and pos.device.type == "cpu" and ref.dtype == dt
+                and pos.is_contiguous() and ref.is_contiguous()):
+            return fn(pos.shape[0], pos.data_ptr(), ref.data_ptr()) > (0.5 * self.skin) ** 2
+        return bool(squared_norms(pos - ref).max() > (0.5 * self.skin) ** 2)
 
     def _follow(self, state: BatchState) -> None:
         """Recompute every pair's offset (S @ cell) for the new cells, after the cells changed."""
@@ -327,7 +338,12 @@ def _native_fn(name: str):
     """Return the ctypes function ``name`` of ``neighbors.c`` (None without a native library)."""
     from common.md import native
 
+    if not name:
+        return None
     p, i64, d = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
-    sig = (i64, p, p, p, d, d, p, i64) if name == "pairs_small" else \
-        (i64, i64, i64, i64, i64, p, p, p, p, p, p, p, d)
-    return native.function("neighbors", name, sig, i64) if name else None
+    if name == "pairs_small":
+        return native.function("neighbors", name, (i64, p, p, p, d, d, p, i64), i64)
+    if name.startswith("max_sq_disp"):
+        return native.function("neighbors", name, (i64, p, p), d)
+    return native.function("neighbors", name, (i64, i64, i64, i64, i64, p, p, p, p, p, p, p, d),
+                           i64)

@@ -105,6 +105,25 @@ def test_large_or_singular_systems_are_left_to_vesin():
     assert len(nl.pairs()[0]) == 2048 * 12
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_skin_check_in_c_agrees_with_torch(dtype):
+    nl = NeighborList(3.0, skin=1.0)
+    gen = torch.Generator().manual_seed(0)
+    nl._ref_positions = torch.rand(500, 3, generator=gen, dtype=dtype) * 20
+    for step in (0.2, 0.45, 0.55, 2.0):
+        pos = nl._ref_positions + step * torch.rand(500, 3, generator=gen, dtype=dtype) / 1.74
+        ref = bool(((pos - nl._ref_positions) ** 2).sum(-1).max() > 0.25)
+        assert nl._moved_beyond_half_skin(pos) == ref, step
+    far = nl._ref_positions.clone()
+    far[7] += 0.6
+    assert nl._moved_beyond_half_skin(far)
+    assert _native_fn_exists("max_sq_disp_f64")
+
+
+def _native_fn_exists(name):
+    return nbmod._native_fn(name) is not None
+
+
 def batch(n=6, seed=0) -> list[Atoms]:
     out = []
     for r in range(n):

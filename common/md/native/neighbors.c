@@ -135,3 +135,21 @@ int64_t NAME(int64_t n, int64_t K, int64_t a, int64_t b, int64_t count, const in
 
 DENSE_ROWS(dense_rows_f64, double)
 DENSE_ROWS(dense_rows_f32, float)
+
+/* The largest squared displacement of any atom since the lists were built: x, ref (n, 3).
+ * A NaN is skipped (the blow-up guard reports it); NeighborList._stale_systems on a CPU. */
+#define MAX_DISP(NAME, REAL)                                                                  \
+double NAME(int64_t n, const REAL *x, const REAL *ref) {                                      \
+    double m = 0.0;                                                                           \
+    for (int64_t a = 0; a < n; a++) {                                                         \
+        const double dx = (double)x[3 * a] - ref[3 * a];                                      \
+        const double dy = (double)x[3 * a + 1] - ref[3 * a + 1];                              \
+        const double dz = (double)x[3 * a + 2] - ref[3 * a + 2];                              \
+        const double d2 = dx * dx + dy * dy + dz * dz;                                        \
+        if (d2 > m) m = d2;                                                                   \
+    }                                                                                         \
+    return m;                                                                                 \
+}
+
+MAX_DISP(max_sq_disp_f64, double)
+MAX_DISP(max_sq_disp_f32, float)
