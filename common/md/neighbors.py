@@ -65,6 +65,7 @@ class NeighborList:
         box = state.cells[s].detach().cpu() if bool(pbc.any()) else torch.zeros(
             3, 3, dtype=state.dtype)
         points = state.positions[start:stop].detach().cpu()
+        dev, dt = state.device, state.dtype
         found = _small_system_pairs(points, box, pbc, self.cutoff + self.skin)
         if found is None:
             if self._vesin is None:
@@ -72,12 +73,13 @@ class NeighborList:
 
                 self._vesin = VesinNL(cutoff=self.cutoff + self.skin, full_list=True,
                                       sorted=True, n_threads=1)
-            found = self._vesin.compute(points=points, box=box, periodic=pbc, quantities="ijS")
-        i, j, S = found
-        dev, dt = state.device, state.dtype
-        S = S.to(dev, dt)
-        return (i.to(dev, torch.long) + start, j.to(dev, torch.long) + start, S,
-                S @ state.cells[s].detach())
+            i, j, S = self._vesin.compute(points=points, box=box, periodic=pbc, quantities="ijS")
+            S = S.to(dev, dt)
+            offsets = S @ state.cells[s].detach()
+        else:  # the C search gives the offsets too (no BLAS call for a 3x3 product)
+            i, j, S, offsets = found
+            S, offsets = S.to(dev, dt), offsets.to(dev, dt, copy=True)  # views: copy
+        return i.to(dev, torch.long) + start, j.to(dev, torch.long) + start, S, offsets
 
     def update(self, state: BatchState, force: bool = False) -> list[int]:
         """Rebuild the lists of systems whose atoms moved more than skin/2; return those systems.
@@ -301,11 +303,12 @@ class NeighborList:
 
 def _small_system_pairs(points: torch.Tensor, box: torch.Tensor, pbc: torch.Tensor,
                         cutoff: float) -> tuple | None:
-    """(i, j, S) of one small system by the C brute-force search, or None (use vesin then).
+    """(i, j, S, offsets) of one small system by the C brute-force search, or None (use vesin).
 
     None when the system is too large for brute force (:data:`MAX_BRUTE_FORCE_CHECKS`), its
     cell is singular along a periodic direction, or there is no native library. The tensors are
-    int32 views into a buffer that the next call overwrites: convert (copy) them at once.
+    views (int32; offsets float64, S @ cell) into buffers that the next call in the same thread
+    overwrites: convert (copy) them at once.
     """
     fn = _native_fn("pairs_small")
     if fn is None:
@@ -321,15 +324,17 @@ def _small_system_pairs(points: torch.Tensor, box: torch.Tensor, pbc: torch.Tens
         buf = getattr(_SCRATCH, "rows", None)
         if buf is None or buf.shape[0] < cap:
             buf = _SCRATCH.rows = torch.empty(cap, 5, dtype=torch.int32)
+            _SCRATCH.offsets = torch.empty(cap, 3, dtype=torch.float64)
+        offs = _SCRATCH.offsets
         count = fn(n, pos.data_ptr(), cell.data_ptr(), per.data_ptr(), float(cutoff),
-                   float(MAX_BRUTE_FORCE_CHECKS), buf.data_ptr(), buf.shape[0])
+                   float(MAX_BRUTE_FORCE_CHECKS), buf.data_ptr(), offs.data_ptr(), buf.shape[0])
         if count == -1:
             raise MemoryError("the native pair search ran out of memory")
         if count < 0:  # too large for brute force, or a singular cell: vesin decides
             return None
         if count <= buf.shape[0]:
             rows = buf[:count]
-            return rows[:, 0], rows[:, 1], rows[:, 2:]
+            return rows[:, 0], rows[:, 1], rows[:, 2:], offs[:count]
         cap = int(count)
 
 
@@ -342,7 +347,7 @@ def _native_fn(name: str):
         return None
     p, i64, d = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
     if name == "pairs_small":
-        return native.function("neighbors", name, (i64, p, p, p, d, d, p, i64), i64)
+        return native.function("neighbors", name, (i64, p, p, p, d, d, p, p, i64), i64)
     if name.startswith("max_sq_disp"):
         return native.function("neighbors", name, (i64, p, p), d)
     return native.function("neighbors", name, (i64, i64, i64, i64, i64, p, p, p, p, p, p, p, d),

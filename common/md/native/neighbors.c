@@ -11,8 +11,9 @@
  * fractional component a| x the width of the cell across a long).
  *
  * pos (n, 3); cell (3, 3), rows = cell vectors; periodic[3] (0/1). Writes the full list (both
- * directions, sorted by i, then j, then shift) as rows (i, j, S0, S1, S2) of `out` (cap, 5):
- * the pair vector is x_j - x_i + S @ cell. Returns the number of pairs -- if it is more than
+ * directions, sorted by i, then j, then shift) as rows (i, j, S0, S1, S2) of `out` (cap, 5)
+ * and the offsets S @ cell as rows of `offsets` (cap, 3): the pair vector is x_j - x_i + offset.
+ * Returns the number of pairs -- if it is more than
  * `cap`, nothing past `cap` was written and the caller calls again with room for that many --
  * or -1 (out of memory), -2 (cell singular along a periodic direction), -3 (more than
  * `max_checks` pair-image checks: the caller should use a cell-list search).
@@ -22,7 +23,8 @@
 #include <stdlib.h>
 
 int64_t pairs_small(int64_t n, const double *pos, const double *cell, const int32_t *periodic,
-                    double cutoff, double max_checks, int32_t *out, int64_t cap) {
+                    double cutoff, double max_checks, int32_t *out, double *offsets,
+                    int64_t cap) {
     const double c2 = cutoff * cutoff;
     const int any_periodic = periodic[0] || periodic[1] || periodic[2];
     double inv[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};  /* cell^-1; columns = reciprocal vectors */
@@ -81,6 +83,9 @@ int64_t pairs_small(int64_t n, const double *pos, const double *cell, const int3
                         int32_t *row = out + 5 * count;
                         row[0] = (int32_t)i; row[1] = (int32_t)j;
                         row[2] = s0; row[3] = s1; row[4] = s2;
+                        for (int b = 0; b < 3; b++)
+                            offsets[3 * count + b] = s0 * cell[b] + s1 * cell[3 + b]
+                                                     + s2 * cell[6 + b];
                     }
                     count++;
                 }
