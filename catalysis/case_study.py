@@ -131,8 +131,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
     from common.md.runner import run_md
     from common.md.thermalize import thermalize
     from common.potential.calculator import BatchedPotentialCalculator
-    from common.potential.committee import Committee, train_committee
-    from common.potential.model_folder import META
+    from common.potential.committee import Committee, committee_members, train_committee
 
     cfg = load_case_config(scale)
     out = Path(outdir)
@@ -178,8 +177,7 @@ def run(scale: str = "tiny", outdir: str | Path = "runs/catalysis", seed: int = 
         return (committee, members), members[0].meta.get("metrics", {})
 
     def load(folder, r):
-        names = json.loads((folder / META).read_text())["members"]
-        members = [SchNetAdapter.load(folder / m, device=device) for m in names]
+        members = [SchNetAdapter.load(m, device=device) for m in committee_members(folder)]
         return Committee([m.batched() for m in members]), members
 
     def explore(pot, folder, r):

@@ -22,7 +22,6 @@ close to the vacuum ones at the same temperature, but not the same ensemble).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +130,7 @@ def run_active_learning(starts: list[Atoms], initial, valid, test, workdir: str 
     from common.data import Dataset
     from common.labels import label_structures, labelled_frames
     from common.md.runner import run_md
-    from common.potential.committee import Committee, train_committee
-    from common.potential.model_folder import META
+    from common.potential.committee import Committee, committee_members, train_committee
     from drug_binding.model import ANIAdapter
 
     s = (settings if isinstance(settings, ALSettings) else ALSettings.from_dict(settings)).check()
@@ -149,8 +147,7 @@ def run_active_learning(starts: list[Atoms], initial, valid, test, workdir: str 
                        "patience": min(int(ani_config["patience"]), int(s.retrain_epochs))}
 
     def members_of(folder: Path) -> list[ANIAdapter]:
-        names = json.loads((folder / META).read_text())["members"]
-        return [ANIAdapter.load(folder / m) for m in names]
+        return [ANIAdapter.load(m) for m in committee_members(folder)]
 
     def train(frames, folder, r):
         folder = Path(folder)

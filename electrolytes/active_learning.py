@@ -148,7 +148,7 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
     from common.fileio import atomic_write_json
     from common.labels import label_structures, labelled_frames
     from common.md.runner import run_md
-    from common.potential.model_folder import META
+    from common.potential.committee import committee_members
     from electrolytes.model import DeepMDAdapter, train_committee
     from electrolytes.model import _checked_config as checked_config
 
@@ -174,9 +174,8 @@ def run_active_learning(workdir: str | Path, initial: Sequence[Atoms], valid: Se
         return _committee(members), _mean_metrics(members)
 
     def load(folder, r):
-        names = json.loads((Path(folder) / META).read_text())["members"]
-        return _committee([DeepMDAdapter.load(Path(folder) / m, device=device)
-                           for m in names])
+        return _committee([DeepMDAdapter.load(m, device=device)
+                           for m in committee_members(folder)])
 
     def explore(model, folder, r):
         kw = {"ensemble": "nvt"}

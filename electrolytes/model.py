@@ -59,7 +59,6 @@ from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState, cell_det
 from common.potential.model_folder import (
-    META,
     checked_model_config,
     read_model_meta,
     write_model_meta,
@@ -457,6 +456,8 @@ class DeepMDAdapter:
     """
 
     name: ClassVar[str] = "deepmd"
+    #: ``dp train`` runs in a child process: committee members train side by side in threads
+    trains_in_subprocess: ClassVar[bool] = True
 
     def __init__(self, path: Path, meta: dict, device: str = "cpu"):
         self.path, self.meta, self.device = Path(path), meta, device
@@ -630,43 +631,21 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
     """Train ``n_models`` DeePMD models that differ only in their seed, as a committee.
 
     The seeds are ``seed``, ``seed + 1``, ...; member k is trained in ``workdir/member_k`` and the
-    committee folder is recorded (:mod:`common.potential.committee`). Returns (folder, members).
+    committee folder is recorded (:func:`common.potential.committee.train_committee`). Returns
+    (folder, members).
 
-    ``parallel`` > 1 runs that many deepmd trainings side by side (each in its own process
-    with ``cpu_count // parallel`` threads); the members are the same as trained one by one
-    (each depends only on its seed and the data). ``init_from``: a committee folder of as
-    many members; member k continues from its member k (:meth:`DeepMDAdapter.train`).
+    ``parallel`` > 1 runs that many deepmd trainings side by side (threads here, each waiting
+    for its own ``dp train`` process of ``cpu_count // parallel`` threads); the members are the
+    same as trained one by one (each depends only on its seed and the data). ``init_from``: a
+    committee folder of as many members; member k continues from its member k
+    (:meth:`DeepMDAdapter.train`).
     """
-    from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
-    if init_from is None and (parallel <= 1 or n_models == 1):
-        return train_members(DeepMDAdapter, train, valid, workdir, n_models, config=config,
-                             seed=seed, **train_kw)
-    from concurrent.futures import ThreadPoolExecutor
-
-    workdir = Path(workdir)
-    parallel = max(1, min(parallel, n_models))
-    threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
-    dirs = [workdir / f"member_{k}" for k in range(n_models)]
-    inits = [None] * n_models
-    if init_from is not None:
-        names = json.loads((Path(init_from) / META).read_text())["members"]
-        if len(names) != n_models:
-            raise ConfigError(f"the committee to continue from has {len(names)} members, not "
-                              f"{n_models}", where=str(init_from),
-                              fix="continue with as many members, or train from scratch")
-        inits = [Path(init_from) / m for m in names]
-    _import_deepmd()  # once, before the threads
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        jobs = [pool.submit(DeepMDAdapter.train, train, valid, d, config=config, seed=seed + k,
-                            threads=threads, init_from=inits[k], **train_kw)
-                for k, d in enumerate(dirs)]
-        members = [j.result() for j in jobs]
-    save_committee_folder(workdir, dirs, framework=DeepMDAdapter.name,
-                          extra={"metrics": [m.meta.get("metrics") for m in members],
-                                 "elements": list(members[0].elements or [])})
-    return workdir, members
+    if parallel > 1 and n_models > 1:
+        _import_deepmd()  # once, before the threads
+    return train_members(DeepMDAdapter, train, valid, workdir, n_models, config=config,
+                         seed=seed, init_from=init_from, parallel=parallel, **train_kw)
 
 
 def _deepmd_version() -> str:

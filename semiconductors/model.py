@@ -229,11 +229,12 @@ def _e0s_argument(e0s: dict[str, float] | str, symbols: list[str]) -> str:
     return str({atomic_numbers[s]: float(e0s[s]) for s in symbols})
 
 
-def run_mace(args: list[str], workdir: Path, device: str = "cpu", progress: bool = False
-             ) -> float:
+def run_mace(args: list[str], workdir: Path, device: str = "cpu", progress: bool = False,
+             threads: int | None = None) -> float:
     """Run mace_run_train with ``args`` in a child process; returns the wall time (s).
 
-    Its output goes to ``workdir/mace_train.out`` (to the terminal with ``progress``).
+    Its output goes to ``workdir/mace_train.out`` (to the terminal with ``progress``);
+    ``threads`` sets the child's OpenMP/torch thread count (default: torch's own choice).
 
     Raises
     ------
@@ -245,7 +246,7 @@ def run_mace(args: list[str], workdir: Path, device: str = "cpu", progress: bool
     with contextlib.ExitStack() as stack:
         out = None if progress else stack.enter_context(open(out_path, "w"))
         proc = subprocess.run([sys.executable, "-c", _DRIVER, *args], cwd=workdir,
-                              env=_child_env(device), stdout=out,
+                              env=_child_env(device, threads), stdout=out,
                               stderr=subprocess.STDOUT if out else None, check=False)
     if proc.returncode != 0 or not (workdir / MODEL_FILE).exists():
         raise ConfigError(f"MACE training failed (exit {proc.returncode}): "
@@ -254,9 +255,16 @@ def run_mace(args: list[str], workdir: Path, device: str = "cpu", progress: bool
     return time.perf_counter() - start
 
 
-def _child_env(device: str) -> dict[str, str]:
-    """``cuda:N`` becomes the only visible GPU of the child (mace takes ``--device cuda``)."""
+def _child_env(device: str, threads: int | None = None) -> dict[str, str]:
+    """``cuda:N`` becomes the only visible GPU of the child (mace takes ``--device cuda``).
+
+    ``threads`` sets its OpenMP and MKL thread counts (torch takes its own from them), so
+    committee members trained side by side do not oversubscribe the cores.
+    """
     env = dict(os.environ)
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(int(threads))
     if device.startswith("cuda:"):
         visible = env.get("CUDA_VISIBLE_DEVICES")
         ids = visible.split(",") if visible else [str(k) for k in
@@ -280,6 +288,9 @@ class MACEAdapter:
     """A trained MACE potential (see :class:`common.potential.protocol.ModelAdapter`)."""
 
     name: ClassVar[str] = "mace"
+    #: ``mace_run_train`` runs in a child process: committee members train side by side in
+    #: threads
+    trains_in_subprocess: ClassVar[bool] = True
 
     def __init__(self, path: Path, model: torch.nn.Module, meta: dict, device: str = "cpu"):
         self.path, self.model, self.meta, self.device = Path(path), model, meta, device
@@ -298,11 +309,12 @@ class MACEAdapter:
     # -- training -----------------------------------------------------------------------
     @classmethod
     def train(cls, train, valid, workdir: str | Path, config: dict | str | None = None,
-              seed: int = 0, test=None, device: str = "cpu", progress: bool = False
-              ) -> MACEAdapter:
+              seed: int = 0, test=None, device: str = "cpu", progress: bool = False,
+              threads: int | None = None) -> MACEAdapter:
         """Train MACE with mace_run_train on ``train``, score it on ``test``.
 
-        Early stopping on ``valid``.
+        Early stopping on ``valid``; ``threads``: the training process's OpenMP/torch threads
+        (default: torch's own choice; committees trained side by side get their share).
 
         Everything mace writes stays in ``workdir``; ``workdir/mlp-cases-model.json``
         records the config, the training set's elements, the metrics (energy eV/atom, forces
@@ -322,7 +334,7 @@ class MACEAdapter:
         _clear_previous_run(workdir)
         files = _export(train, valid, test, workdir)
         args = training_arguments(cfg, files, workdir, seed, device, symbols)
-        seconds = run_mace(args, workdir, device=device, progress=progress)
+        seconds = run_mace(args, workdir, device=device, progress=progress, threads=threads)
         model_file = STAGE_TWO_FILE if (workdir / STAGE_TWO_FILE).exists() else MODEL_FILE
         meta = {"framework": cls.name, "config": cfg, "seed": seed, "elements": symbols,
                 "model_file": model_file, "n_train": len(train), "n_valid": len(valid),
@@ -388,30 +400,14 @@ def train_committee(train, valid, workdir: str | Path, n_models: int = COMMITTEE
     committee folder is recorded (:func:`common.potential.committee.train_committee`; load it
     with ``common.potential.committee.load_committee_folder``). Returns (folder, members).
 
-    ``workers`` > 1 trains that many members at the same time (each ``mace_run_train`` is its
-    own process, so they use separate cores; give each member one thread); the folder is the
+    ``workers`` > 1 trains that many members at the same time (threads here, each waiting for
+    its own ``mace_run_train`` process of ``cpu_count // workers`` threads); the folder is the
     same as the sequential one's.
     """
-    from common.potential.committee import save_committee_folder
     from common.potential.committee import train_committee as train_members
 
-    if workers <= 1:
-        return train_members(MACEAdapter, train, valid, workdir, n_models, config=config,
-                             seed=seed, **train_kw)
-    from concurrent.futures import ThreadPoolExecutor
-
-    workdir = Path(workdir)
-    dirs = [workdir / f"member_{k}" for k in range(n_models)]
-    with ThreadPoolExecutor(max_workers=int(workers)) as pool:
-        jobs = [pool.submit(MACEAdapter.train, train, valid, d, config=config, seed=seed + k,
-                            **train_kw) for k, d in enumerate(dirs)]
-        members = [j.result() for j in jobs]
-    elements = {m.elements for m in members}
-    save_committee_folder(workdir, dirs, framework=MACEAdapter.name,
-                          extra={"metrics": [m.meta.get("metrics") for m in members],
-                                 "elements": list(elements.pop()) if len(elements) == 1
-                                 else None})
-    return workdir, members
+    return train_members(MACEAdapter, train, valid, workdir, n_models, config=config,
+                         seed=seed, parallel=workers, **train_kw)
 
 
 #: serialises the in-process part of training (loading and scoring the model) when members

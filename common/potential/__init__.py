@@ -38,6 +38,7 @@ _EXPORTS = {
     "Committee": "common.potential.committee",
     "train_committee": "common.potential.committee",
     "load_committee_folder": "common.potential.committee",
+    "committee_members": "common.potential.committee",
     "force_deviation": "common.potential.committee",
     "PairPotential": "common.potential.pair",
     "LennardJones": "common.potential.pair",

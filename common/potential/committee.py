@@ -11,13 +11,16 @@ every domain.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
+from common.errors import ConfigError
 from common.md.neighbors import NeighborList
 from common.md.state import BatchState
-from common.potential.model_folder import META, write_model_meta
+from common.potential.model_folder import read_model_meta, write_model_meta
 from common.potential.protocol import BatchedPotential
 
 
@@ -72,16 +75,12 @@ class Committee(BatchedPotential):
         return result
 
 
-
-
 def save_committee_folder(path, member_dirs: Sequence, framework: str, extra: dict | None = None):
     """Record a committee.
 
     ``path/mlp-cases-model.json`` lists the member model folders (relative to ``path``) and the
     framework that trained them.
     """
-    from pathlib import Path
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     members = [str(Path(m).resolve().relative_to(path.resolve())) for m in member_dirs]
@@ -90,16 +89,26 @@ def save_committee_folder(path, member_dirs: Sequence, framework: str, extra: di
     return path
 
 
+def committee_members(path) -> list[Path]:
+    """Return the member folders of a committee folder, in the order it records them.
+
+    They are read from its ``mlp-cases-model.json`` (``members``, relative to ``path``, as
+    :func:`save_committee_folder` wrote them); a folder that is not a committee folder is a
+    one-line ConfigError.
+    """
+    path = Path(path)
+    try:
+        meta = read_model_meta(path, "committee", "committee")
+    except ConfigError:
+        meta = read_model_meta(path, "ensemble", "committee")  # folders saved before 0.2
+    return [path / m for m in meta["members"]]
+
+
 def load_committee_folder(path, device: str = "cpu") -> Committee:
     """Load a committee folder written by :func:`train_committee` (every member)."""
-    import json
-    from pathlib import Path
-
     from common.potential.registry import load_saved
 
-    path = Path(path)
-    meta = json.loads((path / META).read_text())
-    return Committee([load_saved(path / m, device=device) for m in meta["members"]])
+    return Committee([load_saved(m, device=device) for m in committee_members(path)])
 
 
 def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=None,
@@ -108,26 +117,37 @@ def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=No
 
     The members are trained with ``adapter_cls.train`` (seeds seed, seed+1, ...) in
     ``workdir/member_k``, and the committee folder records them, their metrics and their common
-    elements. ``init_from``: a committee folder written here before (e.g. the last
-    active-learning round's); member k continues from its ``member_k`` through the adapter's
-    ``train(init_from=...)``. ``parallel`` > 1 trains that many members side by side, each in its
-    own process with ``cpu_count // parallel`` torch threads, and loads them back with
-    ``adapter_cls.load``: the same members as one by one (same seeds, same data), in less wall
-    time for an adapter that trains in-process on few threads.
-    """
-    from pathlib import Path
+    elements. ``init_from``: a committee folder of ``n_models`` members written here before
+    (e.g. the last active-learning round's); member k continues from the k-th member that
+    folder records, through the adapter's ``train(init_from=...)``; another member count is a
+    ConfigError raised before anything trains.
 
+    ``parallel`` > 1 trains that many members side by side; the members are the same as one by
+    one (same seeds, same data, same folders):
+
+    * an adapter whose trainer runs in a child process (class attribute
+      ``trains_in_subprocess = True``, see :class:`~common.potential.protocol.ModelAdapter`)
+      trains them in threads of this process, each with ``threads=cpu_count // parallel``
+      when its ``train`` takes ``threads``;
+    * any other adapter trains each in its own process with ``cpu_count // parallel`` torch
+      threads, and the members are loaded back with ``adapter_cls.load``: less wall time for
+      an adapter that trains in-process on few threads.
+    """
     workdir = Path(workdir)
     dirs = [workdir / f"member_{k}" for k in range(n_models)]
-    kws = [train_kw if init_from is None else
-           {**train_kw, "init_from": Path(init_from) / f"member_{k}"} for k in range(n_models)]
+    kws = [dict(train_kw) for _ in range(n_models)]
+    if init_from is not None:
+        for kw, start in zip(kws, _members_to_continue(init_from, n_models), strict=True):
+            kw["init_from"] = start
     parallel = max(1, min(int(parallel), n_models))
     if parallel == 1:
         members = [adapter_cls.train(train, valid, d, config=config, seed=seed + k, **kw)
                    for k, (d, kw) in enumerate(zip(dirs, kws, strict=True))]
+    elif getattr(adapter_cls, "trains_in_subprocess", False):
+        members = _train_in_threads(adapter_cls, train, valid, dirs, config, seed, kws,
+                                    parallel)
     else:
         import multiprocessing
-        import os
         from concurrent.futures import ProcessPoolExecutor
 
         threads = max(1, (os.cpu_count() or 1) // parallel)
@@ -145,6 +165,44 @@ def train_committee(adapter_cls, train, valid, workdir, n_models: int, config=No
                                             for m in members],
                                 "elements": None if common is None else list(common)})
     return workdir, members
+
+
+def _members_to_continue(init_from, n_models: int) -> list[Path]:
+    """Return the members recorded in the committee folder ``init_from``, ``n_models`` of them."""
+    members = committee_members(init_from)
+    if len(members) != n_models:
+        raise ConfigError(f"the committee to continue from has {len(members)} members, not "
+                          f"{n_models}", where=str(init_from),
+                          fix=f"continue with {len(members)} members, or train from scratch "
+                              "(no init_from)")
+    return members
+
+
+def _train_in_threads(adapter_cls, train, valid, dirs, config, seed, kws, parallel) -> list:
+    """Train members side by side in ``parallel`` threads; return them in member order.
+
+    Each thread waits for the adapter's own child process, so a thread per member costs
+    nothing; ``threads`` (the child's OpenMP/torch threads) is given when ``train`` takes it
+    and the caller did not.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _takes(adapter_cls.train, "threads"):
+        threads = max(1, (os.cpu_count() or 1) // parallel)
+        kws = [{"threads": threads, **kw} for kw in kws]
+    with ThreadPoolExecutor(parallel, thread_name_prefix="committee-member") as pool:
+        jobs = [pool.submit(adapter_cls.train, train, valid, d, config=config, seed=seed + k,
+                            **kw) for k, (d, kw) in enumerate(zip(dirs, kws, strict=True))]
+        return [job.result() for job in jobs]  # a member's error is raised here
+
+
+def _takes(func, name: str) -> bool:
+    """Whether ``func`` has a parameter called ``name`` (not merely ``**kwargs``)."""
+    import inspect
+
+    param = inspect.signature(func).parameters.get(name)
+    return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD,
+                                                 param.KEYWORD_ONLY)
 
 
 def _set_threads(n: int) -> None:

@@ -121,6 +121,11 @@ class ModelAdapter(Protocol):
 
     The saved folder holds ``mlp-cases-model.json`` (:class:`ModelMeta`) next to the
     framework's own files; ``load(save(path))`` predicts exactly what the adapter did.
+
+    Optional class attribute ``trains_in_subprocess`` (absent means False): True when ``train``
+    runs the framework's trainer in a child process, so ``train_committee(parallel=N)`` trains
+    members in threads (passing ``threads=cpu_count // N`` if ``train`` takes ``threads``), not
+    one process each. It is not a protocol member, so ``isinstance`` holds without it.
     """
 
     name: ClassVar[str]
