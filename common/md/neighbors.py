@@ -21,7 +21,7 @@ pair beyond rc + skin at the build is beyond rc now as long as
 is the usual d <= skin / 2.
 
 A small system (up to ~2 million pair-image checks: ~250 atoms in a cell as wide as the cutoff)
-is searched by brute force in C (``neighbors.c`` in :mod:`common.md.native`): ~25 µs for 32
+is searched by brute force in C (``neighbors.c`` in :mod:`common.md.native`): ~90 µs for 32
 atoms where vesin's cell list pays ~500 µs of setup per call. Both give the same pairs (tested);
 vesin takes the larger systems, and all of them where no C compiler is found.
 """
@@ -29,7 +29,6 @@ vesin takes the larger systems, and all of them where no C compiler is found.
 from __future__ import annotations
 
 import ctypes
-import threading
 
 import torch
 
@@ -78,7 +77,7 @@ class NeighborList:
             offsets = S @ state.cells[s].detach()
         else:  # the C search gives the offsets too (no BLAS call for a 3x3 product)
             i, j, S, offsets = found
-            S, offsets = S.to(dev, dt), offsets.to(dev, dt, copy=True)  # views: copy
+            S, offsets = S.to(dev, dt), offsets.to(dev, dt)
         return i.to(dev, torch.long) + start, j.to(dev, torch.long) + start, S, offsets
 
     def update(self, state: BatchState, force: bool = False) -> list[int]:
@@ -105,8 +104,10 @@ class NeighborList:
             if not todo:
                 return []
         off = state.offsets().tolist()
-        for s in todo:
-            self._per_system[s] = self._build_system(state, s, off[s], off[s + 1])
+        built = _systems_pairs(state, todo, off, self.cutoff + self.skin)
+        for k, s in enumerate(todo):
+            self._per_system[s] = built[k] if built is not None else \
+                self._build_system(state, s, off[s], off[s + 1])
             self._ref_positions[off[s]:off[s + 1]] = state.positions[off[s]:off[s + 1]].detach()
             self._ref_cells[s] = state.cells[s].detach()
         self.n_builds += len(todo)
@@ -130,8 +131,13 @@ class NeighborList:
             to_ref = cell_inv(safe) @ ref  # h^-1 h0
             pos = torch.einsum("na,nab->nb", pos, to_ref[state.system_idx])
             s_min = 1.0 / (1.0 + torch.linalg.matrix_norm(to_ref - eye))  # <= s_min(h0^-1 h)
-        if not any_moved and not self._moved_beyond_half_skin(pos):
-            return []  # the common case: one C pass on a CPU, one synchronisation elsewhere
+        if not any_moved:
+            found = self._stale_native(state, pos)  # one C pass on a CPU
+            if found is not None:
+                return found
+            if not bool(squared_norms(pos - self._ref_positions).max()
+                        > (0.5 * self.skin) ** 2):
+                return []  # the common case, with one synchronisation
         disp2 = squared_norms(pos - self._ref_positions)
         max_disp2 = torch.zeros(n_sys, dtype=disp2.dtype, device=disp2.device
                                 ).scatter_reduce_(0, state.system_idx, disp2, "amax")
@@ -141,16 +147,22 @@ class NeighborList:
             stale = torch.where(moved, ~(reach >= self.cutoff), stale)  # NaN: rebuild
         return torch.nonzero(stale).flatten().tolist()
 
-    def _moved_beyond_half_skin(self, pos: torch.Tensor) -> bool:
-        """Whether any atom moved more than skin/2 since its system's list was built."""
-        ref = self._ref_positions
-        dt = pos.dtype
-        fn = _native_fn("max_sq_disp_f64" if dt == torch.float64 else
-                        "max_sq_disp_f32" if dt == torch.float32 else "")
-        if (fn is not None and pos.device.type == "cpu" and ref.dtype == dt
-                and pos.is_contiguous() and ref.is_contiguous()):
-            return fn(pos.shape[0], pos.data_ptr(), ref.data_ptr()) > (0.5 * self.skin) ** 2
-        return bool(squared_norms(pos - ref).max() > (0.5 * self.skin) ** 2)
+    def _stale_native(self, state: BatchState, pos: torch.Tensor) -> list[int] | None:
+        """Systems with an atom beyond skin/2 of its build position, by ``stale_systems`` (C).
+
+        None where it cannot run (not a CPU, no native library).
+        """
+        ref, idx, dt = self._ref_positions, state.system_idx, pos.dtype
+        fn = _native_fn("stale_systems_f64" if dt == torch.float64 else
+                        "stale_systems_f32" if dt == torch.float32 else "")
+        if (fn is None or pos.device.type != "cpu" or ref.dtype != dt or idx.dtype != torch.int64
+                or not (pos.is_contiguous() and ref.is_contiguous() and idx.is_contiguous())):
+            return None
+        n_sys = state.n_systems
+        out = torch.empty(n_sys, dtype=torch.int64)
+        found = fn(pos.shape[0], pos.data_ptr(), ref.data_ptr(), idx.data_ptr(), n_sys,
+                   (0.5 * self.skin) ** 2, out.data_ptr())
+        return out[:found].tolist() if found else []
 
     def _follow(self, state: BatchState) -> None:
         """Recompute every pair's offset (S @ cell) for the new cells, after the cells changed."""
@@ -277,7 +289,9 @@ class NeighborList:
     def state_dict(self) -> dict:
         """Return the lists, reference positions and cells for a checkpoint."""
         return {"cutoff": self.cutoff, "skin": self.skin, "follow_cell": self.follow_cell,
-                "per_system": [tuple(t.cpu() for t in p) for p in self._per_system],
+                # copies: a system's lists may be views into a larger search buffer
+                "per_system": [tuple(t.to("cpu", copy=True) for t in p)
+                               for p in self._per_system],
                 "ref_positions": self._ref_positions.cpu(), "cells": self._cells.cpu(),
                 "ref_cells": self._ref_cells.cpu(), "n_builds": self.n_builds,
                 "dense": None if self._dense is None else tuple(t.cpu() for t in self._dense),
@@ -301,44 +315,67 @@ class NeighborList:
             self._dense = None
 
 
+def _systems_pairs(state: BatchState, systems: list[int], off: list[int],
+                   cutoff: float) -> list[tuple] | None:
+    """Each system's (i, j, S, offsets) by one C brute-force search over all of ``systems``.
+
+    The same lists as vesin gives one system at a time (tested), for the cost of one call (a
+    rebuild step of a large batch rebuilds a few replicas at once). None when some system is too
+    large for brute force or has a singular cell, on a GPU, or without a native library: vesin
+    then searches them one by one.
+    """
+    fn = _native_fn("pairs_systems")
+    if fn is None or state.device.type != "cpu":
+        return None
+    return _search(fn, state.positions.detach(), state.cells.detach(), state.pbc, systems, off,
+                   cutoff, state.dtype)
+
+
 def _small_system_pairs(points: torch.Tensor, box: torch.Tensor, pbc: torch.Tensor,
                         cutoff: float) -> tuple | None:
-    """(i, j, S, offsets) of one small system by the C brute-force search, or None (use vesin).
+    """(i, j, S, offsets) of one system by the C brute-force search, or None (vesin then).
 
-    None when the system is too large for brute force (:data:`MAX_BRUTE_FORCE_CHECKS`), its
-    cell is singular along a periodic direction, or there is no native library. The tensors are
-    views (int32; offsets float64, S @ cell) into buffers that the next call in the same thread
-    overwrites: convert (copy) them at once.
+    ``points`` (n, 3), ``box`` (3, 3) and ``pbc`` (3,) of that one system; see
+    :func:`_systems_pairs`.
     """
-    fn = _native_fn("pairs_small")
+    fn = _native_fn("pairs_systems")
     if fn is None:
         return None
-    n = points.shape[0]
-    pos = points.to(torch.float64).contiguous()
-    cell = box.to(torch.float64).contiguous()
+    found = _search(fn, points, box.unsqueeze(0), pbc.unsqueeze(0), [0], [0, points.shape[0]],
+                    cutoff, points.dtype)
+    return None if found is None else found[0]
+
+
+def _search(fn, pos, cells, pbc, systems, off, cutoff, dtype) -> list[tuple] | None:
+    """Call ``pairs_systems`` (C) and split its lists per system; None if it declined."""
+    f64 = torch.float64
+    pos = (pos if pos.dtype == f64 else pos.to(f64)).contiguous()
+    cells = (cells if cells.dtype == f64 else cells.to(f64)).contiguous()
     per = pbc.to(torch.int32).contiguous()
-    cap = n * 160  # room for a dense liquid or solid at a cutoff of ~10 Å
+    n_sel = len(systems)
+    sel = (ctypes.c_int64 * n_sel)(*systems)
+    start = (ctypes.c_int64 * len(off))(*off)
+    counts = (ctypes.c_int64 * n_sel)()
+    cap = 160 * sum(off[s + 1] - off[s] for s in systems)  # a dense liquid or solid at ~10 Å
     while True:
-        # kept between calls (fresh memory faults its pages), one per thread (the C call
-        # releases the GIL, so engines in threads may search at the same time)
-        buf = getattr(_SCRATCH, "rows", None)
-        if buf is None or buf.shape[0] < cap:
-            buf = _SCRATCH.rows = torch.empty(cap, 5, dtype=torch.int32)
-            _SCRATCH.offsets = torch.empty(cap, 3, dtype=torch.float64)
-        offs = _SCRATCH.offsets
-        count = fn(n, pos.data_ptr(), cell.data_ptr(), per.data_ptr(), float(cutoff),
-                   float(MAX_BRUTE_FORCE_CHECKS), buf.data_ptr(), offs.data_ptr(), buf.shape[0])
-        if count == -1:
-            raise MemoryError("the native pair search ran out of memory")
-        if count < 0:  # too large for brute force, or a singular cell: vesin decides
+        i = torch.empty(cap, dtype=torch.int64)
+        j = torch.empty(cap, dtype=torch.int64)
+        S = torch.empty(cap, 3, dtype=f64)
+        o = torch.empty(cap, 3, dtype=f64)
+        total = fn(n_sel, sel, start, pos.data_ptr(), cells.data_ptr(), per.data_ptr(),
+                   float(cutoff), float(MAX_BRUTE_FORCE_CHECKS), i.data_ptr(), j.data_ptr(),
+                   S.data_ptr(), o.data_ptr(), cap, counts)
+        if total < 0:  # too large for brute force, or a singular cell
             return None
-        if count <= buf.shape[0]:
-            rows = buf[:count]
-            return rows[:, 0], rows[:, 1], rows[:, 2:], offs[:count]
-        cap = int(count)
+        if total <= cap:
+            break
+        cap = int(total)
+    if dtype != f64:
+        S, o = S.to(dtype), o.to(dtype)
+    sizes = list(counts)
+    return list(zip(*(t[:total].split(sizes) for t in (i, j, S, o)), strict=True))
 
 
-_SCRATCH = threading.local()
 def _native_fn(name: str):
     """Return the ctypes function ``name`` of ``neighbors.c`` (None without a native library)."""
     from common.md import native
@@ -346,9 +383,10 @@ def _native_fn(name: str):
     if not name:
         return None
     p, i64, d = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
-    if name == "pairs_small":
-        return native.function("neighbors", name, (i64, p, p, p, d, d, p, p, i64), i64)
-    if name.startswith("max_sq_disp"):
-        return native.function("neighbors", name, (i64, p, p), d)
+    if name == "pairs_systems":
+        return native.function("neighbors", name,
+                               (i64, p, p, p, p, p, d, d, p, p, p, p, i64, p), i64)
+    if name.startswith("stale_systems"):
+        return native.function("neighbors", name, (i64, p, p, p, i64, d, p), i64)
     return native.function("neighbors", name, (i64, i64, i64, i64, i64, p, p, p, p, p, p, p, d),
                            i64)

@@ -107,22 +107,39 @@ def test_large_or_singular_systems_are_left_to_vesin():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_skin_check_in_c_agrees_with_torch(dtype):
+def test_stale_systems_in_c_agree_with_torch(dtype):
+    """Which systems have an atom beyond skin/2 of its build position: C against torch."""
+    st = BatchState.from_atoms(batch(8), dtype=dtype)
     nl = NeighborList(3.0, skin=1.0)
+    nl.update(st)
     gen = torch.Generator().manual_seed(0)
-    nl._ref_positions = torch.rand(500, 3, generator=gen, dtype=dtype) * 20
-    for step in (0.2, 0.45, 0.55, 2.0):
-        pos = nl._ref_positions + step * torch.rand(500, 3, generator=gen, dtype=dtype) / 1.74
-        ref = bool(((pos - nl._ref_positions) ** 2).sum(-1).max() > 0.25)
-        assert nl._moved_beyond_half_skin(pos) == ref, step
-    far = nl._ref_positions.clone()
-    far[7] += 0.6
-    assert nl._moved_beyond_half_skin(far)
-    assert _native_fn_exists("max_sq_disp_f64")
+    for scale in (0.2, 0.35, 0.6, 2.0):
+        st.positions.copy_(nl._ref_positions
+                           + scale * torch.rand(st.n_atoms, 3, generator=gen, dtype=dtype))
+        disp2 = ((st.positions - nl._ref_positions) ** 2).sum(-1)
+        ref = sorted({int(st.system_idx[a]) for a in torch.nonzero(disp2 > 0.25).flatten()})
+        assert nl._stale_native(st, st.positions) == ref, scale
+    assert 0 < len(ref) and scale == 2.0
 
 
-def _native_fn_exists(name):
-    return nbmod._native_fn(name) is not None
+def test_batched_search_equals_one_by_one():
+    """One C call for several systems gives each the lists it gets alone (and the global atom
+    indices), for a batch mixing cubic, skewed, slab, molecule and tiny cells."""
+    frames = systems()
+    st = BatchState.from_atoms(frames)
+    nl = NeighborList(4.0, skin=0.5)
+    off = st.offsets().tolist()
+    todo = [0, 1, 3, 4, 5]
+    got = nbmod._systems_pairs(st, todo, off, 4.5)
+    assert got is not None
+    for k, s in enumerate(todo):
+        alone = nl._build_system(st, s, off[s], off[s + 1])
+        assert as_set(*got[k][:3]) == as_set(*alone[:3]), s
+        assert torch.equal(got[k][0], alone[0]) and torch.equal(got[k][1], alone[1]), s
+        assert torch.equal(got[k][3], alone[3]), s  # same order, same offsets
+    big = BatchState.from_atoms([frames[0], bulk("Ar", "fcc", a=5.26, cubic=True)
+                                 .repeat((8, 8, 8))])
+    assert nbmod._systems_pairs(big, [0, 1], big.offsets().tolist(), 9.5) is None  # vesin
 
 
 def batch(n=6, seed=0) -> list[Atoms]:

@@ -1,30 +1,31 @@
-/* Native kernels of common/md/neighbors.py: a brute-force pair search for small systems and the
- * dense neighbour matrix's row rewrite. */
-
-/* All pairs within `cutoff` of one small system, periodic images included, by brute force.
+/* Native kernels of common/md/neighbors.py: a brute-force pair search for small systems (one,
+ * or several of a batch in one call), the dense neighbour matrix's row rewrite, and the check of
+ * which systems moved beyond half the skin.
  *
- * For a few dozen to a few hundred atoms in a cell about as wide as the cutoff (the engine's
- * "many small systems"), checking every pair against every periodic image it can reach costs
- * tens of microseconds, where a cell-list search pays its setup on every call. Positions need
- * not be wrapped: each pair is first brought to its nearest image in fractional coordinates,
- * then every shift that can lie within the cutoff is tried (a vector is at least |its
- * fractional component a| x the width of the cell across a long).
+ * pairs_small: all pairs within `cutoff` of one small system, periodic images included, by
+ * brute force. For a few dozen to a few hundred atoms in a cell about as wide as the cutoff (the
+ * engine's "many small systems"), checking every pair against the periodic images it can reach
+ * costs tens of microseconds, where a cell-list search pays its setup on every call. Positions
+ * need not be wrapped: each pair is first brought to its nearest image in fractional
+ * coordinates, then only the shifts s with |f_a + s_a| < cutoff / width_a along each periodic
+ * direction a are tried (a vector is at least |its fractional component a| x the width of the
+ * cell across a long).
  *
  * pos (n, 3); cell (3, 3), rows = cell vectors; periodic[3] (0/1). Writes the full list (both
- * directions, sorted by i, then j, then shift) as rows (i, j, S0, S1, S2) of `out` (cap, 5)
- * and the offsets S @ cell as rows of `offsets` (cap, 3): the pair vector is x_j - x_i + offset.
- * Returns the number of pairs -- if it is more than
- * `cap`, nothing past `cap` was written and the caller calls again with room for that many --
- * or -1 (out of memory), -2 (cell singular along a periodic direction), -3 (more than
- * `max_checks` pair-image checks: the caller should use a cell-list search).
+ * directions, sorted by i, then j, then shift) into i_out, j_out (+ first: global indices),
+ * S_out (cap, 3; integer shifts as doubles) and offsets (cap, 3; S @ cell): the pair vector is
+ * x_j - x_i + offset. Returns the number of pairs -- if it is more than `cap`, nothing past
+ * `cap` was written and the caller calls again with room for that many -- or -2 (cell singular
+ * along a periodic direction) or -3 (more than `max_checks` pair-image checks at most: the
+ * caller should use a cell-list search).
  */
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 
-int64_t pairs_small(int64_t n, const double *pos, const double *cell, const int32_t *periodic,
-                    double cutoff, double max_checks, int32_t *out, double *offsets,
-                    int64_t cap) {
+static int64_t pairs_small(int64_t n, const double *pos, const double *cell,
+                           const int32_t *periodic, double cutoff, double max_checks,
+                           int64_t *i_out, int64_t *j_out, double *S_out, double *offsets,
+                           int64_t cap, int64_t first) {
     const double c2 = cutoff * cutoff;
     const int any_periodic = periodic[0] || periodic[1] || periodic[2];
     double inv[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};  /* cell^-1; columns = reciprocal vectors */
@@ -45,55 +46,53 @@ int64_t pairs_small(int64_t n, const double *pos, const double *cell, const int3
             reach[a] = periodic[a] ? (int32_t)floor(cutoff * rec + 0.5) : 0;
         }
     }
-    const int64_t m0 = 2 * reach[0] + 1, m1 = 2 * reach[1] + 1, m2 = 2 * reach[2] + 1;
-    const int64_t m = m0 * m1 * m2;
+    const int64_t m = (2 * reach[0] + 1) * (2 * reach[1] + 1) * (2 * reach[2] + 1);
     if ((double)n * (double)n * (double)m > max_checks) return -3;
-    /* the image shifts tried around a pair's nearest image, and their vectors (S @ cell) */
-    int32_t *sh = malloc(sizeof(int32_t) * 3 * m);
-    double *tv = malloc(sizeof(double) * 3 * m);
-    if (sh == NULL || tv == NULL) { free(sh); free(tv); return -1; }
-    for (int64_t k = 0; k < m; k++) {
-        sh[3 * k] = (int32_t)(k / (m1 * m2)) - reach[0];
-        sh[3 * k + 1] = (int32_t)((k / m2) % m1) - reach[1];
-        sh[3 * k + 2] = (int32_t)(k % m2) - reach[2];
-        for (int b = 0; b < 3; b++)
-            tv[3 * k + b] = sh[3 * k] * cell[b] + sh[3 * k + 1] * cell[3 + b]
-                            + sh[3 * k + 2] * cell[6 + b];
-    }
+    double cr[3];  /* the cutoff in units of the cell's width across a */
+    for (int a = 0; a < 3; a++)
+        cr[a] = cutoff * sqrt(inv[a] * inv[a] + inv[3 + a] * inv[3 + a] + inv[6 + a] * inv[6 + a]);
     int64_t count = 0;
     for (int64_t i = 0; i < n; i++) {
         for (int64_t j = 0; j < n; j++) {
             double d[3];
-            int32_t base[3];
+            int32_t base[3], lo[3], hi[3];
             for (int a = 0; a < 3; a++) d[a] = pos[3 * j + a] - pos[3 * i + a];
             for (int a = 0; a < 3; a++) {  /* fractional coordinate a of d (d = f @ cell) */
                 const double f = d[0] * inv[a] + d[1] * inv[3 + a] + d[2] * inv[6 + a];
-                base[a] = periodic[a] ? (int32_t)(-floor(f + 0.5)) : 0;
+                base[a] = lo[a] = hi[a] = 0;
+                if (periodic[a]) {  /* nearest image, then the shifts with |f + s| < cr */
+                    base[a] = (int32_t)(-floor(f + 0.5));
+                    const double fp = f + base[a];
+                    lo[a] = (int32_t)ceil(-cr[a] - fp);
+                    hi[a] = (int32_t)floor(cr[a] - fp);
+                }
             }
             const double x0 = d[0] + base[0] * cell[0] + base[1] * cell[3] + base[2] * cell[6];
             const double y0 = d[1] + base[0] * cell[1] + base[1] * cell[4] + base[2] * cell[7];
             const double z0 = d[2] + base[0] * cell[2] + base[1] * cell[5] + base[2] * cell[8];
-            for (int64_t k = 0; k < m; k++) {
-                const double x = x0 + tv[3 * k], y = y0 + tv[3 * k + 1], z = z0 + tv[3 * k + 2];
+            for (int32_t t0 = lo[0]; t0 <= hi[0]; t0++)
+            for (int32_t t1 = lo[1]; t1 <= hi[1]; t1++)
+            for (int32_t t2 = lo[2]; t2 <= hi[2]; t2++) {
+                const double x = x0 + t0 * cell[0] + t1 * cell[3] + t2 * cell[6];
+                const double y = y0 + t0 * cell[1] + t1 * cell[4] + t2 * cell[7];
+                const double z = z0 + t0 * cell[2] + t1 * cell[5] + t2 * cell[8];
                 if (x * x + y * y + z * z < c2) {
-                    const int32_t s0 = sh[3 * k] + base[0], s1 = sh[3 * k + 1] + base[1];
-                    const int32_t s2 = sh[3 * k + 2] + base[2];
+                    const int32_t s0 = t0 + base[0], s1 = t1 + base[1], s2 = t2 + base[2];
                     if (i == j && s0 == 0 && s1 == 0 && s2 == 0) continue;
                     if (count < cap) {
-                        int32_t *row = out + 5 * count;
-                        row[0] = (int32_t)i; row[1] = (int32_t)j;
-                        row[2] = s0; row[3] = s1; row[4] = s2;
-                        for (int b = 0; b < 3; b++)
-                            offsets[3 * count + b] = s0 * cell[b] + s1 * cell[3 + b]
-                                                     + s2 * cell[6 + b];
+                        i_out[count] = i + first;
+                        j_out[count] = j + first;
+                        S_out[3 * count] = s0; S_out[3 * count + 1] = s1;
+                        S_out[3 * count + 2] = s2;
+                        for (int c = 0; c < 3; c++)
+                            offsets[3 * count + c] = s0 * cell[c] + s1 * cell[3 + c]
+                                                     + s2 * cell[6 + c];
                     }
                     count++;
                 }
             }
         }
     }
-    free(sh);
-    free(tv);
     return count;
 }
 
@@ -141,20 +140,50 @@ int64_t NAME(int64_t n, int64_t K, int64_t a, int64_t b, int64_t count, const in
 DENSE_ROWS(dense_rows_f64, double)
 DENSE_ROWS(dense_rows_f32, float)
 
-/* The largest squared displacement of any atom since the lists were built: x, ref (n, 3).
- * A NaN is skipped (the blow-up guard reports it); NeighborList._stale_systems on a CPU. */
-#define MAX_DISP(NAME, REAL)                                                                  \
-double NAME(int64_t n, const REAL *x, const REAL *ref) {                                      \
-    double m = 0.0;                                                                           \
+/* pairs_small for systems[k] of a batch (ascending) in one call: atom ranges start[s] ..
+ * start[s+1] of pos, cells (n_sys, 3, 3), periodic (n_sys, 3). The lists (i, j global atom
+ * indices) are written system after system; counts[k] gets each system's number of pairs.
+ * Returns the total (if more than `cap`, call again with that much room) or the first
+ * system's error code (-2, -3 as pairs_small; the caller then searches one by one). */
+int64_t pairs_systems(int64_t n_sel, const int64_t *systems, const int64_t *start,
+                      const double *pos, const double *cells, const int32_t *periodic,
+                      double cutoff, double max_checks, int64_t *i_out, int64_t *j_out,
+                      double *S_out, double *offsets, int64_t cap, int64_t *counts) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < n_sel; k++) {
+        const int64_t s = systems[k], a = start[s], n = start[s + 1] - a;
+        const int64_t room = total < cap ? cap - total : 0, at = total < cap ? total : 0;
+        const int64_t c = pairs_small(n, pos + 3 * a, cells + 9 * s, periodic + 3 * s, cutoff,
+                                      max_checks, i_out + at, j_out + at, S_out + 3 * at,
+                                      offsets + 3 * at, room, a);
+        if (c < 0) return c;
+        counts[k] = c;
+        total += c;
+    }
+    return total;
+}
+
+/* Systems with an atom that moved more than sqrt(thr2) since the lists were built: x, ref
+ * (n, 3), sys (n,) system index. Writes their indices (ascending) into `out` and returns how
+ * many. A NaN counts as not moved (the blow-up guard reports it). NeighborList._stale_systems
+ * on a CPU when the cells did not change. */
+#define STALE(NAME, REAL)                                                                     \
+int64_t NAME(int64_t n, const REAL *x, const REAL *ref, const int64_t *sys, int64_t n_sys,    \
+             double thr2, int64_t *out) {                                                     \
+    int64_t found = 0, last = -1;                                                             \
     for (int64_t a = 0; a < n; a++) {                                                         \
+        const int64_t s = sys[a];                                                             \
+        if (s == last || s < 0 || s >= n_sys) continue;                                       \
         const double dx = (double)x[3 * a] - ref[3 * a];                                      \
         const double dy = (double)x[3 * a + 1] - ref[3 * a + 1];                              \
         const double dz = (double)x[3 * a + 2] - ref[3 * a + 2];                              \
-        const double d2 = dx * dx + dy * dy + dz * dz;                                        \
-        if (d2 > m) m = d2;                                                                   \
+        if (dx * dx + dy * dy + dz * dz > thr2) {                                             \
+            out[found++] = s;                                                                 \
+            last = s;                                                                         \
+        }                                                                                     \
     }                                                                                         \
-    return m;                                                                                 \
+    return found;                                                                             \
 }
 
-MAX_DISP(max_sq_disp_f64, double)
-MAX_DISP(max_sq_disp_f32, float)
+STALE(stale_systems_f64, double)
+STALE(stale_systems_f32, float)
