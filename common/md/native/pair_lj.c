@@ -10,6 +10,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One neighbour entry k of atom i: its pair vector, energy and force (the virial loop adds to
+ * it); the same in both loops of the kernel below. */
+#define LJ_PAIR(REAL)                                                                         \
+    const int64_t j = nb[k];                                                                  \
+    const REAL dx = pos[3 * j] - xi + ox[k];                                                  \
+    const REAL dy = pos[3 * j + 1] - yi + oy[k];                                              \
+    const REAL dz = pos[3 * j + 2] - zi + oz[k];                                              \
+    const REAL r2 = dx * dx + dy * dy + dz * dz;                                              \
+    const REAL in = r2 < rc2 ? (REAL)1 : (REAL)0;                                             \
+    const REAL inv2 = sig2 / r2;                                                              \
+    const REAL c6 = inv2 * inv2 * inv2, c12 = c6 * c6;                                        \
+    e += (eps4 * (c12 - c6) - e0) * in;                                                       \
+    const REAL du_r = (c6 - 2 * c12) * (inv2 * in) * fpre;                                    \
+    fx += dx * du_r; fy += dy * du_r; fz += dz * du_r;
+
 #define LJ_KERNEL(NAME, REAL)                                                                 \
 void NAME(int64_t n, int64_t K, const REAL *pos, const int32_t *nbr, const REAL *offs,        \
           double rc2_, double sig2_, double eps4_, double e0_, double fpre_, double e_atom0,  \
@@ -27,32 +42,12 @@ void NAME(int64_t n, int64_t K, const REAL *pos, const int32_t *nbr, const REAL 
         if (virial == NULL) {                                                                 \
             _Pragma("omp simd reduction(+:fx,fy,fz,e)")                                       \
             for (int64_t k = 0; k < K; k++) {                                                 \
-                const int64_t j = nb[k];                                                      \
-                const REAL dx = pos[3 * j] - xi + ox[k];                                      \
-                const REAL dy = pos[3 * j + 1] - yi + oy[k];                                  \
-                const REAL dz = pos[3 * j + 2] - zi + oz[k];                                  \
-                const REAL r2 = dx * dx + dy * dy + dz * dz;                                  \
-                const REAL in = r2 < rc2 ? (REAL)1 : (REAL)0;                                 \
-                const REAL inv2 = sig2 / r2;                                                  \
-                const REAL c6 = inv2 * inv2 * inv2, c12 = c6 * c6;                            \
-                e += (eps4 * (c12 - c6) - e0) * in;                                           \
-                const REAL du_r = (c6 - 2 * c12) * (inv2 * in) * fpre;                        \
-                fx += dx * du_r; fy += dy * du_r; fz += dz * du_r;                            \
+                LJ_PAIR(REAL)                                                                 \
             }                                                                                 \
         } else {                                                                              \
             _Pragma("omp simd reduction(+:fx,fy,fz,e,wxx,wxy,wxz,wyy,wyz,wzz)")               \
             for (int64_t k = 0; k < K; k++) {                                                 \
-                const int64_t j = nb[k];                                                      \
-                const REAL dx = pos[3 * j] - xi + ox[k];                                      \
-                const REAL dy = pos[3 * j + 1] - yi + oy[k];                                  \
-                const REAL dz = pos[3 * j + 2] - zi + oz[k];                                  \
-                const REAL r2 = dx * dx + dy * dy + dz * dz;                                  \
-                const REAL in = r2 < rc2 ? (REAL)1 : (REAL)0;                                 \
-                const REAL inv2 = sig2 / r2;                                                  \
-                const REAL c6 = inv2 * inv2 * inv2, c12 = c6 * c6;                            \
-                e += (eps4 * (c12 - c6) - e0) * in;                                           \
-                const REAL du_r = (c6 - 2 * c12) * (inv2 * in) * fpre;                        \
-                fx += dx * du_r; fy += dy * du_r; fz += dz * du_r;                            \
+                LJ_PAIR(REAL)                                                                 \
                 wxx += dx * dx * du_r; wxy += dx * dy * du_r; wxz += dx * dz * du_r;          \
                 wyy += dy * dy * du_r; wyz += dy * dz * du_r; wzz += dz * dz * du_r;          \
             }                                                                                 \
