@@ -101,11 +101,12 @@ def _build(name: str) -> Path:
 def load(name: str) -> ctypes.CDLL | None:
     """Return the native library ``name`` (``<name>.c`` here), or None where there is none.
 
-    None when ``MLP_CASES_NATIVE=0``, on Windows, or when compiling failed; :func:`why_not`
-    then gives the reason. Callers fall back to their torch code.
+    None when ``MLP_CASES_NATIVE`` is 0 (or false, no, off), on Windows, or when compiling
+    failed; :func:`why_not` then gives the reason. Callers fall back to their torch code.
     """
-    if os.environ.get("MLP_CASES_NATIVE", "1") == "0":
-        _FAILED[name] = "switched off by MLP_CASES_NATIVE=0"
+    setting = os.environ.get("MLP_CASES_NATIVE", "1").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        _FAILED[name] = f"switched off by MLP_CASES_NATIVE={os.environ['MLP_CASES_NATIVE']}"
         return None
     if platform.system() not in ("Linux", "Darwin"):
         _FAILED[name] = f"native kernels are built on Linux and macOS, not {platform.system()}"
